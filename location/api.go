@@ -1,0 +1,54 @@
+// Package location is Baton's location service: it maps each account to its
+// primary stamp and epoch, the way DNS does for a real storage account, and
+// keeps the registry of stamps (name -> base URL). Clients resolve an account
+// here before writing; a failover's promote step moves the account here with
+// a compare-and-set on the epoch.
+package location
+
+import "time"
+
+// Stamp is a registered stamp (PUT /v1/stamps/{name}).
+type Stamp struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// Account is where an account lives (GET /v1/accounts/{account}).
+type Account struct {
+	Account      string    `json:"account"`
+	Partitions   int       `json:"partitions"`
+	Primary      string    `json:"primary"`       // stamp name
+	PrimaryURL   string    `json:"primary_url"`   // filled in from the registry
+	Secondary    string    `json:"secondary"`     // stamp name
+	SecondaryURL string    `json:"secondary_url"` // filled in from the registry
+	Epoch        uint64    `json:"epoch"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// CreateRequest registers an account (POST /v1/accounts). Idempotent: the
+// same request again answers the same; a different one is a 409.
+type CreateRequest struct {
+	Account    string `json:"account"`
+	Partitions int    `json:"partitions"`
+	Primary    string `json:"primary"`
+	Secondary  string `json:"secondary"`
+	Epoch      uint64 `json:"epoch"` // starting epoch, default 1
+}
+
+// MoveRequest points an account at a new primary
+// (POST /v1/accounts/{account}/move). It is a compare-and-set: it applies
+// only if the account's primary is From at ExpectedEpoch, and sets To at
+// Epoch (> ExpectedEpoch); From becomes the secondary. Repeating an applied
+// move answers the same (idempotent). Anything else is a 409.
+type MoveRequest struct {
+	From          string `json:"from"`
+	To            string `json:"to"`
+	ExpectedEpoch uint64 `json:"expected_epoch"`
+	Epoch         uint64 `json:"epoch"`
+}
+
+// ErrorBody is the JSON body of every non-2xx answer.
+type ErrorBody struct {
+	Code    string `json:"code"` // bad_request, not_found, conflict, internal
+	Message string `json:"message"`
+}

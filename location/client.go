@@ -1,0 +1,127 @@
+package location
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Client calls the location service. It is safe for concurrent use.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the location service at base.
+func NewClient(base string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: base, hc: hc}
+}
+
+// Base is the service's base URL.
+func (c *Client) Base() string { return c.base }
+
+// APIError is a non-2xx answer.
+type APIError struct {
+	Status int
+	ErrorBody
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("location service answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// IsNotFound reports whether err is a 404 from the service.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// IsConflict reports whether err is a 409 from the service.
+func IsConflict(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusConflict
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s%s: read answer: %w", method, c.base, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		ae := &APIError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &ae.ErrorBody) != nil || ae.Code == "" {
+			ae.Code = http.StatusText(resp.StatusCode)
+			ae.Message = string(bytes.TrimSpace(data))
+		}
+		return ae
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s%s: decode answer: %w", method, c.base, path, err)
+	}
+	return nil
+}
+
+// RegisterStamp calls PUT /v1/stamps/{name}.
+func (c *Client) RegisterStamp(ctx context.Context, s Stamp) error {
+	return c.do(ctx, http.MethodPut, "/v1/stamps/"+url.PathEscape(s.Name), s, nil)
+}
+
+// Stamps calls GET /v1/stamps.
+func (c *Client) Stamps(ctx context.Context) ([]Stamp, error) {
+	var out []Stamp
+	err := c.do(ctx, http.MethodGet, "/v1/stamps", nil, &out)
+	return out, err
+}
+
+// CreateAccount calls POST /v1/accounts.
+func (c *Client) CreateAccount(ctx context.Context, r CreateRequest) (Account, error) {
+	var a Account
+	err := c.do(ctx, http.MethodPost, "/v1/accounts", r, &a)
+	return a, err
+}
+
+// Lookup calls GET /v1/accounts/{account}.
+func (c *Client) Lookup(ctx context.Context, account string) (Account, error) {
+	var a Account
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(account), nil, &a)
+	return a, err
+}
+
+// Move calls POST /v1/accounts/{account}/move (compare-and-set on the epoch).
+func (c *Client) Move(ctx context.Context, account string, r MoveRequest) (Account, error) {
+	var a Account
+	err := c.do(ctx, http.MethodPost, "/v1/accounts/"+url.PathEscape(account)+"/move", r, &a)
+	return a, err
+}

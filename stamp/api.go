@@ -1,0 +1,262 @@
+// Package stamp is Baton's reference storage stamp: a partitioned key-value
+// store whose partitions keep an ordered log (LSNs) and replicate
+// asynchronously to a paired stamp, with the control calls a failover needs
+// (fence, flush-send, flush-replay, promote, unfence), as in US 9274906.
+//
+// This file is the wire contract shared by the server (server.go), the Go
+// client (client.go) and the docs (docs/STAMP_API.md). Keep the three in step.
+package stamp
+
+import "time"
+
+// Role is what a partition does for its account on this stamp.
+type Role string
+
+const (
+	// RolePrimary partitions take client writes and ship their log.
+	RolePrimary Role = "primary"
+	// RoleSecondary partitions receive the log and replay it.
+	RoleSecondary Role = "secondary"
+)
+
+// Op is a log operation.
+type Op string
+
+const (
+	OpPut    Op = "put"
+	OpDelete Op = "delete"
+)
+
+// Control operations, the patent's words. They are also the URL segments of
+// the control routes: POST /v1/accounts/{account}/control/{op}.
+const (
+	CtlFence       = "fence"
+	CtlFlushSend   = "flush-send"
+	CtlFlushReplay = "flush-replay"
+	CtlPromote     = "promote"
+	CtlUnfence     = "unfence"
+)
+
+// HeaderEpoch carries the epoch a client believes is current for the account.
+// A write whose epoch is lower than the partition's is refused (409,
+// stale_epoch); one whose epoch is higher tells this stamp it has been
+// superseded (421, not_primary).
+const HeaderEpoch = "X-Baton-Epoch"
+
+// Error codes in ErrorBody.Code. HTTP status is given beside each.
+const (
+	CodeBadRequest     = "bad_request"       // 400: malformed body, key or parameter
+	CodeNotFound       = "not_found"         // 404: unknown account, partition or key
+	CodeConflict       = "conflict"          // 409: e.g. create with a different spec
+	CodeStaleEpoch     = "stale_epoch"       // 409: the request's epoch is older than the partition's
+	CodeBeyondReceived = "beyond_received"   // 409: flush-replay target above what was received
+	CodeNotReplayed    = "not_replayed"      // 409: promote while received entries are unreplayed
+	CodeNotPrimary     = "not_primary"       // 421 + Location header: write sent to a non-primary
+	CodeFenced         = "fenced"            // 503 + Retry-After: partition is fenced, retry later
+	CodeInjected       = "injected_fault"    // 503: fault injection
+	CodeTooLarge       = "payload_too_large" // 413
+	CodeInternal       = "internal"          // 500
+)
+
+// ErrorBody is the JSON body of every non-2xx answer.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"` // says what was wrong and what to do
+	// Primary is set with not_primary: base URL of the stamp to write to.
+	Primary string `json:"primary,omitempty"`
+	// Epoch is the partition's epoch, set with stale_epoch and not_primary.
+	Epoch uint64 `json:"epoch,omitempty"`
+}
+
+// AccountSpec creates an account on a stamp (POST /v1/accounts).
+type AccountSpec struct {
+	Account    string `json:"account"`
+	Partitions int    `json:"partitions"` // 1..MaxPartitions
+	Role       Role   `json:"role"`
+	Epoch      uint64 `json:"epoch"` // starting epoch, >= 1
+	// Peer is the paired stamp's base URL: where a primary ships its log, and
+	// where a secondary redirects writes to.
+	Peer string `json:"peer"`
+}
+
+// MaxPartitions bounds AccountSpec.Partitions.
+const MaxPartitions = 65536
+
+// Entry is one log record.
+type Entry struct {
+	LSN   uint64 `json:"lsn"`
+	Epoch uint64 `json:"epoch"`
+	Op    Op     `json:"op"`
+	Key   string `json:"key"`
+	Value string `json:"value,omitempty"`
+}
+
+// WriteResult answers a put or delete.
+type WriteResult struct {
+	Account   string `json:"account"`
+	Key       string `json:"key"`
+	Partition int    `json:"partition"`
+	LSN       uint64 `json:"lsn"`
+	Epoch     uint64 `json:"epoch"`
+	Stamp     string `json:"stamp"` // name of the stamp that acknowledged it
+}
+
+// BatchOp is one operation of POST /v1/accounts/{a}/batch.
+type BatchOp struct {
+	Op    Op     `json:"op"`
+	Key   string `json:"key"`
+	Value string `json:"value,omitempty"`
+}
+
+// BatchRequest writes many keys at once; every op gets its own LSN in its
+// partition. The batch is refused whole (nothing written) if any partition it
+// touches is fenced, not primary or at another epoch.
+type BatchRequest struct {
+	Ops []BatchOp `json:"ops"`
+}
+
+// BatchResult answers a batch, one result per op in order.
+type BatchResult struct {
+	Results []WriteResult `json:"results"`
+}
+
+// ReadRequest reads many keys at once (POST /v1/accounts/{a}/read).
+type ReadRequest struct {
+	Keys []string `json:"keys"`
+}
+
+// Value is a stored value with the LSN that wrote it.
+type Value struct {
+	Value     string `json:"value"`
+	LSN       uint64 `json:"lsn"`
+	Partition int    `json:"partition"`
+}
+
+// ReadResult answers a read: found keys and missing keys.
+type ReadResult struct {
+	Values  map[string]Value `json:"values"`
+	Missing []string         `json:"missing"`
+}
+
+// ControlRequest is the body of the bulk control routes
+// POST /v1/accounts/{a}/control/{op}. The per-partition routes
+// POST /v1/accounts/{a}/partitions/{p}/{op} take the same body without
+// Partitions/All.
+type ControlRequest struct {
+	// Partitions lists the partitions to act on; or set All.
+	Partitions []int `json:"partitions,omitempty"`
+	All        bool  `json:"all,omitempty"`
+	// Epoch: promote sets it (must be above the partition's current epoch, or
+	// equal to it for an idempotent repeat); fence and unfence check it when
+	// non-zero.
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Targets: flush-replay replays each partition up to its target LSN.
+	// Missing partitions default to everything received.
+	Targets map[int]uint64 `json:"targets,omitempty"`
+	// WaitMillis: flush-replay waits up to this long for the targets to be
+	// reached before answering with progress (long poll). 0 = answer now.
+	WaitMillis int `json:"wait_ms,omitempty"`
+}
+
+// PartitionStatus is the state of one partition on one stamp.
+type PartitionStatus struct {
+	Partition int    `json:"partition"`
+	Role      Role   `json:"role"`
+	Epoch     uint64 `json:"epoch"`
+	Fenced    bool   `json:"fenced"`
+	Shipping  bool   `json:"shipping"` // a primary that replicates to Peer
+	// On a primary.
+	LastWritten uint64 `json:"last_written"`
+	LastSent    uint64 `json:"last_sent"`
+	LastAcked   uint64 `json:"last_acked"`
+	// On a secondary (also kept after promote).
+	LastReceived uint64 `json:"last_received"`
+	LastReplayed uint64 `json:"last_replayed"`
+	// LastAckedAt is when the secondary last acknowledged (primary side):
+	// the age of the replication lag.
+	LastAckedAt time.Time `json:"last_acked_at,omitzero"`
+	// Flush-replay progress (secondary): the target of the last flush-replay
+	// and when it was asked and reached.
+	ReplayTarget    uint64    `json:"replay_target,omitempty"`
+	ReplayStartedAt time.Time `json:"replay_started_at,omitzero"`
+	ReplayDoneAt    time.Time `json:"replay_done_at,omitzero"`
+	// Flush-send timing (primary): when the last flush-send started and was
+	// acknowledged.
+	SendStartedAt time.Time `json:"send_started_at,omitzero"`
+	SendDoneAt    time.Time `json:"send_done_at,omitzero"`
+}
+
+// ControlResult is one partition's answer to a control call.
+type ControlResult struct {
+	Partition int `json:"partition"`
+	// LSN is the op's answer: fence -> final LSN; flush-send -> sent (and
+	// acknowledged) LSN; flush-replay -> replayed LSN; promote -> LSN the new
+	// primary continues from; unfence -> last written.
+	LSN    uint64          `json:"lsn"`
+	Done   bool            `json:"done"` // flush-replay: target reached
+	Status PartitionStatus `json:"status"`
+}
+
+// ControlResponse answers a control call.
+type ControlResponse struct {
+	Account string          `json:"account"`
+	Op      string          `json:"op"`
+	Stamp   string          `json:"stamp"`
+	Results []ControlResult `json:"results"`
+}
+
+// AccountStatus answers GET /v1/accounts/{a}/status.
+type AccountStatus struct {
+	Account    string            `json:"account"`
+	Stamp      string            `json:"stamp"`
+	Peer       string            `json:"peer"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// Health answers GET /v1/health.
+type Health struct {
+	Stamp    string    `json:"stamp"`
+	OK       bool      `json:"ok"`
+	Accounts int       `json:"accounts"`
+	Started  time.Time `json:"started"`
+	Durable  bool      `json:"durable"` // false in memory mode
+}
+
+// Fault injects failures (POST /v1/faults adds one, DELETE /v1/faults clears
+// all, GET /v1/faults lists them).
+type Fault struct {
+	// Scope: "control", "data", "replication" or "all".
+	Scope string `json:"scope"`
+	// Account and Partition narrow the fault; "" and -1 (or omitted with
+	// AllPartitions) mean every account / partition.
+	Account   string `json:"account,omitempty"`
+	Partition *int   `json:"partition,omitempty"`
+	// ErrorRate in [0,1]: share of matching calls answered 503 injected_fault.
+	ErrorRate float64 `json:"error_rate,omitempty"`
+	// LatencyMillis added to each matching call.
+	LatencyMillis int `json:"latency_ms,omitempty"`
+	// Unreachable: matching calls get their connection closed, no answer.
+	Unreachable bool `json:"unreachable,omitempty"`
+}
+
+// ReplicateRequest is the internal log shipment from a primary to its
+// secondary (POST /v1/internal/replicate). Entries of each partition are
+// contiguous and ascending; entries at or below the secondary's
+// LastReceived are ignored (idempotent); a gap is refused.
+type ReplicateRequest struct {
+	Account    string              `json:"account"`
+	FromStamp  string              `json:"from_stamp"`
+	Partitions []PartitionShipment `json:"partitions"`
+}
+
+// PartitionShipment is one partition's part of a shipment.
+type PartitionShipment struct {
+	Partition int     `json:"partition"`
+	Entries   []Entry `json:"entries"`
+}
+
+// ReplicateResponse acknowledges a shipment: per partition, the last LSN
+// durably received.
+type ReplicateResponse struct {
+	Acks map[int]uint64 `json:"acks"`
+}

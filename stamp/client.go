@@ -1,0 +1,237 @@
+package stamp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Client calls one stamp's HTTP API. It is safe for concurrent use.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the stamp at base (e.g. http://127.0.0.1:7101).
+// A nil hc uses a pooled client with generous keep-alive settings.
+func NewClient(base string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = DefaultHTTPClient()
+	}
+	return &Client{base: base, hc: hc}
+}
+
+// DefaultHTTPClient is tuned for many concurrent calls to a few hosts.
+func DefaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 512
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+}
+
+// Base is the stamp's base URL.
+func (c *Client) Base() string { return c.base }
+
+// APIError is a non-2xx answer from a stamp.
+type APIError struct {
+	Status int
+	ErrorBody
+	// RetryAfter is the server's Retry-After, if any.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("stamp answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Retryable reports whether the same call may succeed later unchanged.
+func (e *APIError) Retryable() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
+
+// IsCode reports whether err is an APIError with the given code.
+func IsCode(err error, code string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+// do sends method path with an optional JSON body and decodes a JSON answer
+// into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s%s: read answer: %w", method, c.base, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		ae := &APIError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &ae.ErrorBody) != nil || ae.Code == "" {
+			ae.Code = http.StatusText(resp.StatusCode)
+			ae.Message = string(bytes.TrimSpace(data))
+		}
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			if n, err := strconv.Atoi(s); err == nil {
+				ae.RetryAfter = time.Duration(n) * time.Second
+			}
+		}
+		return ae
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s%s: decode answer: %w", method, c.base, path, err)
+	}
+	return nil
+}
+
+func epochHeader(epoch uint64) http.Header {
+	if epoch == 0 {
+		return nil
+	}
+	return http.Header{HeaderEpoch: []string{strconv.FormatUint(epoch, 10)}}
+}
+
+func keyPath(account, key string) string {
+	return "/v1/accounts/" + url.PathEscape(account) + "/keys/" + url.PathEscape(key)
+}
+
+func accountPath(account string) string { return "/v1/accounts/" + url.PathEscape(account) }
+
+// Health calls GET /v1/health.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	err := c.do(ctx, http.MethodGet, "/v1/health", nil, nil, &h)
+	return h, err
+}
+
+// CreateAccount calls POST /v1/accounts (idempotent for the same spec).
+func (c *Client) CreateAccount(ctx context.Context, spec AccountSpec) error {
+	return c.do(ctx, http.MethodPost, "/v1/accounts", nil, spec, nil)
+}
+
+// Put writes key=value. epoch 0 means "whatever is current".
+func (c *Client) Put(ctx context.Context, account, key, value string, epoch uint64) (WriteResult, error) {
+	var r WriteResult
+	err := c.do(ctx, http.MethodPut, keyPath(account, key), epochHeader(epoch), map[string]string{"value": value}, &r)
+	return r, err
+}
+
+// Delete removes key.
+func (c *Client) Delete(ctx context.Context, account, key string, epoch uint64) (WriteResult, error) {
+	var r WriteResult
+	err := c.do(ctx, http.MethodDelete, keyPath(account, key), epochHeader(epoch), nil, &r)
+	return r, err
+}
+
+// Get reads key.
+func (c *Client) Get(ctx context.Context, account, key string) (Value, error) {
+	var v Value
+	err := c.do(ctx, http.MethodGet, keyPath(account, key), nil, nil, &v)
+	return v, err
+}
+
+// Batch writes many keys in one call.
+func (c *Client) Batch(ctx context.Context, account string, ops []BatchOp, epoch uint64) (BatchResult, error) {
+	var r BatchResult
+	err := c.do(ctx, http.MethodPost, accountPath(account)+"/batch", epochHeader(epoch), BatchRequest{Ops: ops}, &r)
+	return r, err
+}
+
+// Read reads many keys in one call.
+func (c *Client) Read(ctx context.Context, account string, keys []string) (ReadResult, error) {
+	var r ReadResult
+	err := c.do(ctx, http.MethodPost, accountPath(account)+"/read", nil, ReadRequest{Keys: keys}, &r)
+	return r, err
+}
+
+// Status calls GET /v1/accounts/{a}/status for the given partitions (nil = all).
+func (c *Client) Status(ctx context.Context, account string, partitions []int) (AccountStatus, error) {
+	p := accountPath(account) + "/status"
+	if len(partitions) > 0 {
+		b := make([]byte, 0, 8*len(partitions))
+		for i, n := range partitions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(n), 10)
+		}
+		p += "?partitions=" + string(b)
+	}
+	var s AccountStatus
+	err := c.do(ctx, http.MethodGet, p, nil, nil, &s)
+	return s, err
+}
+
+// Control calls POST /v1/accounts/{a}/control/{op}: fence, flush-send,
+// flush-replay, promote or unfence for a group of partitions.
+func (c *Client) Control(ctx context.Context, account, op string, req ControlRequest) (ControlResponse, error) {
+	var r ControlResponse
+	err := c.do(ctx, http.MethodPost, accountPath(account)+"/control/"+url.PathEscape(op), nil, req, &r)
+	return r, err
+}
+
+// Fence stops writes on the partitions and returns each one's final LSN.
+func (c *Client) Fence(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlFence, req)
+}
+
+// FlushSend ships everything pending on the partitions as one group.
+func (c *Client) FlushSend(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlFlushSend, req)
+}
+
+// FlushReplay replays received entries up to the targets; see
+// ControlRequest.WaitMillis for long polling.
+func (c *Client) FlushReplay(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlFlushReplay, req)
+}
+
+// Promote makes the partitions primary under req.Epoch.
+func (c *Client) Promote(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlPromote, req)
+}
+
+// Unfence lets fenced partitions take writes again (rollback).
+func (c *Client) Unfence(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlUnfence, req)
+}
+
+// AddFault calls POST /v1/faults.
+func (c *Client) AddFault(ctx context.Context, f Fault) error {
+	return c.do(ctx, http.MethodPost, "/v1/faults", nil, f, nil)
+}
+
+// ClearFaults calls DELETE /v1/faults.
+func (c *Client) ClearFaults(ctx context.Context) error {
+	return c.do(ctx, http.MethodDelete, "/v1/faults", nil, nil, nil)
+}
