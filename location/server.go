@@ -1,0 +1,316 @@
+package location
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures the location service.
+type Config struct {
+	// DataDir holds location.db. "" keeps the state in a temporary file that
+	// is deleted on Close (memory mode).
+	DataDir string
+	Logger  *zap.Logger
+}
+
+// Server is the location service. Serve it with Handler.
+type Server struct {
+	st  *store
+	log *zap.Logger
+	now func() time.Time
+}
+
+// MaxAccountPartitions bounds CreateRequest.Partitions (same as a stamp's).
+const MaxAccountPartitions = 65536
+
+var (
+	accountNameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+	// Stamp names are a little more permissive than account names, but
+	// still safe in a URL path segment and a log line.
+	stampNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
+)
+
+const maxBody = 1 << 20
+
+// Open opens (or creates) the location service's store.
+func Open(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	st, err := openStore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{st: st, log: log, now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+// Close closes the store; in memory mode its file is deleted.
+func (s *Server) Close() error { return s.st.close() }
+
+// Handler serves the HTTP API (see docs/LOCATION_API.md).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/stamps/{name}", s.putStamp)
+	mux.HandleFunc("GET /v1/stamps", s.listStamps)
+	mux.HandleFunc("POST /v1/accounts", s.createAccount)
+	mux.HandleFunc("GET /v1/accounts", s.listAccounts)
+	mux.HandleFunc("GET /v1/accounts/{account}", s.getAccount)
+	mux.HandleFunc("POST /v1/accounts/{account}/move", s.moveAccount)
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client has gone if this fails; nothing to do
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, ErrorBody{Code: code, Message: msg})
+}
+
+// fail answers err, mapping store errors to their status and everything else
+// to a logged 500.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if se, ok := isStoreErr(err); ok {
+		writeError(w, se.status, se.code, se.msg)
+		return
+	}
+	s.log.Error("location request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	writeError(w, http.StatusInternalServerError, "internal", err.Error())
+}
+
+func badRequest(w http.ResponseWriter, format string, args ...any) {
+	writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...))
+}
+
+// decode reads a JSON body strictly: unknown fields are refused so that a
+// typo in a field name is not silently treated as a zero value.
+func decode(w http.ResponseWriter, r *http.Request, out any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		badRequest(w, "malformed JSON body: %v", err)
+		return false
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		badRequest(w, "malformed JSON body: trailing data after the object")
+		return false
+	}
+	return true
+}
+
+func validStampName(name string) error {
+	if !stampNameRE.MatchString(name) {
+		return fmt.Errorf("stamp name %q must be 1-63 characters of A-Z a-z 0-9 . _ -", name)
+	}
+	return nil
+}
+
+func validAccountName(name string) error {
+	if !accountNameRE.MatchString(name) {
+		return fmt.Errorf("account name %q must be 1-63 characters of a-z 0-9 -", name)
+	}
+	return nil
+}
+
+func (s *Server) putStamp(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var st Stamp
+	if !decode(w, r, &st) {
+		return
+	}
+	if st.Name == "" {
+		st.Name = name
+	}
+	if st.Name != name {
+		badRequest(w, "body names stamp %q but the path names %q", st.Name, name)
+		return
+	}
+	if err := validStampName(name); err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	u, err := url.Parse(st.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		badRequest(w, "stamp url %q must be an absolute http(s) URL such as http://127.0.0.1:7101", st.URL)
+		return
+	}
+	if err := s.st.putStamp(st); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("stamp registered", zap.String("stamp", st.Name), zap.String("url", st.URL))
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) listStamps(w http.ResponseWriter, r *http.Request) {
+	out, err := s.st.stamps()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req CreateRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Epoch == 0 {
+		req.Epoch = 1 // normalised before the idempotency comparison
+	}
+	if err := validAccountName(req.Account); err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	if req.Partitions < 1 || req.Partitions > MaxAccountPartitions {
+		badRequest(w, "partitions must be in 1..%d, got %d", MaxAccountPartitions, req.Partitions)
+		return
+	}
+	if req.Primary == "" || req.Secondary == "" {
+		badRequest(w, "primary and secondary stamp names are required")
+		return
+	}
+	if req.Primary == req.Secondary {
+		badRequest(w, "primary and secondary must be different stamps, both are %q", req.Primary)
+		return
+	}
+	a, created, err := s.st.create(req, s.now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		s.log.Info("account created", zap.String("account", a.Account), zap.Int("partitions", a.Partitions),
+			zap.String("primary", a.Primary), zap.String("secondary", a.Secondary), zap.Uint64("epoch", a.Epoch))
+	}
+	writeJSON(w, status, a)
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("account")
+	if err := validAccountName(name); err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	a, err := s.st.lookup(name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	out, err := s.st.accounts()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) moveAccount(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("account")
+	if err := validAccountName(name); err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	var req MoveRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	switch {
+	case req.From == "" || req.To == "":
+		badRequest(w, "from and to stamp names are required")
+		return
+	case req.From == req.To:
+		badRequest(w, "from and to are the same stamp %q", req.From)
+		return
+	case req.Epoch <= req.ExpectedEpoch:
+		badRequest(w, "epoch %d must be above expected_epoch %d", req.Epoch, req.ExpectedEpoch)
+		return
+	}
+	a, err := s.st.move(name, req, s.now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("account moved", zap.String("account", name), zap.String("from", req.From),
+		zap.String("to", req.To), zap.Uint64("epoch", req.Epoch))
+	writeJSON(w, http.StatusOK, a)
+}
+
+// Local is a location service serving on a loopback port, for tests and
+// single-machine demos.
+type Local struct {
+	srv  *Server
+	hs   *http.Server
+	url  string
+	done chan struct{}
+}
+
+// StartLocal opens a Server and serves it on 127.0.0.1 on a free port.
+func StartLocal(cfg Config) (*Local, error) {
+	srv, err := Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("listen for local location service: %w", err)
+	}
+	l := &Local{
+		srv:  srv,
+		hs:   &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		url:  "http://" + ln.Addr().String(),
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(l.done)
+		if err := l.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srv.log.Error("local location service stopped", zap.Error(err))
+		}
+	}()
+	return l, nil
+}
+
+// URL is the service's base URL.
+func (l *Local) URL() string { return l.url }
+
+// Server is the served Server.
+func (l *Local) Server() *Server { return l.srv }
+
+// Close stops serving and closes the store.
+func (l *Local) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := l.hs.Shutdown(ctx)
+	<-l.done
+	if cerr := l.srv.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
