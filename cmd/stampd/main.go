@@ -1,0 +1,307 @@
+// Command stampd runs Baton's reference storage stamp and location service,
+// and provisions accounts on them. Run "stampd help" for usage.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/stamp"
+)
+
+const usage = `stampd runs Baton's reference storage stamp and location service.
+
+Usage:
+  stampd serve     --name NAME [--listen ADDR] [--data DIR] [--location URL] [options]
+  stampd location  [--listen ADDR] [--data DIR]
+  stampd register  --location URL --name NAME --url URL
+  stampd provision --location URL --account A --partitions N --primary NAME --secondary NAME
+
+Commands:
+  serve      serve one storage stamp; registers it with the location service
+             when --location is given
+  location   serve the location service (account -> primary stamp and epoch)
+  register   register (or re-point) a stamp's base URL in the location service
+  provision  create an account on a registered stamp pair (secondary first,
+             then primary) and register it in the location service; idempotent
+
+Run "stampd COMMAND --help" for a command's options. An empty --data keeps
+the state in a temporary file that is deleted on exit (memory mode).
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "stampd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "location":
+		return serveLocation(ctx, rest, stderr)
+	case "register":
+		return register(ctx, rest, stdout, stderr)
+	case "provision":
+		return provision(ctx, rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("stampd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: stampd %s\n\nOptions:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags and refuses stray positional arguments, which are
+// almost always a mistyped flag.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func newLogger() (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.Sampling = nil // a failover test wants every line
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder // readable by people and jq alike
+	log, err := cfg.Build()
+	if err != nil {
+		return nil, fmt.Errorf("build logger: %w", err)
+	}
+	return log, nil
+}
+
+// httpServe serves h on listen until ctx is done, then shuts down
+// gracefully. ready is called with the bound base URL once listening.
+func httpServe(ctx context.Context, log *zap.Logger, listen string, h http.Handler, ready func(url string)) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	ready("http://" + ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", listen, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve", "serve --name NAME [options]", stderr)
+	name := fs.String("name", "", "stamp `name`, e.g. stamp-a (required)")
+	listen := fs.String("listen", "127.0.0.1:7101", "`address` to listen on (port 0 picks a free one)")
+	advertise := fs.String("advertise", "", "base `URL` to register in the location service (default: http://<bound listen address>)")
+	data := fs.String("data", "", "data `dir`ectory; empty = memory mode")
+	loc := fs.String("location", "", "location service base `URL`; the stamp registers itself there and consults it before an unfence")
+	batch := fs.Int("replication-batch", 1000, "max log entries per partition per shipment")
+	delay := fs.Duration("replication-delay", 0, "added WAN `delay` per shipment, e.g. 500ms")
+	replay := fs.Float64("replay-rate", 0, "secondary replay `ops/s` per partition; 0 = unthrottled")
+	errRate := fs.Float64("fault-error-rate", 0, "inject 503 injected_fault on this `share` [0,1] of calls")
+	latency := fs.Duration("fault-latency", 0, "inject this `delay` into every call")
+	unreachable := fs.Bool("fault-unreachable", false, "close every connection without answering")
+	scope := fs.String("fault-scope", "all", "calls the --fault-* flags apply to: data, control, replication or all")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" {
+		fs.Usage()
+		return errors.New("serve: --name is required")
+	}
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	cfg := stamp.Config{
+		Name: *name, DataDir: *data, LocationURL: *loc,
+		ReplicationBatch: *batch, ReplicationDelay: *delay, ReplayRate: *replay,
+		Logger: log,
+	}
+	if *errRate > 0 || *latency > 0 || *unreachable {
+		cfg.Faults = append(cfg.Faults, stamp.Fault{
+			Scope: *scope, ErrorRate: *errRate, LatencyMillis: int(latency.Milliseconds()), Unreachable: *unreachable,
+		})
+	}
+	srv, err := stamp.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			log.Error("close stamp", zap.Error(err))
+		}
+	}()
+	log = log.With(zap.String("stamp", *name))
+	return httpServe(ctx, log, *listen, srv.Handler(), func(url string) {
+		if *advertise == "" {
+			*advertise = url
+		}
+		log.Info("stamp ready", zap.String("url", url), zap.String("advertise", *advertise),
+			zap.String("data", *data), zap.Bool("durable", *data != ""))
+		if *loc != "" {
+			go registerUntilDone(ctx, log, location.NewClient(*loc, nil), location.Stamp{Name: *name, URL: *advertise})
+		}
+	})
+}
+
+// registerUntilDone registers the stamp, retrying while the location service
+// is not up yet: stamps and the location service may start in any order.
+func registerUntilDone(ctx context.Context, log *zap.Logger, lc *location.Client, s location.Stamp) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := lc.RegisterStamp(ctx, s)
+		if err == nil {
+			log.Info("registered in location service", zap.String("location", lc.Base()), zap.String("url", s.URL))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("register in location service failed; retrying", zap.String("location", lc.Base()), zap.Duration("in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func serveLocation(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("location", "location [--listen ADDR] [--data DIR]", stderr)
+	listen := fs.String("listen", "127.0.0.1:7100", "`address` to listen on")
+	data := fs.String("data", "", "data `dir`ectory; empty = memory mode")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("service", "location"))
+	srv, err := location.Open(location.Config{DataDir: *data, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			log.Error("close location store", zap.Error(err))
+		}
+	}()
+	return httpServe(ctx, log, *listen, srv.Handler(), func(url string) {
+		log.Info("location service ready", zap.String("url", url), zap.String("data", *data), zap.Bool("durable", *data != ""))
+	})
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("register", "register --location URL --name NAME --url URL", stderr)
+	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
+	name := fs.String("name", "", "stamp `name` (required)")
+	u := fs.String("url", "", "stamp base `URL`, e.g. http://127.0.0.1:7101 (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" || *u == "" {
+		fs.Usage()
+		return errors.New("register: --name and --url are required")
+	}
+	s := location.Stamp{Name: *name, URL: strings.TrimRight(*u, "/")}
+	if err := location.NewClient(*loc, nil).RegisterStamp(ctx, s); err != nil {
+		return fmt.Errorf("register %s: %w", *name, err)
+	}
+	return printJSON(stdout, s)
+}
+
+func provision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("provision", "provision --location URL --account A --partitions N --primary NAME --secondary NAME", stderr)
+	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
+	account := fs.String("account", "", "account `name`, [a-z0-9-]{1,63} (required)")
+	partitions := fs.Int("partitions", 16, "number of `partitions`, 1..65536")
+	primary := fs.String("primary", "", "primary stamp `name`, registered in the location service (required)")
+	secondary := fs.String("secondary", "", "secondary stamp `name`, registered in the location service (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *account == "" || *primary == "" || *secondary == "" {
+		fs.Usage()
+		return errors.New("provision: --account, --primary and --secondary are required")
+	}
+	lc := location.NewClient(*loc, nil)
+	stamps, err := lc.Stamps(ctx)
+	if err != nil {
+		return fmt.Errorf("provision: list stamps: %w", err)
+	}
+	urls := map[string]string{}
+	for _, s := range stamps {
+		urls[s.Name] = s.URL
+	}
+	for _, n := range []string{*primary, *secondary} {
+		if urls[n] == "" {
+			return fmt.Errorf("provision: stamp %s is not registered in %s; start it with --location or run stampd register", n, *loc)
+		}
+	}
+	a, err := location.Provision(ctx, lc,
+		stamp.NewClient(urls[*primary], nil), stamp.NewClient(urls[*secondary], nil),
+		*primary, *secondary, *account, *partitions)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, a)
+}
