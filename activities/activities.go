@@ -1,0 +1,112 @@
+// Package activities holds every side effect of a failover: the calls to the
+// stamps and to the location service. Activities are methods on Activities,
+// which holds the clients; the worker builds it once and registers the
+// pointer, and workflows call the methods through a nil *Activities so the
+// names are checked by the compiler.
+//
+// Every activity is idempotent: the stamp's control calls and the location
+// service's compare-and-set answer a repeat with the same result, so a retry
+// or a replayed history does the work once.
+package activities
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/stamp"
+)
+
+// Activity type names. They are the method names (the SDK registers a struct's
+// methods under their own names) and they are part of every recorded history:
+// never rename one without a versioned workflow change.
+const (
+	NamePrecheck    = "Precheck"
+	NameCatchUp     = "CatchUp"
+	NameFence       = "Fence"
+	NameFlushSend   = "FlushSend"
+	NameFlushReplay = "FlushReplay"
+	NamePromote     = "Promote"
+	NameRepoint     = "Repoint"
+	NameUnfence     = "Unfence"
+)
+
+// Activities holds the clients every activity needs.
+type Activities struct {
+	// Location resolves accounts and stamps and moves an account on promote.
+	Location *location.Client
+	// HTTP is shared by every stamp client.
+	HTTP *http.Client
+
+	mu     sync.Mutex
+	stamps map[string]*stamp.Client
+}
+
+// New returns the activities for the location service at locationURL.
+func New(locationURL string) *Activities {
+	hc := stamp.DefaultHTTPClient()
+	return &Activities{
+		Location: location.NewClient(locationURL, hc),
+		HTTP:     hc,
+		stamps:   map[string]*stamp.Client{},
+	}
+}
+
+// stamp returns the (cached) client for the stamp at base.
+func (a *Activities) stamp(base string) *stamp.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stamps == nil {
+		a.stamps = map[string]*stamp.Client{}
+	}
+	c, ok := a.stamps[base]
+	if !ok {
+		c = stamp.NewClient(base, a.HTTP)
+		a.stamps[base] = c
+	}
+	return c
+}
+
+// chunkSize bounds the partitions carried by one HTTP control call, so a
+// 10,000-partition account is a handful of calls, each a modest body.
+const chunkSize = 1000
+
+// parallelChunks is how many chunked calls run at once against one stamp.
+const parallelChunks = 4
+
+// forChunks calls fn for consecutive chunks of ps (at most parallelChunks at
+// once) and returns the first error.
+func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, lo int, chunk []int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, parallelChunks)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for lo := 0; lo < len(ps); lo += chunkSize {
+		hi := min(lo+chunkSize, len(ps))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(lo int, chunk []int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, lo, chunk); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}(lo, ps[lo:hi])
+	}
+	wg.Wait()
+	return first
+}
+
+// AllPartitions returns 0..n-1.
+func AllPartitions(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}

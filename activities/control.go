@@ -1,0 +1,318 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/batonhq/baton/stamp"
+)
+
+// CatchUpInput lets replication drain while writes still flow, so that the
+// fenced window that follows is short (Vitess's planned reparent does the
+// same before it demotes the primary).
+type CatchUpInput struct {
+	Account    string
+	FromURL    string
+	ToURL      string
+	Partitions int
+	// MaxLagOps: caught up once unacknowledged + unreplayed ops, summed over
+	// all partitions, are at most this.
+	MaxLagOps uint64
+	// Timeout: give up waiting (and fence anyway) after this long.
+	Timeout time.Duration
+	// Poll is the pause between status polls; 0 means 100ms.
+	Poll time.Duration
+}
+
+// CatchUpResult reports how far replication got.
+type CatchUpResult struct {
+	CaughtUp     bool
+	SendLagOps   uint64
+	ReplayLagOps uint64
+	Polls        int
+}
+
+// CatchUp polls both stamps until the lag is at most MaxLagOps or Timeout
+// passes. It changes nothing, so it is trivially idempotent.
+func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResult, error) {
+	src, dst := a.stamp(in.FromURL), a.stamp(in.ToURL)
+	poll := in.Poll
+	if poll <= 0 {
+		poll = 100 * time.Millisecond
+	}
+	deadline := time.Now().Add(in.Timeout)
+	var res CatchUpResult
+	for {
+		res.Polls++
+		send, replay, err := lag(ctx, src, dst, in.Account)
+		if err != nil {
+			return res, classify(fmt.Sprintf("catch up %s", in.Account), err)
+		}
+		res.SendLagOps, res.ReplayLagOps = send, replay
+		activity.RecordHeartbeat(ctx, res)
+		if send+replay <= in.MaxLagOps {
+			res.CaughtUp = true
+			return res, nil
+		}
+		if !time.Now().Before(deadline) {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// lag sums the send lag on src and the replay lag on dst.
+func lag(ctx context.Context, src, dst *stamp.Client, account string) (send, replay uint64, err error) {
+	var (
+		wg         sync.WaitGroup
+		ss, ds     stamp.AccountStatus
+		serr, derr error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); ss, serr = src.Status(ctx, account, nil) }()
+	go func() { defer wg.Done(); ds, derr = dst.Status(ctx, account, nil) }()
+	wg.Wait()
+	if serr != nil {
+		return 0, 0, fmt.Errorf("status on source: %w", serr)
+	}
+	if derr != nil {
+		return 0, 0, fmt.Errorf("status on destination: %w", derr)
+	}
+	for _, p := range ss.Partitions {
+		send += p.LastWritten - min(p.LastAcked, p.LastWritten)
+	}
+	for _, p := range ds.Partitions {
+		replay += p.LastReceived - min(p.LastReplayed, p.LastReceived)
+	}
+	return send, replay, nil
+}
+
+// FenceInput fences every partition of an account on the source.
+type FenceInput struct {
+	Account    string
+	FromURL    string
+	Partitions int
+	// Epoch the partitions must be at (the precheck's); a mismatch means
+	// someone else moved the account, and fencing is refused.
+	Epoch uint64
+}
+
+// FenceResult gives each partition's final LSN, indexed by partition.
+type FenceResult struct {
+	FinalLSN []uint64
+}
+
+// Fence stops writes on every source partition and returns their final LSNs.
+func (a *Activities) Fence(ctx context.Context, in FenceInput) (FenceResult, error) {
+	src := a.stamp(in.FromURL)
+	res := FenceResult{FinalLSN: make([]uint64, in.Partitions)}
+	err := forChunks(ctx, AllPartitions(in.Partitions), func(ctx context.Context, _ int, chunk []int) error {
+		r, err := src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		if err != nil {
+			return classify(fmt.Sprintf("fence %s partitions %d-%d", in.Account, chunk[0], chunk[len(chunk)-1]), err)
+		}
+		for _, pr := range r.Results {
+			res.FinalLSN[pr.Partition] = pr.LSN
+		}
+		return nil
+	})
+	return res, err
+}
+
+// UnfenceInput rolls a fence back.
+type UnfenceInput struct {
+	Account    string
+	FromURL    string
+	Partitions int
+	Epoch      uint64
+}
+
+// Unfence lets the source take writes again: the rollback of a failover that
+// stopped before promote.
+func (a *Activities) Unfence(ctx context.Context, in UnfenceInput) error {
+	src := a.stamp(in.FromURL)
+	return forChunks(ctx, AllPartitions(in.Partitions), func(ctx context.Context, _ int, chunk []int) error {
+		_, err := src.Unfence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		return classify(fmt.Sprintf("unfence %s partitions %d-%d", in.Account, chunk[0], chunk[len(chunk)-1]), err)
+	})
+}
+
+// PartitionLSN is one partition's LSN and how long the step took for it.
+type PartitionLSN struct {
+	Partition int
+	LSN       uint64
+	Millis    int64
+}
+
+// FlushSendInput flush-sends a group of partitions.
+type FlushSendInput struct {
+	Account    string
+	FromURL    string
+	Partitions []int
+}
+
+// FlushSendResult: Sent partitions are on their way to replay; Failed ones
+// (with the last error) are for the caller to retry, so a partition that
+// fails does not hold back its group.
+type FlushSendResult struct {
+	Sent      []PartitionLSN
+	Failed    []int
+	LastError string
+}
+
+// FlushSend ships everything pending on the partitions as one group. If the
+// group call fails it retries partition by partition, so one bad partition
+// cannot stall the rest; it returns an error only if nothing was sent.
+func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (FlushSendResult, error) {
+	src := a.stamp(in.FromURL)
+	var res FlushSendResult
+	r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: in.Partitions})
+	if err == nil {
+		res.Sent = sendResults(r.Results)
+		return res, nil
+	}
+	what := fmt.Sprintf("flush-send %s (%d partitions from %d)", in.Account, len(in.Partitions), in.Partitions[0])
+	if len(in.Partitions) == 1 {
+		return res, classify(what, err)
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	for _, p := range in.Partitions {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(p int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: []int{p}})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Failed = append(res.Failed, p)
+				res.LastError = fmt.Sprintf("partition %d: %v", p, err)
+				return
+			}
+			res.Sent = append(res.Sent, sendResults(r.Results)...)
+		}(p)
+	}
+	wg.Wait()
+	if len(res.Sent) == 0 {
+		return FlushSendResult{}, classify(what, err)
+	}
+	return res, nil
+}
+
+func sendResults(rs []stamp.ControlResult) []PartitionLSN {
+	out := make([]PartitionLSN, len(rs))
+	for i, r := range rs {
+		out[i] = PartitionLSN{Partition: r.Partition, LSN: r.LSN, Millis: millis(r.Status.SendStartedAt, r.Status.SendDoneAt)}
+	}
+	return out
+}
+
+func millis(from, to time.Time) int64 {
+	if from.IsZero() || to.IsZero() || to.Before(from) {
+		return 0
+	}
+	return to.Sub(from).Milliseconds()
+}
+
+// FlushReplayInput replays a group of partitions on the destination up to
+// exactly what was sent.
+type FlushReplayInput struct {
+	Account string
+	ToURL   string
+	Targets []PartitionLSN
+	// Wait is the long-poll per call; 0 means 1s. Each answer is a heartbeat.
+	Wait time.Duration
+}
+
+// FlushReplayResult gives each partition's replayed LSN and replay time.
+type FlushReplayResult struct {
+	Replayed []PartitionLSN
+}
+
+// FlushReplay waits, long-polling the destination, until every partition has
+// replayed up to its target, heartbeating its progress. A retry simply asks
+// again: the stamp keeps replaying from its durable LSN.
+func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (FlushReplayResult, error) {
+	dst := a.stamp(in.ToURL)
+	wait := in.Wait
+	if wait <= 0 {
+		wait = time.Second
+	}
+	targets := make(map[int]uint64, len(in.Targets))
+	parts := make([]int, len(in.Targets))
+	for i, t := range in.Targets {
+		targets[t.Partition] = t.LSN
+		parts[i] = t.Partition
+	}
+	for {
+		r, err := dst.FlushReplay(ctx, in.Account, stamp.ControlRequest{
+			Partitions: parts, Targets: targets, WaitMillis: int(wait.Milliseconds()),
+		})
+		if err != nil {
+			return FlushReplayResult{}, classify(fmt.Sprintf("flush-replay %s (%d partitions from %d)", in.Account, len(parts), parts[0]), err)
+		}
+		done := 0
+		var behind uint64
+		for _, pr := range r.Results {
+			if pr.Done {
+				done++
+			} else {
+				behind += targets[pr.Partition] - min(pr.LSN, targets[pr.Partition])
+			}
+		}
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d partitions replayed, %d ops to go", done, len(parts), behind))
+		if done == len(parts) {
+			out := FlushReplayResult{Replayed: make([]PartitionLSN, len(r.Results))}
+			for i, pr := range r.Results {
+				out.Replayed[i] = PartitionLSN{Partition: pr.Partition, LSN: pr.LSN, Millis: millis(pr.Status.ReplayStartedAt, pr.Status.ReplayDoneAt)}
+			}
+			return out, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return FlushReplayResult{}, err
+		}
+	}
+}
+
+// PromoteInput promotes every partition on the destination.
+type PromoteInput struct {
+	Account    string
+	ToURL      string
+	Partitions int
+	Epoch      uint64 // the new epoch
+}
+
+// PromoteResult gives the LSN each new primary partition continues from.
+type PromoteResult struct {
+	StartLSN []uint64
+}
+
+// Promote makes the destination partitions primary under the new epoch.
+func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
+	dst := a.stamp(in.ToURL)
+	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
+	err := forChunks(ctx, AllPartitions(in.Partitions), func(ctx context.Context, _ int, chunk []int) error {
+		r, err := dst.Promote(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		if err != nil {
+			return classify(fmt.Sprintf("promote %s partitions %d-%d at epoch %d", in.Account, chunk[0], chunk[len(chunk)-1], in.Epoch), err)
+		}
+		for _, pr := range r.Results {
+			res.StartLSN[pr.Partition] = pr.LSN
+		}
+		return nil
+	})
+	return res, err
+}
