@@ -1,0 +1,106 @@
+// Command worker is Baton's Temporal worker: it runs the failover workflows
+// and their activities against the stamps and the location service.
+//
+// Temporal connection settings come from the environment (TEMPORAL_ADDRESS,
+// TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, or a temporal.toml
+// profile); see the README.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/workflows"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: worker [flags]
+
+Runs Baton's failover workflows and activities. Connects to Temporal using
+TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default
+"default"), TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_API_KEY, or
+the profile in TEMPORAL_CONFIG_FILE.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	locationURL := fs.String("location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
+	taskQueue := fs.String("task-queue", workflows.TaskQueue, "task queue to poll")
+	maxActivities := fs.Int("max-concurrent-activities", 200, "activities run at once")
+	maxWorkflowTasks := fs.Int("max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
+	pollers := fs.Int("pollers", 4, "pollers per task type")
+	logFormat := fs.String("log-format", "json", "log format: json or console")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: the worker takes flags only (see --help)", fs.Args())
+	}
+	if *maxActivities <= 0 || *maxWorkflowTasks <= 0 || *pollers <= 0 {
+		return errors.New("--max-concurrent-activities, --max-concurrent-workflow-tasks and --pollers must be positive")
+	}
+	zl, err := temporalx.NewLogger(*logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = zl.Sync() }()
+
+	c, err := temporalx.Dial(zl)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	w := worker.New(c, *taskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     *maxActivities,
+		WorkerStopTimeout:                      30 * time.Second,
+		MaxConcurrentWorkflowTaskExecutionSize: *maxWorkflowTasks,
+		MaxConcurrentActivityTaskPollers:       *pollers,
+		MaxConcurrentWorkflowTaskPollers:       *pollers,
+	})
+	temporalx.Register(w, activities.New(*locationURL))
+
+	stop := make(chan any, 1)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() { s := <-sig; zl.Info("signal received, draining"); stop <- s }()
+	zl.Info("worker started", zap.String("task_queue", *taskQueue), zap.String("location", *locationURL))
+	// Run blocks until stop; it then stops polling and waits for running
+	// activities to finish (graceful shutdown).
+	if err := w.Run(stop); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	zl.Info("worker stopped")
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
