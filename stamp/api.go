@@ -54,6 +54,7 @@ const (
 	CodeNotPrimary     = "not_primary"       // 421 + Location header: write sent to a non-primary
 	CodeFenced         = "fenced"            // 503 + Retry-After: partition is fenced, retry later
 	CodeInjected       = "injected_fault"    // 503: fault injection
+	CodeUnavailable    = "unavailable"       // 503: a dependency (peer stamp, location service) did not answer, or the stamp is shutting down
 	CodeTooLarge       = "payload_too_large" // 413
 	CodeInternal       = "internal"          // 500
 )

@@ -1,0 +1,212 @@
+package stamp
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// partition is one key range of an account on this stamp. All fields are
+// guarded by mu. There is no goroutine per partition: the account's shipper
+// and replayer find work through the account's dirty sets.
+type partition struct {
+	mu       sync.Mutex
+	id       int
+	role     Role
+	epoch    uint64
+	fenced   bool
+	shipping bool
+
+	// next is the last LSN handed to an accepted write; durable is the last
+	// LSN committed to disk (LastWritten). They differ only while writes sit
+	// in the commit queue. durable is atomic because the committer advances
+	// it without taking mu: writers hold mu while they enqueue, so the
+	// committer waiting for mu could deadlock against a full queue.
+	next    uint64
+	durable atomic.Uint64
+
+	lastSent    uint64
+	lastAcked   uint64
+	lastAckedAt time.Time
+
+	lastReceived uint64
+	lastReplayed uint64
+
+	replayTarget    uint64
+	replayStartedAt time.Time
+	replayDoneAt    time.Time
+	sendStartedAt   time.Time
+	sendDoneAt      time.Time
+
+	// Replay throttle: a token bucket refilled at Config.ReplayRate.
+	tokens   float64
+	tokensAt time.Time
+}
+
+func (p *partition) statusLocked() PartitionStatus {
+	return PartitionStatus{
+		Partition:       p.id,
+		Role:            p.role,
+		Epoch:           p.epoch,
+		Fenced:          p.fenced,
+		Shipping:        p.shipping,
+		LastWritten:     p.durable.Load(),
+		LastSent:        p.lastSent,
+		LastAcked:       p.lastAcked,
+		LastReceived:    p.lastReceived,
+		LastReplayed:    p.lastReplayed,
+		LastAckedAt:     p.lastAckedAt,
+		ReplayTarget:    p.replayTarget,
+		ReplayStartedAt: p.replayStartedAt,
+		ReplayDoneAt:    p.replayDoneAt,
+		SendStartedAt:   p.sendStartedAt,
+		SendDoneAt:      p.sendDoneAt,
+	}
+}
+
+func (p *partition) status() PartitionStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.statusLocked()
+}
+
+// promoted reports whether p became primary through promote: created
+// primaries always ship to their peer, promoted ones never do.
+func (p *partition) promotedLocked() bool { return p.role == RolePrimary && !p.shipping }
+
+// account is one account hosted on this stamp.
+type account struct {
+	spec  AccountSpec
+	parts []*partition
+
+	// shipMu keeps one shipment in flight per account, so the background
+	// shipper and flush-send never interleave and LSNs arrive contiguous.
+	shipMu sync.Mutex
+	// recvMu serializes received shipments with promote, so no entry lands
+	// on a partition between promote's checks and its role change.
+	recvMu sync.Mutex
+
+	dirtyMu     sync.Mutex
+	shipDirty   map[int]struct{} // primaries with committed entries not yet acked
+	replayDirty map[int]struct{} // secondaries with received entries not yet replayed
+	shipKick    chan struct{}
+	replayKick  chan struct{}
+
+	// progress is closed and replaced whenever replay advances, waking
+	// flush-replay long polls.
+	progressMu sync.Mutex
+	progress   chan struct{}
+}
+
+func newAccount(spec AccountSpec) *account {
+	a := &account{
+		spec:        spec,
+		parts:       make([]*partition, spec.Partitions),
+		shipDirty:   map[int]struct{}{},
+		replayDirty: map[int]struct{}{},
+		shipKick:    make(chan struct{}, 1),
+		replayKick:  make(chan struct{}, 1),
+		progress:    make(chan struct{}),
+	}
+	for i := range a.parts {
+		a.parts[i] = &partition{
+			id:       i,
+			role:     spec.Role,
+			epoch:    spec.Epoch,
+			shipping: spec.Role == RolePrimary,
+		}
+	}
+	return a
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (a *account) markShipDirty(ps []int) {
+	a.dirtyMu.Lock()
+	for _, p := range ps {
+		a.shipDirty[p] = struct{}{}
+	}
+	a.dirtyMu.Unlock()
+	kick(a.shipKick)
+}
+
+func (a *account) markReplayDirty(ps []int) {
+	a.dirtyMu.Lock()
+	for _, p := range ps {
+		a.replayDirty[p] = struct{}{}
+	}
+	a.dirtyMu.Unlock()
+	kick(a.replayKick)
+}
+
+// takeDirty empties a dirty set and returns its partitions in order.
+func (a *account) takeDirty(set *map[int]struct{}) []int {
+	a.dirtyMu.Lock()
+	m := *set
+	if len(m) == 0 {
+		a.dirtyMu.Unlock()
+		return nil
+	}
+	*set = map[int]struct{}{}
+	a.dirtyMu.Unlock()
+	out := make([]int, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// markRecovered queues the work a restart left pending: unacked entries to
+// ship and received entries to replay.
+func (a *account) markRecovered() {
+	var ship, replay []int
+	for _, p := range a.parts {
+		if p.role == RolePrimary && p.shipping && p.lastAcked < p.durable.Load() {
+			ship = append(ship, p.id)
+		}
+		if p.lastReplayed < p.lastReceived {
+			replay = append(replay, p.id)
+		}
+	}
+	if len(ship) > 0 {
+		a.markShipDirty(ship)
+	}
+	if len(replay) > 0 {
+		a.markReplayDirty(replay)
+	}
+}
+
+// notifyProgress wakes everyone waiting for replay progress.
+func (a *account) notifyProgress() {
+	a.progressMu.Lock()
+	close(a.progress)
+	a.progress = make(chan struct{})
+	a.progressMu.Unlock()
+}
+
+func (a *account) progressCh() <-chan struct{} {
+	a.progressMu.Lock()
+	defer a.progressMu.Unlock()
+	return a.progress
+}
+
+// lockParts locks the given partitions (ascending, no duplicates) in order,
+// the one lock order every multi-partition caller uses.
+func (a *account) lockParts(ps []int) {
+	for _, p := range ps {
+		a.parts[p].mu.Lock()
+	}
+}
+
+func (a *account) unlockParts(ps []int) {
+	for _, p := range ps {
+		a.parts[p].mu.Unlock()
+	}
+}

@@ -1,0 +1,485 @@
+package stamp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+const (
+	limitControl = 8 << 20 // targets for every partition of the largest account fit
+	maxWait      = 10 * time.Minute
+)
+
+func validOp(op string) error {
+	switch op {
+	case CtlFence, CtlFlushSend, CtlFlushReplay, CtlPromote, CtlUnfence:
+		return nil
+	}
+	return errBad("unknown control op %q; use fence, flush-send, flush-replay, promote or unfence", op)
+}
+
+// controlBulk serves POST /v1/accounts/{a}/control/{op}.
+func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.account(r.PathValue("account"))
+	if err != nil {
+		return err
+	}
+	op := r.PathValue("op")
+	if err := validOp(op); err != nil {
+		return err
+	}
+	var req ControlRequest
+	if err := decodeBody(r, limitControl, &req, "ControlRequest"); err != nil {
+		return err
+	}
+	var ps []int
+	switch {
+	case req.All:
+		if len(req.Partitions) > 0 {
+			return errBad("set either partitions or all, not both")
+		}
+		ps = allPartitions(a)
+	case len(req.Partitions) == 0:
+		return errBad("no partitions named; list them in \"partitions\" or set \"all\": true")
+	default:
+		if ps, err = checkPartitions(a, req.Partitions); err != nil {
+			return err
+		}
+	}
+	if err := s.injectFault(w, r, scopeControl, a.spec.Account, inSorted(ps)); err != nil {
+		return err
+	}
+	return s.control(w, r, a, op, ps, &req)
+}
+
+// controlOne serves POST /v1/accounts/{a}/partitions/{p}/{op}.
+func (s *Server) controlOne(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.account(r.PathValue("account"))
+	if err != nil {
+		return err
+	}
+	pi, err := strconv.Atoi(r.PathValue("partition"))
+	if err != nil {
+		return errBad("partition %q in the path is not an integer", r.PathValue("partition"))
+	}
+	ps, err := checkPartitions(a, []int{pi})
+	if err != nil {
+		return err
+	}
+	op := r.PathValue("op")
+	if err := validOp(op); err != nil {
+		return err
+	}
+	var req ControlRequest
+	body, err := readBody(r, limitControl)
+	if err != nil {
+		return err
+	}
+	if len(body) > 0 {
+		if err := decodeJSON(body, &req, "ControlRequest"); err != nil {
+			return err
+		}
+	}
+	if len(req.Partitions) > 0 || req.All {
+		return errBad("the per-partition route takes the partition from the path; drop \"partitions\" and \"all\" or use /control/%s", op)
+	}
+	if err := s.injectFault(w, r, scopeControl, a.spec.Account, inSorted(ps)); err != nil {
+		return err
+	}
+	return s.control(w, r, a, op, ps, &req)
+}
+
+func (s *Server) control(w http.ResponseWriter, r *http.Request, a *account, op string, ps []int, req *ControlRequest) error {
+	var (
+		res []ControlResult
+		err error
+	)
+	switch op {
+	case CtlFence:
+		res, err = s.fence(a, ps, req)
+	case CtlFlushSend:
+		res, err = s.flushSend(r.Context(), a, ps)
+	case CtlFlushReplay:
+		res, err = s.flushReplay(r.Context(), a, ps, req)
+	case CtlPromote:
+		res, err = s.promote(a, ps, req)
+	case CtlUnfence:
+		res, err = s.unfence(r.Context(), a, ps, req)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ControlResponse{Account: a.spec.Account, Op: op, Stamp: s.cfg.Name, Results: res})
+	return nil
+}
+
+// results answers each partition with the op's LSN and its status.
+func results(a *account, ps []int, answer func(p *partition) (uint64, bool)) []ControlResult {
+	out := make([]ControlResult, len(ps))
+	for i, pi := range ps {
+		p := a.parts[pi]
+		p.mu.Lock()
+		lsn, done := answer(p)
+		out[i] = ControlResult{Partition: pi, LSN: lsn, Done: done, Status: p.statusLocked()}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// persistLocked queues the config records of ps, which the caller holds
+// locked, plus their LSN counters when counters is set. Queuing under the
+// locks puts the record behind every write those partitions accepted
+// before, so waiting for it also waits for them.
+//
+// If queuing fails the server is closing or its store failed; either way
+// the in-memory change is moot, so callers do not roll it back.
+func (s *Server) persistLocked(a *account, ps []int, counters bool) (*commitItem, error) {
+	type rec struct {
+		p              int
+		cfg            []byte
+		written, acked uint64
+		ackedAt        time.Time
+	}
+	recs := make([]rec, len(ps))
+	for i, pi := range ps {
+		p := a.parts[pi]
+		recs[i] = rec{p: pi, cfg: encodeConfig(p.role, p.fenced, p.shipping, p.epoch), written: p.next, acked: p.lastAcked, ackedAt: p.lastAckedAt}
+	}
+	name := a.spec.Account
+	it := newItem(len(recs), func(tx *bbolt.Tx) error {
+		b, err := openAcctBuckets(tx, name)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := b.state.Put(stateKey(r.p, kindConfig), r.cfg); err != nil {
+				return err
+			}
+			if !counters {
+				continue
+			}
+			if err := putU64(b.state, r.p, kindWritten, r.written); err != nil {
+				return err
+			}
+			if err := b.state.Put(stateKey(r.p, kindAcked), encodeAcked(r.acked, r.ackedAt)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	return it, s.enqueue(it)
+}
+
+// fence stops writes on ps and answers each one's final LSN once every write
+// accepted before the fence is durable.
+func (s *Server) fence(a *account, ps []int, req *ControlRequest) ([]ControlResult, error) {
+	a.lockParts(ps)
+	var changed []int
+	for _, pi := range ps {
+		p := a.parts[pi]
+		if err := checkPrimaryLocked(s, a, p, "fence", req.Epoch); err != nil {
+			a.unlockParts(ps)
+			return nil, err
+		}
+		if !p.fenced {
+			changed = append(changed, pi)
+		}
+	}
+	for _, pi := range changed {
+		a.parts[pi].fenced = true
+	}
+	// Even with nothing changed the (empty) item is a barrier: a repeated
+	// fence still waits for writes an earlier fence let in.
+	it, err := s.persistLocked(a, changed, false)
+	a.unlockParts(ps)
+	if err != nil {
+		return nil, fmt.Errorf("fence: %w", err)
+	}
+	if err := s.waitItem(it); err != nil {
+		return nil, fmt.Errorf("fence: %w", err)
+	}
+	return results(a, ps, func(p *partition) (uint64, bool) { return p.durable.Load(), false }), nil
+}
+
+func checkPrimaryLocked(s *Server, a *account, p *partition, op string, epoch uint64) error {
+	if p.role != RolePrimary {
+		return errConflict("%s needs a primary partition; partition %d of account %q is secondary on stamp %s", op, p.id, a.spec.Account, s.cfg.Name)
+	}
+	if epoch != 0 && epoch != p.epoch {
+		return errStale(p.epoch, "%s asked for epoch %d but partition %d of account %q is at epoch %d; re-read the account's state", op, epoch, p.id, a.spec.Account, p.epoch)
+	}
+	return nil
+}
+
+// unfence rolls a fence back, unless the location service says the account
+// has moved on: then unfencing would let two primaries take writes.
+func (s *Server) unfence(ctx context.Context, a *account, ps []int, req *ControlRequest) ([]ControlResult, error) {
+	loc, err := s.lookupLocation(ctx, a.spec.Account)
+	if err != nil {
+		return nil, err
+	}
+	a.lockParts(ps)
+	var changed []int
+	for _, pi := range ps {
+		p := a.parts[pi]
+		if err := checkPrimaryLocked(s, a, p, "unfence", req.Epoch); err != nil {
+			a.unlockParts(ps)
+			return nil, err
+		}
+		if loc != nil && (loc.Epoch > p.epoch || loc.Primary != s.cfg.Name) {
+			a.unlockParts(ps)
+			return nil, errStale(p.epoch, "account was promoted elsewhere: the location service names %q primary at epoch %d, partition %d here is at epoch %d; unfencing would make two primaries, fail forward instead", loc.Primary, loc.Epoch, pi, p.epoch)
+		}
+		if p.fenced {
+			changed = append(changed, pi)
+		}
+	}
+	for _, pi := range changed {
+		a.parts[pi].fenced = false
+	}
+	it, err := s.persistLocked(a, changed, false)
+	a.unlockParts(ps)
+	if err != nil {
+		return nil, fmt.Errorf("unfence: %w", err)
+	}
+	if err := s.waitItem(it); err != nil {
+		return nil, fmt.Errorf("unfence: %w", err)
+	}
+	return results(a, ps, func(p *partition) (uint64, bool) { return p.durable.Load(), false }), nil
+}
+
+// locationRecord is the part of the location service's account record the
+// unfence check needs.
+type locationRecord struct {
+	Primary string `json:"primary"`
+	Epoch   uint64 `json:"epoch"`
+}
+
+// lookupLocation asks the location service where the account lives. nil
+// means no location service is configured or it has no record.
+func (s *Server) lookupLocation(ctx context.Context, account string) (*locationRecord, error) {
+	if s.cfg.LocationURL == "" {
+		return nil, nil
+	}
+	u := trimSlash(s.cfg.LocationURL) + "/v1/accounts/" + url.PathEscape(account)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("location look-up: %w", err)
+	}
+	resp, err := s.hc.Do(hr)
+	if err != nil {
+		return nil, errUnavailable("cannot confirm with the location service (%v) that account %q was not promoted elsewhere; retry the unfence", err, account)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, errUnavailable("location service %s: read answer: %v; retry the unfence", u, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, errUnavailable("location service %s answered %d (%s); retry the unfence once it is healthy", u, resp.StatusCode, data)
+	}
+	var rec locationRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, errUnavailable("location service %s: undecodable answer: %v", u, err)
+	}
+	return &rec, nil
+}
+
+// flushSend ships everything pending on ps to the peer as one group and
+// answers the acknowledged LSNs.
+func (s *Server) flushSend(ctx context.Context, a *account, ps []int) ([]ControlResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+
+	// Holding shipMu keeps the background shipper out, so nothing is in
+	// flight and lastSent == lastAcked for every partition.
+	a.shipMu.Lock()
+	defer a.shipMu.Unlock()
+	a.lockParts(ps)
+	for _, pi := range ps {
+		p := a.parts[pi]
+		if err := checkPrimaryLocked(s, a, p, "flush-send", 0); err != nil {
+			a.unlockParts(ps)
+			return nil, err
+		}
+		if !p.shipping {
+			a.unlockParts(ps)
+			return nil, errConflict("partition %d of account %q was promoted on stamp %s and ships nowhere; flush-send runs on the old primary", pi, a.spec.Account, s.cfg.Name)
+		}
+	}
+	now := time.Now().UTC()
+	var ranges []shipRange
+	for _, pi := range ps {
+		p := a.parts[pi]
+		if dur := p.durable.Load(); p.lastAcked < dur {
+			ranges = append(ranges, shipRange{p: pi, from: p.lastAcked + 1, to: dur})
+			p.lastSent = dur
+			p.sendStartedAt, p.sendDoneAt = now, time.Time{}
+		}
+	}
+	a.unlockParts(ps)
+	if len(ranges) > 0 {
+		if err := s.ship(ctx, a, ranges); err != nil {
+			// Leave the rest to the background shipper.
+			dirty := make([]int, len(ranges))
+			for i, r := range ranges {
+				dirty[i] = r.p
+			}
+			a.markShipDirty(dirty)
+			return nil, peerFailure(a.spec.Peer, err)
+		}
+		done := time.Now().UTC()
+		for _, r := range ranges {
+			p := a.parts[r.p]
+			p.mu.Lock()
+			p.sendDoneAt = done
+			p.mu.Unlock()
+		}
+	}
+	return results(a, ps, func(p *partition) (uint64, bool) { return p.lastAcked, false }), nil
+}
+
+// flushReplay sets replay targets on ps and, with WaitMillis, waits for
+// replay (which keeps its configured pace) to reach them.
+func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *ControlRequest) ([]ControlResult, error) {
+	if req.WaitMillis < 0 || time.Duration(req.WaitMillis)*time.Millisecond > maxWait {
+		return nil, errBad("wait_ms %d out of range; use 0..%d", req.WaitMillis, maxWait.Milliseconds())
+	}
+	in := inSorted(ps)
+	for p := range req.Targets {
+		if !in(p) {
+			return nil, errBad("target given for partition %d, which the request does not name; add it to \"partitions\"", p)
+		}
+	}
+	targets := make([]uint64, len(ps))
+	a.lockParts(ps)
+	for i, pi := range ps {
+		p := a.parts[pi]
+		if p.role == RolePrimary && p.shipping {
+			a.unlockParts(ps)
+			return nil, errConflict("flush-replay runs on the secondary; partition %d of account %q is the shipping primary on stamp %s", pi, a.spec.Account, s.cfg.Name)
+		}
+		t, ok := req.Targets[pi]
+		if !ok {
+			t = p.lastReceived
+		}
+		if t > p.lastReceived {
+			a.unlockParts(ps)
+			e := newErr(http.StatusConflict, CodeBeyondReceived, "flush-replay target %d for partition %d of account %q is beyond the %d entries received; flush-send on the primary first", t, pi, a.spec.Account, p.lastReceived)
+			e.body.Epoch = p.epoch
+			return nil, e
+		}
+		targets[i] = t
+	}
+	now := time.Now().UTC()
+	for i, pi := range ps {
+		p := a.parts[pi]
+		if p.replayStartedAt.IsZero() || p.replayTarget != targets[i] {
+			p.replayTarget, p.replayStartedAt, p.replayDoneAt = targets[i], now, time.Time{}
+		}
+		if p.lastReplayed >= p.replayTarget && p.replayDoneAt.IsZero() {
+			p.replayDoneAt = now
+		}
+	}
+	a.unlockParts(ps)
+
+	reached := func() bool {
+		for i, pi := range ps {
+			p := a.parts[pi]
+			p.mu.Lock()
+			ok := p.lastReplayed >= targets[i]
+			p.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if req.WaitMillis > 0 {
+		t := time.NewTimer(time.Duration(req.WaitMillis) * time.Millisecond)
+		defer t.Stop()
+	wait:
+		for {
+			ch := a.progressCh() // taken before the check, so no wake-up is lost
+			if reached() {
+				break
+			}
+			select {
+			case <-ch:
+			case <-t.C:
+				break wait
+			case <-ctx.Done():
+				return nil, fmt.Errorf("flush-replay wait: %w", ctx.Err())
+			case <-s.stop:
+				return nil, errClosed
+			}
+		}
+	}
+	i := 0
+	return results(a, ps, func(p *partition) (uint64, bool) {
+		done := p.lastReplayed >= targets[i]
+		i++
+		return p.lastReplayed, done
+	}), nil
+}
+
+// promote makes the secondary partitions ps primary under req.Epoch.
+func (s *Server) promote(a *account, ps []int, req *ControlRequest) ([]ControlResult, error) {
+	if req.Epoch == 0 {
+		return nil, errBad("promote needs \"epoch\": the new epoch, above the partitions' current one")
+	}
+	// recvMu keeps shipments out between the replay check and the role change.
+	a.recvMu.Lock()
+	defer a.recvMu.Unlock()
+	a.lockParts(ps)
+	var changed []int
+	for _, pi := range ps {
+		p := a.parts[pi]
+		var err error
+		switch {
+		case p.promotedLocked() && req.Epoch == p.epoch:
+			continue // already done: answer the same
+		case req.Epoch < p.epoch || req.Epoch == p.epoch && p.role == RoleSecondary:
+			err = errStale(p.epoch, "promote to epoch %d refused: partition %d of account %q is at epoch %d; promote needs a higher epoch", req.Epoch, pi, a.spec.Account, p.epoch)
+		case p.role == RolePrimary:
+			err = errConflict("partition %d of account %q is already primary at epoch %d on stamp %s; promote runs on the secondary", pi, a.spec.Account, p.epoch, s.cfg.Name)
+		case p.lastReplayed != p.lastReceived:
+			err = newErr(http.StatusConflict, CodeNotReplayed, "partition %d of account %q has replayed %d of %d received entries; flush-replay first", pi, a.spec.Account, p.lastReplayed, p.lastReceived)
+		}
+		if err != nil {
+			a.unlockParts(ps)
+			return nil, err
+		}
+		changed = append(changed, pi)
+	}
+	for _, pi := range changed {
+		p := a.parts[pi]
+		p.role, p.epoch, p.fenced, p.shipping = RolePrimary, req.Epoch, false, false
+		p.next = p.lastReplayed
+		p.durable.Store(p.lastReplayed)
+		p.lastSent, p.lastAcked = p.lastReplayed, p.lastReplayed
+	}
+	it, err := s.persistLocked(a, changed, true)
+	a.unlockParts(ps)
+	if err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
+	}
+	if err := s.waitItem(it); err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
+	}
+	return results(a, ps, func(p *partition) (uint64, bool) { return p.durable.Load(), false }), nil
+}

@@ -1,0 +1,141 @@
+package stamp
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Fault scopes: which routes a Fault applies to.
+const (
+	scopeControl     = "control"     // account create/list, status, control calls
+	scopeData        = "data"        // key reads and writes, batch, read
+	scopeReplication = "replication" // shipments received on /v1/internal/replicate
+	scopeAll         = "all"
+)
+
+type faultSet struct {
+	mu   sync.Mutex
+	list []Fault
+}
+
+func (fs *faultSet) add(f Fault) {
+	fs.mu.Lock()
+	fs.list = append(fs.list, f)
+	fs.mu.Unlock()
+}
+
+func (fs *faultSet) clear() {
+	fs.mu.Lock()
+	fs.list = nil
+	fs.mu.Unlock()
+}
+
+func (fs *faultSet) snapshot() []Fault {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return slices.Clone(fs.list)
+}
+
+func validateFault(f *Fault) error {
+	switch f.Scope {
+	case scopeControl, scopeData, scopeReplication, scopeAll:
+	default:
+		return errBad("fault scope %q is invalid; use control, data, replication or all", f.Scope)
+	}
+	if f.ErrorRate < 0 || f.ErrorRate > 1 {
+		return errBad("fault error_rate %v out of range; use 0..1", f.ErrorRate)
+	}
+	if f.LatencyMillis < 0 {
+		return errBad("fault latency_ms %d is negative", f.LatencyMillis)
+	}
+	if f.Partition != nil && *f.Partition < -1 {
+		return errBad("fault partition %d is invalid; use a partition number, or -1 or omit it for all", *f.Partition)
+	}
+	if f.ErrorRate == 0 && f.LatencyMillis == 0 && !f.Unreachable {
+		return errBad("fault does nothing; set error_rate, latency_ms or unreachable")
+	}
+	return nil
+}
+
+// injectFault applies the faults matching a call: scope, account, and
+// involves, which reports whether the call touches a partition (nil: the
+// call touches none, so partition-narrowed faults do not apply). It returns
+// an error to answer with, errAnswered if the connection was dropped, or nil
+// to go on.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, account string, involves func(int) bool) error {
+	faults := s.faults.snapshot()
+	if len(faults) == 0 {
+		return nil
+	}
+	latency, unreachable, failed := 0, false, false
+	for _, f := range faults {
+		if f.Scope != scopeAll && f.Scope != scope {
+			continue
+		}
+		if f.Account != "" && f.Account != account {
+			continue
+		}
+		if f.Partition != nil && *f.Partition >= 0 && (involves == nil || !involves(*f.Partition)) {
+			continue
+		}
+		latency += f.LatencyMillis
+		unreachable = unreachable || f.Unreachable
+		failed = failed || (f.ErrorRate > 0 && rand.Float64() < f.ErrorRate)
+	}
+	if latency > 0 {
+		t := time.NewTimer(time.Duration(latency) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return errAnswered
+		case <-s.stop:
+			t.Stop()
+			return errClosed
+		}
+	}
+	if unreachable {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			// Not hijackable (e.g. HTTP/2): abort the stream instead.
+			panic(http.ErrAbortHandler)
+		}
+		conn.Close()
+		return errAnswered
+	}
+	if failed {
+		return newErr(http.StatusServiceUnavailable, CodeInjected, "injected fault on stamp %s (%s scope); clear it with DELETE /v1/faults or retry", s.cfg.Name, scope)
+	}
+	return nil
+}
+
+func (s *Server) addFault(w http.ResponseWriter, r *http.Request) error {
+	var f Fault
+	if err := decodeBody(r, limitSmall, &f, "Fault"); err != nil {
+		return err
+	}
+	if err := validateFault(&f); err != nil {
+		return err
+	}
+	s.faults.add(f)
+	writeJSON(w, http.StatusCreated, s.faults.snapshot())
+	return nil
+}
+
+func (s *Server) listFaults(w http.ResponseWriter, r *http.Request) error {
+	list := s.faults.snapshot()
+	if list == nil {
+		list = []Fault{}
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) clearFaults(w http.ResponseWriter, r *http.Request) error {
+	s.faults.clear()
+	writeJSON(w, http.StatusOK, []Fault{})
+	return nil
+}

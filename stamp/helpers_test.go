@@ -1,0 +1,120 @@
+package stamp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an outcome
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startLocal(t testing.TB, cfg Config) *Local {
+	t.Helper()
+	l, err := StartLocal(cfg)
+	must(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// pair is a primary stamp A and a secondary stamp B for one account.
+type pair struct {
+	a, b   *Local
+	ca, cb *Client
+	acct   string
+	parts  int
+}
+
+func newPair(t testing.TB, parts int, cfgA, cfgB Config) *pair {
+	t.Helper()
+	if cfgA.Name == "" {
+		cfgA.Name = "stamp-a"
+	}
+	if cfgB.Name == "" {
+		cfgB.Name = "stamp-b"
+	}
+	a := startLocal(t, cfgA)
+	b := startLocal(t, cfgB)
+	p := &pair{a: a, b: b, ca: NewClient(a.URL(), nil), cb: NewClient(b.URL(), nil), acct: "acct-1", parts: parts}
+	ctx := context.Background()
+	must(t, p.cb.CreateAccount(ctx, AccountSpec{Account: p.acct, Partitions: parts, Role: RoleSecondary, Epoch: 1, Peer: a.URL()}))
+	must(t, p.ca.CreateAccount(ctx, AccountSpec{Account: p.acct, Partitions: parts, Role: RolePrimary, Epoch: 1, Peer: b.URL()}))
+	return p
+}
+
+// raw sends a request and returns status, headers and body.
+func raw(t testing.TB, method, url, contentType string, body []byte, hdr map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	must(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return resp.StatusCode, resp.Header, b
+}
+
+func jsonBody(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	must(t, err)
+	return b
+}
+
+// wantAPIError checks err is an APIError with status and code.
+func wantAPIError(t testing.TB, err error, status int, code string) *APIError {
+	t.Helper()
+	ae, ok := err.(*APIError)
+	if !ok {
+		t.Fatalf("want API error %d %s, got %v", status, code, err)
+	}
+	if ae.Status != status || ae.Code != code {
+		t.Fatalf("want %d %s, got %d %s: %s", status, code, ae.Status, ae.Code, ae.Message)
+	}
+	return ae
+}
+
+func status(t testing.TB, c *Client, acct string) AccountStatus {
+	t.Helper()
+	st, err := c.Status(context.Background(), acct, nil)
+	must(t, err)
+	return st
+}
+
+// caughtUp reports whether every partition B replayed what A wrote.
+func (p *pair) caughtUp(t testing.TB) bool {
+	sa, sb := status(t, p.ca, p.acct), status(t, p.cb, p.acct)
+	for i := range sa.Partitions {
+		if sb.Partitions[i].LastReplayed != sa.Partitions[i].LastWritten || sa.Partitions[i].LastAcked != sa.Partitions[i].LastWritten {
+			return false
+		}
+	}
+	return true
+}
