@@ -182,9 +182,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "    %s: %s\n", v.Kind, v.Message)
 	}
 	if *doAudit {
-		// The run's own context may be done (duration elapsed); the audit
-		// gets a fresh bound but still stops on Ctrl-C.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		// The run may have ended by Ctrl-C, which must not cancel the audit
+		// too: give it a fresh bound, and let a second Ctrl-C kill the
+		// process the default way.
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		rep, err := traffic.Audit(actx, lc, *account, acks, traffic.AuditConfig{})
 		if err != nil {
