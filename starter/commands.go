@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
@@ -86,16 +85,9 @@ the account).`,
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID:                       workflows.FailoverWorkflowID(req.Account),
-				TaskQueue:                g.taskQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				StaticSummary:            fmt.Sprintf("failover %s to %s", req.Account, req.ToStamp),
-				StaticDetails:            fmt.Sprintf("reason: %s\n\nrequested by: %s", req.Reason, req.RequestedBy),
-			}, workflows.AccountFailover, req)
+			run, err := temporalx.StartFailover(ctx, c, g.taskQueue, req)
 			if err != nil {
-				return fmt.Errorf("start failover of %s (is another failover of it running? see the Web UI): %w", req.Account, err)
+				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "failover started: workflow %s run %s\n", run.GetID(), run.GetRunID())

@@ -5,7 +5,10 @@
 package temporalx
 
 import (
+	"context"
 	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
@@ -115,4 +118,21 @@ func NewLogger(format, level string) (*zap.Logger, error) {
 		cfg.Level = lv
 	}
 	return cfg.Build()
+}
+
+// StartFailover starts an AccountFailover under its account-derived ID. A
+// second failover of the same account while one runs is refused.
+func StartFailover(ctx context.Context, c client.Client, taskQueue string, req workflows.FailoverRequest) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.FailoverWorkflowID(req.Account),
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            fmt.Sprintf("failover %s to %s", req.Account, req.ToStamp),
+		StaticDetails:            fmt.Sprintf("reason: %s\n\nrequested by: %s", req.Reason, req.RequestedBy),
+	}, workflows.AccountFailover, req)
+	if err != nil {
+		return nil, fmt.Errorf("start failover of %s (is another failover of it running?): %w", req.Account, err)
+	}
+	return run, nil
 }

@@ -1,0 +1,111 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/internal/temporalx"
+)
+
+// DevServerOptions configure a Temporal dev server.
+type DevServerOptions struct {
+	Dir string // state and log go here
+	// UI serves the Web UI on UIPort (0 = a free port); off = headless.
+	UI     bool
+	UIPort int
+	// Port is the frontend gRPC port (0 = a free port).
+	Port int
+	// Progress hears about a first-run build of the server.
+	Progress io.Writer
+}
+
+// DevServer is a running `temporal server start-dev` with file-backed
+// SQLite in WAL mode (about 4x faster than the default journal here).
+type DevServer struct {
+	*Process
+	HostPort string
+	UIURL    string // "" when headless
+	DBFile   string
+}
+
+// StartDevServer builds (first run) and starts a dev server and waits until
+// it serves.
+func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error) {
+	bin, err := TemporalBinary(ctx, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	port := o.Port
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	httpPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	ds := &DevServer{HostPort: addr(port), DBFile: filepath.Join(o.Dir, "temporal.db")}
+	args := []string{"server", "start-dev",
+		"--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--http-port", strconv.Itoa(httpPort), "--metrics-port", strconv.Itoa(metricsPort),
+		"--db-filename", ds.DBFile,
+		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+		"--log-level", "warn",
+	}
+	if o.UI {
+		uiPort := o.UIPort
+		if uiPort == 0 {
+			if uiPort, err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+		args = append(args, "--ui-port", strconv.Itoa(uiPort))
+		ds.UIURL = "http://" + addr(uiPort)
+	} else {
+		args = append(args, "--headless")
+	}
+	ds.Process = &Process{Name: "temporal", Path: bin, Args: args, Log: logPath(o.Dir, "temporal")}
+	if err := ds.Start(); err != nil {
+		return nil, err
+	}
+	if err := ds.WaitReady(ctx); err != nil {
+		ds.Kill()
+		return nil, err
+	}
+	return ds, nil
+}
+
+// WaitReady polls until the frontend answers a health check (also after a
+// restart of the same process).
+func (d *DevServer) WaitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err := Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		if !d.Running() {
+			return false, fmt.Errorf("temporal dev server exited: see %s", d.Log)
+		}
+		c, err := client.Dial(client.Options{HostPort: d.HostPort, Logger: temporalx.NewZapAdapter(zap.NewNop())})
+		if err != nil {
+			return false, nil
+		}
+		defer c.Close()
+		_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("temporal dev server on %s not ready: %w", d.HostPort, err)
+	}
+	return nil
+}
