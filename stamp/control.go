@@ -386,6 +386,7 @@ func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *Con
 		targets[i] = t
 	}
 	now := time.Now().UTC()
+	var behind []int
 	for i, pi := range ps {
 		p := a.parts[pi]
 		if p.replayStartedAt.IsZero() || p.replayTarget != targets[i] {
@@ -394,8 +395,16 @@ func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *Con
 		if p.lastReplayed >= p.replayTarget && p.replayDoneAt.IsZero() {
 			p.replayDoneAt = now
 		}
+		if p.lastReplayed < p.replayTarget {
+			behind = append(behind, pi)
+		}
 	}
 	a.unlockParts(ps)
+	if len(behind) > 0 {
+		// Normally already queued by the shipment that brought the entries;
+		// marking again costs nothing and wakes a replayer waiting out a retry.
+		a.markReplayDirty(behind)
+	}
 
 	reached := func() bool {
 		for i, pi := range ps {
