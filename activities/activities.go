@@ -28,7 +28,6 @@ const (
 	NameFlushSend   = "FlushSend"
 	NameFlushReplay = "FlushReplay"
 	NamePromote     = "Promote"
-	NameRepoint     = "Repoint"
 	NameUnfence     = "Unfence"
 )
 

@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
 
@@ -287,20 +288,29 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 	}
 }
 
-// PromoteInput promotes every partition on the destination.
+// PromoteInput promotes every partition on the destination and moves the
+// account there.
 type PromoteInput struct {
 	Account    string
+	From       string // stamp names, for the location service
+	To         string
 	ToURL      string
 	Partitions int
+	OldEpoch   uint64 // the epoch the account must still be at
 	Epoch      uint64 // the new epoch
 }
 
-// PromoteResult gives the LSN each new primary partition continues from.
+// PromoteResult gives the LSN each new primary partition continues from and
+// where the location service now points.
 type PromoteResult struct {
 	StartLSN []uint64
+	Location location.Account
 }
 
-// Promote makes the destination partitions primary under the new epoch.
+// Promote is the patent's promote step: the destination partitions take
+// writes under the new epoch, then the location service points the account
+// at them (a compare-and-set on the epoch), which moves live traffic. Both
+// halves are idempotent, so a retry after either one is safe.
 func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
 	dst := a.stamp(in.ToURL)
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
@@ -314,5 +324,11 @@ func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResul
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	res.Location, err = a.Location.Move(ctx, in.Account, location.MoveRequest{
+		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch,
+	})
+	return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)
 }

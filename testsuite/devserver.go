@@ -63,6 +63,10 @@ func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error)
 		"--db-filename", ds.DBFile,
 		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
 		"--log-level", "warn",
+		// Eager activities: a worker that schedules an activity on its own
+		// task queue gets it in the workflow task's answer, saving a
+		// matching round trip per step of the failover.
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
 	if o.UI {
 		uiPort := o.UIPort

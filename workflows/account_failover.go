@@ -181,17 +181,12 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 	// 5. Promote: the point of no return. Retried until it succeeds; a
 	// refusal here (a stale epoch) means someone else moved the account.
 	phase(PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
-	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, 0, 0, fmt.Sprintf("promote %d partitions", pre.Partitions)), acts.Promote,
-		activities.PromoteInput{Account: pre.Account, ToURL: pre.ToURL, Partitions: pre.Partitions, Epoch: res.NewEpoch}).Get(ctx, nil)
+	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, 0, 0, fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)), acts.Promote,
+		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
+			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, nil)
 	if err != nil {
 		phase(PhaseFailed, "promote failed")
 		return res, fmt.Errorf("promote %s on %s: %w", req.Account, pre.To, err)
-	}
-	err = workflow.ExecuteActivity(withActivity(ctx, 30*time.Second, 0, 0, "repoint location"), acts.Repoint,
-		activities.RepointInput{Account: pre.Account, From: pre.From, To: pre.To, ExpectedEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, nil)
-	if err != nil {
-		phase(PhaseFailed, "location repoint failed after promote")
-		return res, fmt.Errorf("repoint %s to %s: %w", req.Account, pre.To, err)
 	}
 	res.PromotedAt = workflow.Now(ctx)
 

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/batonhq/baton/activities"
-	"github.com/batonhq/baton/location"
 )
 
 // fakeStamps answers the activities from an in-memory model of one account
@@ -132,7 +131,6 @@ func newEnv(t *testing.T, f *fakeStamps) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(acts.FlushSend, mock.Anything, mock.Anything).Return(f.flushSend).Maybe()
 	env.OnActivity(acts.FlushReplay, mock.Anything, mock.Anything).Return(f.flushReplay).Maybe()
 	env.OnActivity(acts.Promote, mock.Anything, mock.Anything).Return(f.promote).Maybe()
-	env.OnActivity(acts.Repoint, mock.Anything, mock.Anything).Return(location.Account{}, nil).Maybe()
 	env.OnActivity(acts.Unfence, mock.Anything, mock.Anything).Return(f.unfence).Maybe()
 	return env
 }

@@ -1,0 +1,279 @@
+// Command bench measures Baton's failover on a real Temporal dev server and
+// real stamps: total time and orchestration overhead per partition for
+// accounts of several sizes, the largest workflow history, and two
+// replication-lag scenarios (flush time against the slowest partition, and
+// the write-unavailability window with a large backlog).
+//
+//	go run ./cmd/bench                       # 1, 100, 1000, 10000 partitions + lag scenarios
+//	go run ./cmd/bench --sizes 1000 --lag=false
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/testsuite"
+	"github.com/batonhq/baton/workflows"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	sizes := fs.String("sizes", "1,100,1000,10000", "comma-separated partition counts")
+	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
+	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
+	dir := fs.String("dir", "", "logs and data (default: a temporary directory)")
+	timeline := fs.Bool("timeline", false, "print the parent workflow's event timeline of each run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var ps []int
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("--sizes: %q is not a positive partition count", s)
+		}
+		ps = append(ps, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "baton-bench-")
+		if err != nil {
+			return err
+		}
+		*dir = d
+	}
+	fmt.Fprintf(out, "# baton bench, %s, %d CPUs, %s/%s, logs in %s\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, *dir)
+	c, err := testsuite.Start(ctx, testsuite.Options{Dir: *dir, Durable: *durable, Progress: io.Discard})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	fmt.Fprintf(out, "\n| partitions | total (s) | in workflow (s) | overhead/partition (ms) | unavailable (ms) | largest history (events) |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, p := range ps {
+		m, err := failover(ctx, c, fmt.Sprintf("bench-%d", p), p, workflows.FailoverOptions{})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "| %d | %.2f | %.2f | %.2f | %d | %d |\n", p, m.wall.Seconds(), float64(m.res.TotalMillis)/1000,
+			float64(m.wall.Milliseconds())/float64(p), m.res.UnavailableMillis, m.maxEvents)
+		if *timeline {
+			if err := printTimeline(ctx, out, c.Client, workflows.FailoverWorkflowID(fmt.Sprintf("bench-%d", p))); err != nil {
+				return err
+			}
+		}
+	}
+	if !*lag {
+		return nil
+	}
+	return lagScenarios(ctx, out, *dir, *durable)
+}
+
+type measure struct {
+	wall      time.Duration
+	res       workflows.FailoverResult
+	maxEvents int
+}
+
+// failover provisions account and fails it over, measuring wall time (start
+// request to result) and the largest history among the parent and children.
+func failover(ctx context.Context, c *testsuite.Cluster, account string, partitions int, opts workflows.FailoverOptions) (measure, error) {
+	var m measure
+	if _, err := c.Provision(ctx, account, partitions); err != nil {
+		return m, fmt.Errorf("provision %s: %w", account, err)
+	}
+	t0 := time.Now()
+	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+		Account: account, FromStamp: testsuite.StampA, ToStamp: testsuite.StampB, Reason: "bench", RequestedBy: "bench", Options: opts,
+	})
+	if err != nil {
+		return m, err
+	}
+	if err := run.Get(ctx, &m.res); err != nil {
+		return m, fmt.Errorf("failover of %s: %w", account, err)
+	}
+	m.wall = time.Since(t0)
+	m.maxEvents, err = largestHistory(ctx, c.Client, run.GetID(), run.GetRunID(), m.res.Groups)
+	return m, err
+}
+
+func largestHistory(ctx context.Context, c client.Client, id, runID string, groups int) (int, error) {
+	count := func(id, runID string) (int, error) {
+		it := c.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		n := 0
+		for it.HasNext() {
+			if _, err := it.Next(); err != nil {
+				return 0, fmt.Errorf("history of %s: %w", id, err)
+			}
+			n++
+		}
+		return n, nil
+	}
+	largest, err := count(id, runID)
+	if err != nil {
+		return 0, err
+	}
+	for i := range groups {
+		n, err := count(fmt.Sprintf("%s/group-%04d", id, i), "")
+		if err != nil {
+			return 0, err
+		}
+		largest = max(largest, n)
+	}
+	return largest, nil
+}
+
+// lagScenarios runs on a cluster whose secondary replays at a limited rate.
+func lagScenarios(ctx context.Context, out io.Writer, dir string, durable bool) error {
+	const replayRate = 2000 // ops/s per partition
+	c, err := testsuite.Start(ctx, testsuite.Options{Dir: dir + "/lag", Durable: durable, ReplayRate: replayRate,
+		ReplicationDelay: 50 * time.Millisecond, Progress: io.Discard})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	// 1. Flush time: no catch-up, a backlog in every partition, one partition
+	// far behind; the failover should take about the slowest partition.
+	const acct1, p1 = "lag-flush", 100
+	if _, err := c.Provision(ctx, acct1, p1); err != nil {
+		return err
+	}
+	if err := backlog(ctx, c, acct1, p1, 100_000, map[int]int{7: 6000}); err != nil {
+		return err
+	}
+	m, err := failover(ctx, c, acct1, p1, workflows.FailoverOptions{CatchUpTimeout: -1})
+	if err != nil {
+		return err
+	}
+	slowest := time.Duration(m.res.SlowestFlushMillis) * time.Millisecond
+	fmt.Fprintf(out, "\nflush with real lag (%d partitions, 100,000 ops + 6,000 on partition 7 held back, replay %d ops/s/partition, no catch-up):\n", p1, replayRate)
+	fmt.Fprintf(out, "  total %.2f s, slowest partition flush %.2f s, bound 1.2 x slowest + 1 s = %.2f s: %s\n",
+		m.wall.Seconds(), slowest.Seconds(), (1.2*slowest.Seconds())+1, verdict(m.wall.Seconds() <= 1.2*slowest.Seconds()+1))
+
+	// 2. Unavailability window: 100,000 ops of backlog over 1,000 partitions;
+	// catch-up drains it while writes flow, then fence and flush the rest.
+	const acct2, p2 = "lag-window", 1000
+	if _, err := c.Provision(ctx, acct2, p2); err != nil {
+		return err
+	}
+	if err := backlog(ctx, c, acct2, p2, 100_000, nil); err != nil {
+		return err
+	}
+	m, err = failover(ctx, c, acct2, p2, workflows.FailoverOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nwindow with backlog (%d partitions, 100,000 ops behind at start, with catch-up):\n", p2)
+	fmt.Fprintf(out, "  total %.2f s, catch-up %.2f s, write unavailability %d ms (goal <= 1000 ms): %s\n",
+		m.wall.Seconds(), float64(m.res.CatchUpMillis)/1000, m.res.UnavailableMillis, verdict(m.res.UnavailableMillis <= 1000))
+	return nil
+}
+
+// backlog writes n ops spread over the account's partitions (plus extra ops
+// on chosen partitions) while replication to the secondary is cut, so they
+// all wait to be shipped and replayed; then it restores replication.
+func backlog(ctx context.Context, c *testsuite.Cluster, account string, partitions, n int, extra map[int]int) error {
+	dst, src := c.StampClient(testsuite.StampB), c.StampClient(testsuite.StampA)
+	if err := dst.AddFault(ctx, stamp.Fault{Scope: "replication", ErrorRate: 1}); err != nil {
+		return fmt.Errorf("cut replication: %w", err)
+	}
+	perPartition := make([]int, partitions)
+	for i := range n {
+		perPartition[i%partitions]++
+	}
+	for p, k := range extra {
+		perPartition[p] += k
+	}
+	// Keys are generated until each partition has its share.
+	const batch = 2000
+	var ops []stamp.BatchOp
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		if _, err := src.Batch(ctx, account, ops, 0); err != nil {
+			return fmt.Errorf("write backlog: %w", err)
+		}
+		ops = ops[:0]
+		return nil
+	}
+	left := 0
+	for _, k := range perPartition {
+		left += k
+	}
+	for i := 0; left > 0; i++ {
+		key := fmt.Sprintf("backlog-%d", i)
+		p := stamp.PartitionOf(key, partitions)
+		if perPartition[p] == 0 {
+			continue
+		}
+		perPartition[p]--
+		left--
+		ops = append(ops, stamp.BatchOp{Op: stamp.OpPut, Key: key, Value: "v"})
+		if len(ops) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := dst.ClearFaults(ctx); err != nil {
+		return fmt.Errorf("restore replication: %w", err)
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// printTimeline prints each event of a workflow's history with its offset
+// from the first, to see where a failover spends its time.
+func printTimeline(ctx context.Context, out io.Writer, c client.Client, id string) error {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var t0 time.Time
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("history of %s: %w", id, err)
+		}
+		t := ev.GetEventTime().AsTime()
+		if t0.IsZero() {
+			t0 = t
+		}
+		fmt.Fprintf(out, "    %6d ms  %s\n", t.Sub(t0).Milliseconds(), ev.GetEventType())
+	}
+	return nil
+}
