@@ -109,7 +109,7 @@ the account).`,
 	f.StringVar(&req.FromStamp, "from", "", "expected current primary; refused if it is not (default: accept the current one)")
 	f.StringVar(&req.Reason, "reason", "manual failover", "why, recorded in the workflow")
 	f.StringVar(&req.RequestedBy, "requested-by", currentUser(), "who asks, recorded in the workflow")
-	f.IntVar(&req.Options.GroupSize, "group-size", 0, "partitions per child workflow (default 100)")
+	f.IntVar(&req.Options.GroupSize, "group-size", 0, "partitions per child workflow (default 250)")
 	f.BoolVar(&wait, "wait", false, "wait for the failover to finish and print its report")
 	f.IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
 	return cmd

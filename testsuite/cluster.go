@@ -65,6 +65,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Dir == "" {
 		return nil, errors.New("testsuite: Options.Dir is required")
 	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.Dir, err)
+	}
 	c = &Cluster{Opts: o, Stamps: map[string]*Process{}, StampURLs: map[string]string{}}
 	defer func() {
 		if err != nil {

@@ -38,7 +38,7 @@ type Progress struct {
 
 func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	if o.GroupSize <= 0 {
-		o.GroupSize = 100
+		o.GroupSize = 250
 	}
 	// Keep the fan-out under MaxChildren children per parent.
 	if need := (partitions + MaxChildren - 1) / MaxChildren; o.GroupSize < need {

@@ -148,13 +148,13 @@ func run(t *testing.T, env *testsuite.TestWorkflowEnvironment, req FailoverReque
 }
 
 func TestFailoverOrdersSendReplayPromote(t *testing.T) {
-	f := newFake(250)
+	f := newFake(600)
 	res, err := run(t, newEnv(t, f), FailoverRequest{Account: "acct", ToStamp: "stamp-b"})
 	require.NoError(t, err)
-	require.Equal(t, 250, res.Partitions)
+	require.Equal(t, 600, res.Partitions)
 	require.Equal(t, 3, res.Groups)
 	require.Equal(t, uint64(2), res.NewEpoch)
-	for p := range 250 {
+	for p := range 600 {
 		require.NotZero(t, f.sentAt[p], "partition %d never sent", p)
 		require.Greater(t, f.replayedAt[p], f.sentAt[p], "partition %d replayed before it was sent", p)
 		require.Greater(t, f.promotedAt, f.replayedAt[p], "promote before partition %d replayed", p)
@@ -210,7 +210,7 @@ func TestTreeFanOutFor5000Partitions(t *testing.T) {
 	f := newFake(5000)
 	res, err := run(t, newEnv(t, f), FailoverRequest{Account: "big", ToStamp: "stamp-b"})
 	require.NoError(t, err)
-	require.Equal(t, 50, res.Groups, "5,000 partitions in groups of 100")
+	require.Equal(t, 20, res.Groups, "5,000 partitions in groups of 250")
 	require.LessOrEqual(t, res.Groups, MaxChildren)
 	require.Len(t, res.Table.Partition, 5000)
 	for p := range 5000 {

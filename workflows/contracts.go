@@ -37,7 +37,7 @@ type FailoverRequest struct {
 // FailoverOptions tune a failover; the zero value gives the defaults.
 type FailoverOptions struct {
 	// GroupSize is the partitions per PartitionGroupFailover child (default
-	// 100; raised so that there are at most MaxChildren children).
+	// 250; raised so that there are at most MaxChildren children).
 	GroupSize int
 	// CatchUpMaxLagOps: fence once at most this many ops are unacknowledged
 	// or unreplayed in total (default max(1000, 2 x partitions)).

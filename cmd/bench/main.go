@@ -28,6 +28,7 @@ import (
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/testsuite"
+	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -47,6 +48,7 @@ func run(args []string, out io.Writer) error {
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
 	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
 	dir := fs.String("dir", "", "logs and data (default: a temporary directory)")
+	groupSize := fs.Int("group-size", 0, "partitions per child workflow (0 = the workflow's default)")
 	timeline := fs.Bool("timeline", false, "print the parent workflow's event timeline of each run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,7 +79,7 @@ func run(args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n| partitions | total (s) | in workflow (s) | overhead/partition (ms) | unavailable (ms) | largest history (events) |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range ps {
-		m, err := failover(ctx, c, fmt.Sprintf("bench-%d", p), p, workflows.FailoverOptions{})
+		m, err := failover(ctx, c, fmt.Sprintf("bench-%d", p), p, workflows.FailoverOptions{GroupSize: *groupSize})
 		if err != nil {
 			return err
 		}
@@ -92,7 +94,7 @@ func run(args []string, out io.Writer) error {
 	if !*lag {
 		return nil
 	}
-	return lagScenarios(ctx, out, *dir, *durable)
+	return lagScenarios(ctx, out, *dir, *durable, *groupSize)
 }
 
 type measure struct {
@@ -150,7 +152,7 @@ func largestHistory(ctx context.Context, c client.Client, id, runID string, grou
 }
 
 // lagScenarios runs on a cluster whose secondary replays at a limited rate.
-func lagScenarios(ctx context.Context, out io.Writer, dir string, durable bool) error {
+func lagScenarios(ctx context.Context, out io.Writer, dir string, durable bool, groupSize int) error {
 	const replayRate = 2000 // ops/s per partition
 	c, err := testsuite.Start(ctx, testsuite.Options{Dir: dir + "/lag", Durable: durable, ReplayRate: replayRate,
 		ReplicationDelay: 50 * time.Millisecond, Progress: io.Discard})
@@ -168,7 +170,7 @@ func lagScenarios(ctx context.Context, out io.Writer, dir string, durable bool) 
 	if err := backlog(ctx, c, acct1, p1, 100_000, map[int]int{7: 6000}); err != nil {
 		return err
 	}
-	m, err := failover(ctx, c, acct1, p1, workflows.FailoverOptions{CatchUpTimeout: -1})
+	m, err := failover(ctx, c, acct1, p1, workflows.FailoverOptions{CatchUpTimeout: -1, GroupSize: groupSize})
 	if err != nil {
 		return err
 	}
@@ -186,13 +188,28 @@ func lagScenarios(ctx context.Context, out io.Writer, dir string, durable bool) 
 	if err := backlog(ctx, c, acct2, p2, 100_000, nil); err != nil {
 		return err
 	}
-	m, err = failover(ctx, c, acct2, p2, workflows.FailoverOptions{})
+	// Live traffic keeps writing during catch-up, as it would in production.
+	gen := traffic.New(traffic.Config{Location: c.Loc, Account: acct2, Rate: 2000, Workers: 16})
+	if err := gen.Start(ctx); err != nil {
+		return err
+	}
+	defer gen.Stop()
+	m, err = failover(ctx, c, acct2, p2, workflows.FailoverOptions{GroupSize: groupSize})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nwindow with backlog (%d partitions, 100,000 ops behind at start, with catch-up):\n", p2)
+	st := gen.Stop()
+	rep, err := traffic.Audit(ctx, c.Loc, acct2, gen.Acked(), traffic.AuditConfig{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nwindow with backlog (%d partitions, 100,000 ops behind at start, 2,000 writes/s of live traffic, with catch-up):\n", p2)
 	fmt.Fprintf(out, "  total %.2f s, catch-up %.2f s, write unavailability %d ms (goal <= 1000 ms): %s\n",
 		m.wall.Seconds(), float64(m.res.CatchUpMillis)/1000, m.res.UnavailableMillis, verdict(m.res.UnavailableMillis <= 1000))
+	fmt.Fprintf(out, "  traffic: %d writes acknowledged, audit: %d lost\n", st.Acks, rep.Lost)
+	if !rep.OK() {
+		return fmt.Errorf("audit after the backlog failover: %s", rep)
+	}
 	return nil
 }
 
