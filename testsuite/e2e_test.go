@@ -2,10 +2,15 @@ package testsuite
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/location"
@@ -62,6 +67,7 @@ func TestPlannedFailoverUnderTrafficLosesNothing(t *testing.T) {
 	require.NoError(t, err)
 	var res workflows.FailoverResult
 	require.NoError(t, run.Get(ctx, &res))
+	recordHistories(t, c, run.GetID())
 
 	require.Equal(t, StampB, res.To)
 	require.Equal(t, uint64(2), res.NewEpoch)
@@ -125,4 +131,33 @@ func TestPrecheckRefusesWrongExpectedPrimary(t *testing.T) {
 	}
 	_, err = c.StampClient(StampA).Put(ctx, account, "still-writable", "yes", 1)
 	require.NoError(t, err)
+}
+
+// recordHistories writes the histories of a finished failover (the parent
+// and its first group child) under workflows/testdata when
+// BATON_RECORD_HISTORY=1, for the replay test. See docs/ARCHITECTURE.md.
+func recordHistories(t *testing.T, c *Cluster, id string) {
+	t.Helper()
+	if os.Getenv("BATON_RECORD_HISTORY") != "1" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for file, wid := range map[string]string{
+		"account_failover.json": id,
+		"partition_group.json":  id + "/group-0000",
+	} {
+		it := c.Client.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		var h historypb.History
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			h.Events = append(h.Events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+		require.NoError(t, err)
+		path := filepath.Join("..", "workflows", "testdata", file)
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+		t.Logf("recorded %d events of %s in %s", len(h.Events), wid, path)
+	}
 }

@@ -1,0 +1,41 @@
+package workflows
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplayRecordedHistories replays histories recorded from real runs
+// (testdata/; regenerate with
+// BATON_RECORD_HISTORY=1 go test ./testsuite -run TestPlannedFailover).
+// A change to workflow code that would break failovers in flight fails
+// here: guard such a change with workflow.GetVersion.
+func TestReplayRecordedHistories(t *testing.T) {
+	tests := []struct {
+		file       string
+		workflowID string // child IDs derive from it, so replay needs the original
+	}{
+		{"testdata/account_failover.json", "failover-e2e-acct"},
+		{"testdata/partition_group.json", "failover-e2e-acct/group-0000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			f, err := os.Open(tt.file)
+			require.NoError(t, err)
+			defer f.Close()
+			h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(AccountFailover, workflow.RegisterOptions{Name: NameAccountFailover})
+			r.RegisterWorkflowWithOptions(PartitionGroupFailover, workflow.RegisterOptions{Name: NamePartitionGroupFailover})
+			require.NoError(t, r.ReplayWorkflowHistoryWithOptions(nil, h, worker.ReplayWorkflowHistoryOptions{
+				OriginalExecution: workflow.Execution{ID: tt.workflowID, RunID: "recorded"},
+			}))
+		})
+	}
+}
