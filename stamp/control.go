@@ -325,10 +325,15 @@ func (s *Server) flushSend(ctx context.Context, a *account, ps []int) ([]Control
 	var ranges []shipRange
 	for _, pi := range ps {
 		p := a.parts[pi]
-		if dur := p.durable.Load(); p.lastAcked < dur {
+		switch dur := p.durable.Load(); {
+		case p.lastAcked < dur:
 			ranges = append(ranges, shipRange{p: pi, from: p.lastAcked + 1, to: dur})
 			p.lastSent = dur
 			p.sendStartedAt, p.sendDoneAt = now, time.Time{}
+		case p.sendDoneAt.IsZero():
+			// The background shipper got there first: the flush is done
+			// the moment it is asked.
+			p.sendStartedAt, p.sendDoneAt = now, now
 		}
 	}
 	a.unlockParts(ps)

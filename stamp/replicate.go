@@ -22,6 +22,7 @@ const (
 	// into requests well under the receiver's body limit.
 	maxShipBytes = 32 << 20
 
+	shipTimeout    = 30 * time.Second
 	minShipBackoff = 50 * time.Millisecond
 	maxShipBackoff = 2 * time.Second
 )
@@ -260,6 +261,9 @@ func (s *Server) postReplicate(ctx context.Context, peer string, req *ReplicateR
 			return nil, ctx.Err()
 		}
 	}
+	// A hung peer must not hold shipMu (and so flush-send) for long.
+	ctx, cancel := context.WithTimeout(ctx, shipTimeout)
+	defer cancel()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, peer+"/v1/internal/replicate", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("ship to %s: %w", peer, err)
