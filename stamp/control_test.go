@@ -164,9 +164,9 @@ func TestThrottledReplayReachesTarget(t *testing.T) {
 
 func TestFlushSendPeerDown(t *testing.T) {
 	p := newPair(t, 2, Config{}, Config{})
-	putN(t, p.ca, p.acct, 20)
 	peer := p.b.URL()
 	must(t, p.b.Close())
+	putN(t, p.ca, p.acct, 20)
 	_, err := p.ca.Fence(context.Background(), p.acct, ControlRequest{All: true})
 	must(t, err)
 	_, err = p.ca.FlushSend(context.Background(), p.acct, ControlRequest{All: true})
