@@ -161,3 +161,71 @@ func TestStaleEpochWrites(t *testing.T) {
 	_, err = c.Get(ctx, "e", "k")
 	must(t, err)
 }
+
+// TestFenceUnderLoad fences while writers are busy: every acknowledged
+// write must be at or below its partition's fence LSN, and the full
+// fail-over must carry each of them to the new primary.
+func TestFenceUnderLoad(t *testing.T) {
+	p := newPair(t, 8, Config{ReplicationBatch: 50}, Config{})
+	ctx := context.Background()
+	type ack struct {
+		key string
+		res WriteResult
+	}
+	acks := make(chan ack, 1<<16)
+	done := make(chan struct{})
+	for w := range 16 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; ; i++ {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				r, err := p.ca.Put(ctx, p.acct, key, key, 0)
+				if IsCode(err, CodeFenced) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				acks <- ack{key, r}
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, "writes flowing", func() bool { return len(acks) > 300 })
+	fr, err := p.ca.Fence(ctx, p.acct, ControlRequest{All: true})
+	must(t, err)
+	for range 16 {
+		<-done
+	}
+	close(acks)
+	final := map[int]uint64{}
+	for _, r := range fr.Results {
+		final[r.Partition] = r.LSN
+	}
+	var keys []string
+	want := map[string]WriteResult{}
+	for a := range acks {
+		if a.res.LSN > final[a.res.Partition] {
+			t.Fatalf("write %s acknowledged at LSN %d above partition %d's fence LSN %d", a.key, a.res.LSN, a.res.Partition, final[a.res.Partition])
+		}
+		keys = append(keys, a.key)
+		want[a.key] = a.res
+	}
+	_, err = p.ca.FlushSend(ctx, p.acct, ControlRequest{All: true})
+	must(t, err)
+	_, err = p.cb.FlushReplay(ctx, p.acct, ControlRequest{All: true, Targets: final, WaitMillis: 30000})
+	must(t, err)
+	_, err = p.cb.Promote(ctx, p.acct, ControlRequest{All: true, Epoch: 2})
+	must(t, err)
+	for len(keys) > 0 {
+		n := min(len(keys), MaxReadKeys)
+		rr, err := p.cb.Read(ctx, p.acct, keys[:n])
+		must(t, err)
+		for _, k := range keys[:n] {
+			if v := rr.Values[k]; v.Value != k || v.LSN != want[k].LSN {
+				t.Fatalf("key %s on the new primary = %+v, acknowledged %+v", k, v, want[k])
+			}
+		}
+		keys = keys[n:]
+	}
+}
