@@ -257,3 +257,46 @@ func TestPartitionOf(t *testing.T) {
 		t.Error("one partition must hold every key")
 	}
 }
+
+// TestLargeFailover runs a whole fail-over of a 10,000-partition account
+// with all=true and logs how long each step took.
+func TestLargeFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large account")
+	}
+	p := newPair(t, 10000, Config{}, Config{})
+	ctx := context.Background()
+	for range 4 {
+		putN(t, p.ca, p.acct, 5000)
+	}
+	all := ControlRequest{All: true}
+	step := func(name string, c *Client, op string, req ControlRequest) ControlResponse {
+		start := time.Now()
+		r, err := c.Control(ctx, p.acct, op, req)
+		must(t, err)
+		t.Logf("%s of 10,000 partitions: %v", name, time.Since(start))
+		if len(r.Results) != 10000 {
+			t.Fatalf("%s answered %d partitions", name, len(r.Results))
+		}
+		return r
+	}
+	step("fence", p.ca, CtlFence, all)
+	sent := step("flush-send", p.ca, CtlFlushSend, all)
+	replayed := step("flush-replay", p.cb, CtlFlushReplay, ControlRequest{All: true, WaitMillis: 60000})
+	for i, r := range replayed.Results {
+		if !r.Done || r.LSN != sent.Results[i].LSN {
+			t.Fatalf("partition %d: replayed %d of %d", i, r.LSN, sent.Results[i].LSN)
+		}
+	}
+	step("promote", p.cb, CtlPromote, ControlRequest{All: true, Epoch: 2})
+	start := time.Now()
+	st := status(t, p.cb, p.acct)
+	t.Logf("status of 10,000 partitions: %v", time.Since(start))
+	var total uint64
+	for _, ps := range st.Partitions {
+		total += ps.LastWritten
+	}
+	if total != 20000 {
+		t.Fatalf("new primary continues from %d writes in total, want 20000", total)
+	}
+}
