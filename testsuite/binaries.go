@@ -7,6 +7,7 @@ package testsuite
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -98,30 +99,46 @@ var (
 	buildErr  error
 )
 
-// Build compiles stampd, the worker and the baton CLI into dir once per
-// process (the Go build cache makes repeats cheap).
-func Build(ctx context.Context, dir string) (Binaries, error) {
-	buildOnce.Do(func() {
-		var root string
-		root, buildErr = moduleRoot(ctx)
-		if buildErr != nil {
-			return
-		}
-		built = Binaries{
-			Stampd: filepath.Join(dir, "stampd"),
-			Worker: filepath.Join(dir, "worker"),
-			Baton:  filepath.Join(dir, "baton"),
-		}
-		for pkg, out := range map[string]string{"./cmd/stampd": built.Stampd, "./worker": built.Worker, "./starter": built.Baton} {
-			cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-			cmd.Dir = root
-			if o, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, o)
-				return
-			}
-		}
-	})
+// Build compiles stampd, the worker and the baton CLI of this checkout once
+// per process, into a directory of the cache keyed by the checkout's path
+// (the Go build cache makes a rebuild of unchanged code cheap). Processes
+// building the same checkout take turns.
+func Build(ctx context.Context) (Binaries, error) {
+	buildOnce.Do(func() { built, buildErr = build(ctx) })
 	return built, buildErr
+}
+
+func build(ctx context.Context) (Binaries, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return Binaries{}, err
+	}
+	cache, err := CacheDir()
+	if err != nil {
+		return Binaries{}, err
+	}
+	dir := filepath.Join(cache, fmt.Sprintf("bin-%08x", crc32.ChecksumIEEE([]byte(root))))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Binaries{}, fmt.Errorf("create %s: %w", dir, err)
+	}
+	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return Binaries{}, err
+	}
+	defer unlock()
+	b := Binaries{
+		Stampd: filepath.Join(dir, "stampd"),
+		Worker: filepath.Join(dir, "worker"),
+		Baton:  filepath.Join(dir, "baton"),
+	}
+	for _, t := range []struct{ pkg, out string }{{"./cmd/stampd", b.Stampd}, {"./worker", b.Worker}, {"./starter", b.Baton}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", t.out, t.pkg)
+		cmd.Dir = root
+		if o, err := cmd.CombinedOutput(); err != nil {
+			return Binaries{}, fmt.Errorf("go build %s: %w\n%s", t.pkg, err, o)
+		}
+	}
+	return b, nil
 }
 
 // moduleRoot finds this module's directory.

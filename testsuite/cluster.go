@@ -76,7 +76,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		}
 	}()
 	c.say("building stampd, worker and baton")
-	if c.Bin, err = Build(ctx, filepath.Join(o.Dir, "bin")); err != nil {
+	if c.Bin, err = Build(ctx); err != nil {
 		return c, err
 	}
 	c.say("starting the Temporal dev server")
