@@ -23,6 +23,23 @@ const (
 // from the account makes Temporal refuse a second concurrent failover.
 func FailoverWorkflowID(account string) string { return "failover-" + account }
 
+// Failover modes.
+const (
+	// ModePlanned: the source is reachable; zero data loss or refusal.
+	ModePlanned = "planned"
+	// ModeUnplanned (forced): the source is down or partly down; reachable
+	// partitions are still fenced and flushed, unreachable ones are given up
+	// on, and the result carries a data-loss ledger.
+	ModeUnplanned = "unplanned"
+)
+
+// What started a failover.
+const (
+	TriggerManual = "manual" // an operator (CLI, Web UI)
+	TriggerAlert  = "alert"  // an alert webhook (Alertmanager)
+	TriggerAPI    = "api"    // another tool's plain JSON trigger
+)
+
 // FailoverRequest starts an AccountFailover.
 type FailoverRequest struct {
 	Account string
@@ -31,7 +48,64 @@ type FailoverRequest struct {
 	ToStamp     string
 	Reason      string
 	RequestedBy string
-	Options     FailoverOptions
+	// Mode is ModePlanned (default) or ModeUnplanned.
+	Mode string
+	// Trigger is TriggerManual (default), TriggerAlert or TriggerAPI.
+	Trigger string
+	// DryRun runs the precheck only and returns the plan; nothing is touched.
+	DryRun bool
+	// Approval decides whether the failover waits for a human.
+	Approval ApprovalPolicy
+	// Alerts that caused this failover (more attach later through
+	// UpdateAlert).
+	Alerts  []AlertRef
+	Options FailoverOptions
+}
+
+// ApprovalPolicy: a failover waits for an approval when Required is set, in
+// unplanned mode, when the trigger is not manual, or when the estimated loss
+// exceeds LossBudgetOps (if non-zero).
+type ApprovalPolicy struct {
+	Required      bool
+	LossBudgetOps uint64
+	// Timeout without an answer aborts the failover (default 1h).
+	Timeout time.Duration
+}
+
+// Updates the failover accepts. Each is also accepted as a signal of the
+// same name with the same argument, so that it can be sent from the Temporal
+// Web UI; the update form answers with an error when refused (e.g. an abort
+// after promote started), the signal form records the refusal.
+const (
+	UpdateApprove = "approve" // Decision: go past the approval gate
+	UpdateReject  = "reject"  // Decision: refuse at the approval gate (nothing touched)
+	UpdateAbort   = "abort"   // Decision: stop and roll back; refused from promote on
+	UpdateAlert   = "alert"   // AlertRef: attach an alert to the failover's record
+)
+
+// Decision is an operator's answer, recorded in the workflow.
+type Decision struct {
+	By     string
+	Reason string
+	At     time.Time // set by the workflow when recorded
+}
+
+// AlertRef is an alert attached to a failover.
+type AlertRef struct {
+	Source      string // e.g. "alertmanager"
+	Name        string // alertname
+	Fingerprint string
+	Status      string // firing | resolved
+	StartsAt    time.Time
+	Labels      map[string]string
+}
+
+// AlertAck answers UpdateAlert.
+type AlertAck struct {
+	WorkflowID string
+	Attached   bool // false: this fingerprint was already recorded
+	Alerts     int  // alerts recorded so far
+	Phase      string
 }
 
 // FailoverOptions tune a failover; the zero value gives the defaults.
