@@ -33,6 +33,11 @@ type partition struct {
 	lastReceived uint64
 	lastReplayed uint64
 
+	// reported (primary) is the LastWritten last reported to the peer;
+	// sourceWritten (secondary) is the peer's last report.
+	reported      uint64
+	sourceWritten uint64
+
 	replayTarget    uint64
 	replayStartedAt time.Time
 	replayDoneAt    time.Time
@@ -62,6 +67,7 @@ func (p *partition) statusLocked() PartitionStatus {
 		ReplayDoneAt:    p.replayDoneAt,
 		SendStartedAt:   p.sendStartedAt,
 		SendDoneAt:      p.sendDoneAt,
+		SourceWritten:   max(p.sourceWritten, p.lastReceived),
 	}
 }
 
@@ -97,6 +103,12 @@ type account struct {
 	// flush-replay long polls.
 	progressMu sync.Mutex
 	progress   chan struct{}
+
+	// sourceSeenAt (secondary) is the SentAt of the last shipment or
+	// heartbeat received from the primary; lastReport (primary) is when this
+	// stamp last reported to the peer. Both guarded by dirtyMu.
+	sourceSeenAt time.Time
+	lastReport   time.Time
 }
 
 func newAccount(spec AccountSpec) *account {
@@ -209,4 +221,45 @@ func (a *account) unlockParts(ps []int) {
 	for _, p := range ps {
 		a.parts[p].mu.Unlock()
 	}
+}
+
+// anyShipping reports whether some partition still replicates to the peer.
+func (a *account) anyShipping() bool {
+	for _, p := range a.parts {
+		p.mu.Lock()
+		ship := p.role == RolePrimary && p.shipping
+		p.mu.Unlock()
+		if ship {
+			return true
+		}
+	}
+	return false
+}
+
+// recordReport keeps, on a secondary, what the primary reported of its
+// LastWritten and when, for the data-loss ledger of an unplanned failover.
+func (a *account) recordReport(req *ReplicateRequest) {
+	for pi, w := range req.Written {
+		if pi < 0 || pi >= len(a.parts) {
+			continue
+		}
+		p := a.parts[pi]
+		p.mu.Lock()
+		if p.role == RoleSecondary {
+			p.sourceWritten = max(p.sourceWritten, w)
+		}
+		p.mu.Unlock()
+	}
+	a.dirtyMu.Lock()
+	if req.SentAt.After(a.sourceSeenAt) {
+		a.sourceSeenAt = req.SentAt
+	}
+	a.dirtyMu.Unlock()
+}
+
+// sourceSeen is when the primary last reported (secondary side).
+func (a *account) sourceSeen() time.Time {
+	a.dirtyMu.Lock()
+	defer a.dirtyMu.Unlock()
+	return a.sourceSeenAt
 }

@@ -181,6 +181,13 @@ type PartitionStatus struct {
 	ReplayTarget    uint64    `json:"replay_target,omitempty"`
 	ReplayStartedAt time.Time `json:"replay_started_at,omitzero"`
 	ReplayDoneAt    time.Time `json:"replay_done_at,omitzero"`
+	// What the secondary knows of its source (from the sizes the primary
+	// reports with every shipment and heartbeat): the source's LastWritten as
+	// of SourceSeenAt (the source's clock when it sent the report). After an
+	// outage, (LastReplayed, SourceWritten] is the range known lost; writes
+	// the source acknowledged after SourceSeenAt are not known here.
+	SourceWritten uint64    `json:"source_written,omitempty"`
+	SourceSeenAt  time.Time `json:"source_seen_at,omitzero"`
 	// Flush-send timing (primary): when the last flush-send started and was
 	// acknowledged.
 	SendStartedAt time.Time `json:"send_started_at,omitzero"`
@@ -248,6 +255,12 @@ type ReplicateRequest struct {
 	Account    string              `json:"account"`
 	FromStamp  string              `json:"from_stamp"`
 	Partitions []PartitionShipment `json:"partitions"`
+	// SentAt is the primary's clock when it sent this shipment, and Written
+	// its LastWritten (durable) at that moment for every partition whose
+	// value changed since the last report. A shipment with no entries is a
+	// heartbeat: it only carries these.
+	SentAt  time.Time      `json:"sent_at,omitzero"`
+	Written map[int]uint64 `json:"written,omitempty"`
 }
 
 // PartitionShipment is one partition's part of a shipment.

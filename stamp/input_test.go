@@ -90,7 +90,8 @@ func TestBadInput(t *testing.T) {
 		for _, c := range []*Client{p.ca, p.cb} {
 			st := status(t, c, p.acct)
 			for i := range st.Partitions {
-				st.Partitions[i].LastAckedAt = time.Time{} // a late ack may still land
+				st.Partitions[i].LastAckedAt = time.Time{}  // a late ack may still land
+				st.Partitions[i].SourceSeenAt = time.Time{} // heartbeats keep it fresh
 			}
 			accts, err := http.Get(c.Base() + "/v1/accounts")
 			must(t, err)

@@ -48,6 +48,8 @@ func (e *peerError) Error() string {
 // (and ignoring new wake-ups) while the peer fails.
 func (s *Server) shipLoop(a *account) {
 	defer s.wg.Done()
+	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
 	var backoff time.Duration
 	for {
 		if backoff > 0 {
@@ -61,6 +63,7 @@ func (s *Server) shipLoop(a *account) {
 		} else {
 			select {
 			case <-a.shipKick:
+			case <-heartbeat.C:
 			case <-s.stop:
 				return
 			}
@@ -111,7 +114,7 @@ func (s *Server) shipOnce(a *account) (bool, error) {
 		total += int(to - from + 1)
 	}
 	if len(ranges) == 0 {
-		return false, nil
+		return false, s.heartbeatIfDue(a)
 	}
 	err := s.ship(s.ctx, a, ranges)
 	// Re-mark partitions still behind: writes committed during the shipment,
@@ -172,6 +175,7 @@ func (s *Server) shipChunks(ctx context.Context, a *account, ranges []shipRange)
 		return fmt.Errorf("read log to ship: %w", err)
 	}
 	req := &ReplicateRequest{Account: a.spec.Account, FromStamp: s.cfg.Name}
+	report := s.addReport(a, req)
 	size := 0
 	send := func() error {
 		if len(req.Partitions) == 0 {
@@ -184,7 +188,8 @@ func (s *Server) shipChunks(ctx context.Context, a *account, ranges []shipRange)
 		if err := s.recordAcks(a, req, resp); err != nil {
 			return err
 		}
-		req.Partitions, size = nil, 0
+		report()
+		req.Partitions, req.Written, size, report = nil, nil, 0, func() {}
 		return nil
 	}
 	for i, r := range ranges {
@@ -205,6 +210,63 @@ func (s *Server) shipChunks(ctx context.Context, a *account, ranges []shipRange)
 		}
 	}
 	return send()
+}
+
+// addReport puts into req the primary's LastWritten of every shipping
+// partition whose value changed since it was last reported, stamped with the
+// time, and returns the function that marks them reported once the peer
+// answered.
+func (s *Server) addReport(a *account, req *ReplicateRequest) (reported func()) {
+	type rep struct {
+		p *partition
+		w uint64
+	}
+	var reps []rep
+	for _, p := range a.parts {
+		p.mu.Lock()
+		if p.role == RolePrimary && p.shipping {
+			if w := p.durable.Load(); w != p.reported {
+				reps = append(reps, rep{p, w})
+			}
+		}
+		p.mu.Unlock()
+	}
+	req.SentAt = time.Now().UTC()
+	if len(reps) > 0 {
+		req.Written = make(map[int]uint64, len(reps))
+		for _, r := range reps {
+			req.Written[r.p.id] = r.w
+		}
+	}
+	return func() {
+		for _, r := range reps {
+			r.p.mu.Lock()
+			r.p.reported = max(r.p.reported, r.w)
+			r.p.mu.Unlock()
+		}
+		a.dirtyMu.Lock()
+		a.lastReport = req.SentAt
+		a.dirtyMu.Unlock()
+	}
+}
+
+// heartbeatIfDue sends an entry-less shipment carrying only the report of
+// LastWritten when nothing was reported for a heartbeat interval. The caller
+// holds a.shipMu.
+func (s *Server) heartbeatIfDue(a *account) error {
+	a.dirtyMu.Lock()
+	due := time.Since(a.lastReport) >= s.cfg.HeartbeatInterval
+	a.dirtyMu.Unlock()
+	if !due || a.spec.Role != RolePrimary || a.spec.Peer == "" || !a.anyShipping() {
+		return nil
+	}
+	req := &ReplicateRequest{Account: a.spec.Account, FromStamp: s.cfg.Name}
+	report := s.addReport(a, req)
+	if _, err := s.postReplicate(s.ctx, a.spec.Peer, req); err != nil {
+		return err
+	}
+	report()
+	return nil
 }
 
 // recordAcks advances lastAcked to what the peer acknowledged and persists
@@ -397,6 +459,7 @@ func (s *Server) replicate(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.markReplayDirty(dirty)
 	}
+	a.recordReport(&req)
 	resp := ReplicateResponse{Acks: make(map[int]uint64, len(req.Partitions))}
 	for _, ps := range req.Partitions {
 		p := a.parts[ps.Partition]

@@ -29,8 +29,12 @@ type Config struct {
 	ReplicationBatch int           // max log entries per partition per shipment (default 1000)
 	ReplicationDelay time.Duration // added WAN delay per shipment (default 0)
 	ReplayRate       float64       // secondary replay ops/s per partition; 0 = unthrottled
-	Faults           []Fault       // initial injected faults
-	Logger           *zap.Logger   // nil = zap.NewNop()
+	// HeartbeatInterval: a primary with nothing to ship still reports its
+	// LastWritten to the peer this often (default 250ms), so that after an
+	// outage the secondary knows what it missed and how fresh that is.
+	HeartbeatInterval time.Duration
+	Faults            []Fault     // initial injected faults
+	Logger            *zap.Logger // nil = zap.NewNop()
 }
 
 // Server is one storage stamp. Create it with Open, serve Handler, and Close
@@ -72,6 +76,9 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.ReplicationBatch <= 0 {
 		cfg.ReplicationBatch = 1000
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 250 * time.Millisecond
 	}
 	if cfg.ReplayRate < 0 {
 		return nil, fmt.Errorf("open stamp %s: ReplayRate %v is negative; use 0 for unthrottled", cfg.Name, cfg.ReplayRate)

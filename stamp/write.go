@@ -412,8 +412,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st := AccountStatus{Account: a.spec.Account, Stamp: s.cfg.Name, Peer: a.spec.Peer, Partitions: make([]PartitionStatus, len(ps))}
+	seen := a.sourceSeen()
 	for i, p := range ps {
 		st.Partitions[i] = a.parts[p].status()
+		if st.Partitions[i].Role == RoleSecondary {
+			st.Partitions[i].SourceSeenAt = seen
+		}
 	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
