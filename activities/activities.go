@@ -29,6 +29,7 @@ const (
 	NameFlushReplay = "FlushReplay"
 	NamePromote     = "Promote"
 	NameUnfence     = "Unfence"
+	NameLossLedger  = "LossLedger"
 )
 
 // Activities holds the clients every activity needs.

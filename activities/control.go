@@ -2,7 +2,9 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,28 +106,99 @@ type FenceInput struct {
 	// Epoch the partitions must be at (the precheck's); a mismatch means
 	// someone else moved the account, and fencing is refused.
 	Epoch uint64
+	// Only these partitions (nil = all).
+	Only []int
+	// BestEffort (unplanned failover): partitions that do not answer are
+	// reported in Unreachable instead of failing the activity.
+	BestEffort bool
 }
 
-// FenceResult gives each partition's final LSN, indexed by partition.
+// FenceResult gives each partition's final LSN, indexed by partition, and
+// (best effort) the partitions that could not be fenced.
 type FenceResult struct {
-	FinalLSN []uint64
+	FinalLSN    []uint64
+	Fenced      []bool
+	Unreachable []int
+	LastError   string
 }
 
-// Fence stops writes on every source partition and returns their final LSNs.
+// Fence stops writes on the source partitions and returns their final LSNs.
 func (a *Activities) Fence(ctx context.Context, in FenceInput) (FenceResult, error) {
 	src := a.stamp(in.FromURL)
-	res := FenceResult{FinalLSN: make([]uint64, in.Partitions)}
-	err := forChunks(ctx, AllPartitions(in.Partitions), func(ctx context.Context, _ int, chunk []int) error {
-		r, err := src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
-		if err != nil {
-			return classify(fmt.Sprintf("fence %s partitions %d-%d", in.Account, chunk[0], chunk[len(chunk)-1]), err)
-		}
+	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
+	ps := in.Only
+	if ps == nil {
+		ps = AllPartitions(in.Partitions)
+	}
+	var mu sync.Mutex
+	record := func(r stamp.ControlResponse) {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, pr := range r.Results {
-			res.FinalLSN[pr.Partition] = pr.LSN
+			res.FinalLSN[pr.Partition], res.Fenced[pr.Partition] = pr.LSN, true
 		}
+	}
+	err := forChunks(ctx, ps, func(ctx context.Context, _ int, chunk []int) error {
+		r, err := src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		if err == nil {
+			record(r)
+			return nil
+		}
+		what := fmt.Sprintf("fence %s partitions %d-%d", in.Account, chunk[0], chunk[len(chunk)-1])
+		if !in.BestEffort || !retryable(err) {
+			return classify(what, err)
+		}
+		failed, last := perPartition(ctx, chunk, func(ctx context.Context, p int) error {
+			r, err := src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: []int{p}, Epoch: in.Epoch})
+			if err == nil {
+				record(r)
+			}
+			return err
+		})
+		mu.Lock()
+		res.Unreachable = append(res.Unreachable, failed...)
+		if last != "" {
+			res.LastError = last
+		}
+		mu.Unlock()
 		return nil
 	})
+	slices.Sort(res.Unreachable)
 	return res, err
+}
+
+// perPartition calls fn for each partition (8 at a time) and returns those
+// that failed, with the last error, so one bad partition does not stall the
+// rest.
+func perPartition(ctx context.Context, ps []int, fn func(ctx context.Context, p int) error) (failed []int, lastErr string) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	for _, p := range ps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(p int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, p); err != nil {
+				mu.Lock()
+				failed = append(failed, p)
+				lastErr = fmt.Sprintf("partition %d: %v", p, err)
+				mu.Unlock()
+			}
+		}(p)
+	}
+	wg.Wait()
+	slices.Sort(failed)
+	return failed, lastErr
+}
+
+// retryable reports whether err may go away by itself (network, 5xx).
+func retryable(err error) bool {
+	var se *stamp.APIError
+	return !errors.As(err, &se) || se.Retryable()
 }
 
 // UnfenceInput rolls a fence back.
@@ -181,35 +254,23 @@ func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (FlushSen
 		return res, nil
 	}
 	what := fmt.Sprintf("flush-send %s (%d partitions from %d)", in.Account, len(in.Partitions), in.Partitions[0])
-	if len(in.Partitions) == 1 {
+	if len(in.Partitions) == 1 || !retryable(err) {
 		return res, classify(what, err)
 	}
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	sem := make(chan struct{}, 8)
-	for _, p := range in.Partitions {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: []int{p}})
+	var mu sync.Mutex
+	res.Failed, res.LastError = perPartition(ctx, in.Partitions, func(ctx context.Context, p int) error {
+		r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: []int{p}})
+		if err == nil {
 			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Failed = append(res.Failed, p)
-				res.LastError = fmt.Sprintf("partition %d: %v", p, err)
-				return
-			}
 			res.Sent = append(res.Sent, sendResults(r.Results)...)
-		}(p)
-	}
-	wg.Wait()
+			mu.Unlock()
+		}
+		return err
+	})
 	if len(res.Sent) == 0 {
 		return FlushSendResult{}, classify(what, err)
 	}
+	slices.SortFunc(res.Sent, func(x, y PartitionLSN) int { return x.Partition - y.Partition })
 	return res, nil
 }
 
@@ -229,7 +290,8 @@ func millis(from, to time.Time) int64 {
 }
 
 // FlushReplayInput replays a group of partitions on the destination up to
-// exactly what was sent.
+// exactly what was sent (a target LSN of 0 means everything received: the
+// unplanned case of a partition whose source was given up on).
 type FlushReplayInput struct {
 	Account string
 	ToURL   string
@@ -255,7 +317,9 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 	targets := make(map[int]uint64, len(in.Targets))
 	parts := make([]int, len(in.Targets))
 	for i, t := range in.Targets {
-		targets[t.Partition] = t.LSN
+		if t.LSN > 0 {
+			targets[t.Partition] = t.LSN
+		}
 		parts[i] = t.Partition
 	}
 	for {
@@ -271,7 +335,7 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 			if pr.Done {
 				done++
 			} else {
-				behind += targets[pr.Partition] - min(pr.LSN, targets[pr.Partition])
+				behind += pr.Status.ReplayTarget - min(pr.LSN, pr.Status.ReplayTarget)
 			}
 		}
 		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d partitions replayed, %d ops to go", done, len(parts), behind))

@@ -16,10 +16,17 @@ type PrecheckInput struct {
 	// service says.
 	From string
 	To   string
+	// Unplanned tolerates an unreachable source (it is why one fails over
+	// unplanned); a planned precheck refuses.
+	Unplanned bool
 	// MaxAckAge: replication counts as unhealthy when a partition has unsent
 	// or unacknowledged writes and its secondary has not acknowledged
 	// anything for longer than this. 0 means 30s.
 	MaxAckAge time.Duration
+	// MaxReplayBacklog: the destination counts as not healthy enough to take
+	// the load when more than this many received ops wait for replay
+	// (0 = no limit).
+	MaxReplayBacklog uint64
 }
 
 // PrecheckResult is what the failover needs to know before it touches
@@ -32,21 +39,39 @@ type PrecheckResult struct {
 	To         string
 	ToURL      string
 	Epoch      uint64
-	// SendLagOps: writes on the source not yet acknowledged by the destination
-	// (lost if the source vanished now). ReplayLagOps: received on the
-	// destination but not yet replayed.
+	// SourceReachable is false when the source (or its status) could not be
+	// read; only an unplanned precheck returns it so.
+	SourceReachable bool
+	SourceError     string
+	// SendLagOps: writes on the source not yet acknowledged by the
+	// destination: what would be lost if the source vanished now (the RPO).
+	// ReplayLagOps: received on the destination but not yet replayed.
 	SendLagOps   uint64
 	ReplayLagOps uint64
 	// OldestAckAge is the longest time since a lagging partition was last
-	// acknowledged.
+	// acknowledged (the RPO in time).
 	OldestAckAge time.Duration
+	// LagOps[p] is partition p's send + replay lag; LagAgeMillis[p] how long
+	// its secondary has not acknowledged while it lags (0 = no lag).
+	LagOps       []uint64
+	LagAgeMillis []int64
+	// With the source unreachable, the estimate comes from what the
+	// destination last heard from it: EstimatedLossOps as of KnownAsOf.
+	EstimatedLossOps uint64
+	KnownAsOf        time.Time
+	// DestinationHealthy: the destination answers, holds every partition as
+	// secondary, and its replay backlog is within MaxReplayBacklog.
+	DestinationHealthy bool
+	DestinationNote    string
 	// AlreadyFenced counts source partitions fenced by an earlier attempt.
 	AlreadyFenced int
 }
 
-// Precheck checks, without changing anything, that both stamps answer, the
-// account exists, its primary is the expected one, the destination holds its
-// replica, and replication is healthy. A failed check is non-retryable.
+// Precheck checks, without changing anything, that the account exists, its
+// primary is the expected one, the destination holds its replica and is
+// healthy, and (planned) that the source answers and replication is
+// healthy. It reports the lag per partition and the RPO. A failed check is
+// non-retryable.
 func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckResult, error) {
 	if in.Account == "" {
 		return PrecheckResult{}, precheckFailed("no account given: name the account to fail over")
@@ -75,45 +100,66 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	res := PrecheckResult{
 		Account: in.Account, Partitions: acct.Partitions, Epoch: acct.Epoch,
 		From: acct.Primary, FromURL: acct.PrimaryURL, To: acct.Secondary, ToURL: acct.SecondaryURL,
+		LagOps: make([]uint64, acct.Partitions), LagAgeMillis: make([]int64, acct.Partitions),
 	}
-	src, dst := a.stamp(res.FromURL), a.stamp(res.ToURL)
-	for _, s := range []struct {
-		name string
-		c    *stamp.Client
-	}{{res.From, src}, {res.To, dst}} {
-		h, err := s.c.Health(ctx)
-		if err != nil {
-			return PrecheckResult{}, fmt.Errorf("precheck %s: stamp %s at %s is not reachable: %w", in.Account, s.name, s.c.Base(), err)
-		}
-		if !h.OK {
-			return PrecheckResult{}, fmt.Errorf("precheck %s: stamp %s reports unhealthy", in.Account, s.name)
-		}
-	}
-	srcSt, err := src.Status(ctx, in.Account, nil)
-	if err != nil {
-		return PrecheckResult{}, classify(fmt.Sprintf("precheck %s: status on source %s", in.Account, res.From), err)
+
+	dst := a.stamp(res.ToURL)
+	if h, err := dst.Health(ctx); err != nil || !h.OK {
+		return PrecheckResult{}, fmt.Errorf("precheck %s: destination stamp %s at %s does not answer healthy (%v): it cannot take the account", in.Account, res.To, res.ToURL, err)
 	}
 	dstSt, err := dst.Status(ctx, in.Account, nil)
 	if err != nil {
 		return PrecheckResult{}, classify(fmt.Sprintf("precheck %s: status on destination %s", in.Account, res.To), err)
 	}
-	if len(srcSt.Partitions) != acct.Partitions || len(dstSt.Partitions) != acct.Partitions {
-		return PrecheckResult{}, precheckFailed("account %s: location says %d partitions, source has %d, destination %d: the stamps disagree, fix provisioning first",
-			in.Account, acct.Partitions, len(srcSt.Partitions), len(dstSt.Partitions))
+	if len(dstSt.Partitions) != acct.Partitions {
+		return PrecheckResult{}, precheckFailed("account %s: location says %d partitions, destination %s has %d: fix provisioning first",
+			in.Account, acct.Partitions, res.To, len(dstSt.Partitions))
+	}
+	for _, dp := range dstSt.Partitions {
+		if dp.Role != stamp.RoleSecondary {
+			return PrecheckResult{}, precheckFailed("account %s partition %d on %s is %s, expected secondary", in.Account, dp.Partition, res.To, dp.Role)
+		}
+		backlog := dp.LastReceived - min(dp.LastReplayed, dp.LastReceived)
+		res.ReplayLagOps += backlog
+		res.LagOps[dp.Partition] = backlog
+	}
+	res.DestinationHealthy = true
+	if in.MaxReplayBacklog > 0 && res.ReplayLagOps > in.MaxReplayBacklog {
+		res.DestinationHealthy = false
+		res.DestinationNote = fmt.Sprintf("%d received ops wait for replay (limit %d): the failover will wait for them", res.ReplayLagOps, in.MaxReplayBacklog)
+	}
+
+	srcSt, srcErr := a.sourceStatus(ctx, res.FromURL, in.Account)
+	if srcErr != nil {
+		if !in.Unplanned {
+			return PrecheckResult{}, classifyUnreachableSource(in.Account, res.From, srcErr)
+		}
+		// Unplanned: estimate the loss from what the destination last heard.
+		res.SourceError = srcErr.Error()
+		for _, dp := range dstSt.Partitions {
+			res.EstimatedLossOps += dp.SourceWritten - min(dp.LastReceived, dp.SourceWritten)
+			if dp.SourceSeenAt.After(res.KnownAsOf) {
+				res.KnownAsOf = dp.SourceSeenAt
+			}
+		}
+		return res, nil
+	}
+	res.SourceReachable = true
+	if len(srcSt.Partitions) != acct.Partitions {
+		return PrecheckResult{}, precheckFailed("account %s: location says %d partitions, source %s has %d: fix provisioning first",
+			in.Account, acct.Partitions, res.From, len(srcSt.Partitions))
 	}
 	maxAge := in.MaxAckAge
 	if maxAge <= 0 {
 		maxAge = 30 * time.Second
 	}
 	now := time.Now()
-	for i, sp := range srcSt.Partitions {
-		dp := dstSt.Partitions[i]
+	res.KnownAsOf = now.UTC()
+	for _, sp := range srcSt.Partitions {
 		switch {
 		case sp.Role != stamp.RolePrimary || sp.Epoch != acct.Epoch:
 			return PrecheckResult{}, precheckFailed("account %s partition %d on %s is %s at epoch %d, expected primary at epoch %d",
 				in.Account, sp.Partition, res.From, sp.Role, sp.Epoch, acct.Epoch)
-		case dp.Role != stamp.RoleSecondary:
-			return PrecheckResult{}, precheckFailed("account %s partition %d on %s is %s, expected secondary", in.Account, dp.Partition, res.To, dp.Role)
 		case !sp.Shipping:
 			return PrecheckResult{}, precheckFailed("account %s partition %d on %s does not replicate: re-protect it first", in.Account, sp.Partition, res.From)
 		}
@@ -122,15 +168,38 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		}
 		lag := sp.LastWritten - min(sp.LastAcked, sp.LastWritten)
 		res.SendLagOps += lag
-		res.ReplayLagOps += dp.LastReceived - min(dp.LastReplayed, dp.LastReceived)
+		res.LagOps[sp.Partition] += lag
 		if lag > 0 && !sp.LastAckedAt.IsZero() {
 			age := now.Sub(sp.LastAckedAt)
+			res.LagAgeMillis[sp.Partition] = age.Milliseconds()
 			res.OldestAckAge = max(res.OldestAckAge, age)
-			if age > maxAge {
+			if age > maxAge && !in.Unplanned {
 				return PrecheckResult{}, precheckFailed("account %s partition %d: replication is stuck (%d writes unacknowledged, last ack %s ago): fix replication or use an unplanned failover",
 					in.Account, sp.Partition, lag, age.Round(time.Millisecond))
 			}
 		}
 	}
+	res.EstimatedLossOps = res.SendLagOps
 	return res, nil
+}
+
+// sourceStatus reads the source's health and every partition's status.
+func (a *Activities) sourceStatus(ctx context.Context, url, account string) (stamp.AccountStatus, error) {
+	src := a.stamp(url)
+	h, err := src.Health(ctx)
+	if err != nil {
+		return stamp.AccountStatus{}, err
+	}
+	if !h.OK {
+		return stamp.AccountStatus{}, fmt.Errorf("stamp %s reports unhealthy", h.Stamp)
+	}
+	return src.Status(ctx, account, nil)
+}
+
+// classifyUnreachableSource refuses a planned failover whose source does not
+// answer: refusing is the only way not to lose data quietly. Transport
+// errors stay retryable (a blip), stamp refusals are final.
+func classifyUnreachableSource(account, from string, err error) error {
+	return classify(fmt.Sprintf("precheck %s: the source %s (or one of its partitions) does not answer, and a planned failover needs every source partition to flush: retry when it is back, or run an unplanned failover (--mode unplanned), which may lose the unreplicated writes",
+		account, from), err)
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/workflows"
 )
 
 // DevServerOptions configure a Temporal dev server.
@@ -67,6 +68,9 @@ func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error)
 		// task queue gets it in the workflow task's answer, saving a
 		// matching round trip per step of the failover.
 		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+	}
+	for _, name := range workflows.SearchAttributeNames() {
+		args = append(args, "--search-attribute", name+"=Keyword")
 	}
 	if o.UI {
 		uiPort := o.UIPort

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -69,11 +71,21 @@ Flags:
 	}
 	defer func() { _ = zl.Sync() }()
 
-	c, err := temporalx.Dial(zl)
+	opts, err := temporalx.ClientOptions(zl)
 	if err != nil {
 		return err
 	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
+	}
 	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = temporalx.EnsureSearchAttributes(ctx, c, namespaceOr(opts.Namespace))
+	cancel()
+	if err != nil {
+		return err
+	}
 
 	w := worker.New(c, *taskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     *maxActivities,
@@ -96,6 +108,13 @@ Flags:
 	}
 	zl.Info("worker stopped")
 	return nil
+}
+
+func namespaceOr(ns string) string {
+	if ns == "" {
+		return "default"
+	}
+	return ns
 }
 
 func envOr(k, def string) string {

@@ -11,30 +11,34 @@ import (
 	"github.com/batonhq/baton/activities"
 )
 
-// Phases of an account failover, as reported by the progress query and the
-// workflow's current details in the Web UI.
+// Phases of an account failover, as reported by the progress query, the
+// BatonPhase search attribute and the workflow's current details.
 const (
-	PhasePrecheck = "precheck"
-	PhaseCatchUp  = "catch-up"
-	PhaseFence    = "fence"
-	PhaseFlush    = "flush" // flush-send + flush-replay, per partition
-	PhasePromote  = "promote"
-	PhaseRollback = "rollback"
-	PhaseDone     = "done"
-	PhaseFailed   = "failed"
+	PhasePrecheck   = "precheck"
+	PhaseApproval   = "awaiting-approval"
+	PhaseCatchUp    = "catch-up"
+	PhaseFence      = "fence"
+	PhaseFlush      = "flush" // flush-send + flush-replay, per partition
+	PhasePromote    = "promote"
+	PhaseRollback   = "rollback"
+	PhaseDone       = "done"
+	PhaseDryRun     = "dry-run"
+	PhaseRejected   = "rejected"
+	PhaseRolledBack = "rolled-back"
+	PhaseFailed     = "failed"
 )
 
 // QueryProgress is the query type that returns a Progress.
 const QueryProgress = "progress"
 
-// Progress is what the progress query answers.
-type Progress struct {
-	Phase       string
-	Partitions  int
-	Groups      int
-	GroupsDone  int
-	GroupsRetry int
-}
+// Error types of a failover that did not complete (the error's details
+// carry the FailoverResult).
+const (
+	ErrTypeRejected   = "FailoverRejected"
+	ErrTypeAborted    = "FailoverAborted"
+	ErrTypeRolledBack = "FailoverRolledBack"
+	ErrTypeBadRequest = "BadFailoverRequest"
+)
 
 func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	if o.GroupSize <= 0 {
@@ -56,6 +60,9 @@ func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	if o.FlushSendGiveUp <= 0 {
 		o.FlushSendGiveUp = 10 * time.Minute
 	}
+	if o.SourceTimeout <= 0 {
+		o.SourceTimeout = 30 * time.Second
+	}
 	return o
 }
 
@@ -72,83 +79,298 @@ func groups(n, size int) [][]int {
 	return out
 }
 
+// normalize fills defaults and refuses a malformed request.
+func normalize(req *FailoverRequest) error {
+	if req.Mode == "" {
+		req.Mode = ModePlanned
+	}
+	if req.Trigger == "" {
+		req.Trigger = TriggerManual
+	}
+	switch {
+	case req.Account == "":
+		return errors.New("no account: name the account to fail over")
+	case req.ToStamp == "":
+		return errors.New("no destination: name the stamp to fail over to")
+	case req.FromStamp != "" && req.FromStamp == req.ToStamp:
+		return fmt.Errorf("from and to are both %q: a failover needs two different stamps", req.ToStamp)
+	case req.Mode != ModePlanned && req.Mode != ModeUnplanned:
+		return fmt.Errorf("mode %q: use %q or %q", req.Mode, ModePlanned, ModeUnplanned)
+	case req.Trigger != TriggerManual && req.Trigger != TriggerAlert && req.Trigger != TriggerAPI:
+		return fmt.Errorf("trigger %q: use %q, %q or %q", req.Trigger, TriggerManual, TriggerAlert, TriggerAPI)
+	case req.Approval.Timeout < 0:
+		return fmt.Errorf("approval timeout %s is negative", req.Approval.Timeout)
+	}
+	if req.Approval.Timeout == 0 {
+		req.Approval.Timeout = time.Hour
+	}
+	return nil
+}
+
+// failover is one run of AccountFailover: the request, the precheck's
+// picture, the result being built and the operators' controls.
+type failover struct {
+	req  FailoverRequest
+	opts FailoverOptions
+	pre  activities.PrecheckResult
+	res  *FailoverResult
+	prog *Progress
+	ctl  *controls
+	// work is cancelled by an abort; everything before promote runs on it.
+	work         workflow.Context
+	fenceStarted bool
+}
+
 // AccountFailover fails an account over from its primary stamp to its
-// secondary (US 9274906): precheck, catch up, fence, then per partition and
-// independently flush-send and flush-replay (children, one per group of
-// partitions), then promote and repoint the location service. Until promote
-// it rolls back on failure: the source is unfenced and keeps serving.
+// secondary (US 9274906): precheck, approval gate (if the policy asks),
+// catch up, fence, then per partition and independently flush-send and
+// flush-replay (children, one per group of partitions), then promote and
+// repoint the location service. Until promote, an abort or a failure rolls
+// back: the source is unfenced and keeps serving.
 func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult, error) {
-	res := FailoverResult{
+	res := &FailoverResult{
 		Account: req.Account, Reason: req.Reason, RequestedBy: req.RequestedBy,
-		StartedAt: workflow.Now(ctx),
+		StartedAt: workflow.Now(ctx), Alerts: append([]AlertRef(nil), req.Alerts...),
 	}
-	prog := &Progress{Phase: PhasePrecheck}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return *prog, nil }); err != nil {
-		return res, fmt.Errorf("register progress query: %w", err)
+	badReq := normalize(&req)
+	res.Mode, res.Trigger = req.Mode, req.Trigger
+	prog := &Progress{Phase: PhasePrecheck, Mode: req.Mode, Trigger: req.Trigger, Done: map[string]int{},
+		StartedAt: res.StartedAt, PhaseAt: res.StartedAt, Alerts: len(res.Alerts)}
+	work, cancelWork := workflow.WithCancel(ctx)
+	defer cancelWork()
+	f := &failover{req: req, res: res, prog: prog, work: work,
+		ctl: &controls{res: res, prog: prog, cancelWork: cancelWork, alertsSeen: len(res.Alerts)}}
+	if pa := req.Approval.PreApproved; pa != nil {
+		f.ctl.approve(ctx, *pa)
 	}
-	phase := func(p, details string) {
-		prog.Phase = p
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s", p, details))
+	if err := f.ctl.register(ctx); err != nil {
+		return *res, err
 	}
-	phase(PhasePrecheck, fmt.Sprintf("account %s to %s", req.Account, req.ToStamp))
+	if badReq != nil {
+		return *res, f.end(ctx, OutcomeRefused, PhaseFailed, temporal.NewNonRetryableApplicationError("bad failover request: "+badReq.Error(), ErrTypeBadRequest, nil))
+	}
+	err := f.run(ctx)
+	return *res, err
+}
+
+// run is the failover proper; every way out goes through end.
+func (f *failover) run(ctx workflow.Context) error {
+	req, res := f.req, f.res
+	f.phase(ctx, PhasePrecheck, fmt.Sprintf("account %s to %s (%s, %s)", req.Account, req.ToStamp, req.Mode, req.Trigger))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account), SearchMode.ValueSet(req.Mode), SearchTrigger.ValueSet(req.Trigger))
 
 	// 1. Precheck: touches nothing; a refusal is non-retryable.
-	var pre activities.PrecheckResult
-	err := workflow.ExecuteActivity(withActivity(ctx, 30*time.Second, 0, 3, "precheck "+req.Account), acts.Precheck,
-		activities.PrecheckInput{Account: req.Account, From: req.FromStamp, To: req.ToStamp}).Get(ctx, &pre)
+	err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, 0, 3, "precheck "+req.Account), acts.Precheck,
+		activities.PrecheckInput{Account: req.Account, From: req.FromStamp, To: req.ToStamp, Unplanned: req.Mode == ModeUnplanned}).Get(ctx, &f.pre)
 	if err != nil {
-		phase(PhaseFailed, "precheck refused: nothing was touched")
-		return res, fmt.Errorf("precheck refused failover of %s: %w", req.Account, err)
+		if f.ctl.abort != nil {
+			return f.aborted(ctx)
+		}
+		return f.end(ctx, OutcomeRefused, PhaseFailed, fmt.Errorf("precheck refused failover of %s (nothing was touched): %w", req.Account, err))
 	}
-	opts := req.Options.withDefaults(pre.Partitions)
+	pre := f.pre
+	f.opts = req.Options.withDefaults(pre.Partitions)
+	res.Precheck = pre
 	res.From, res.To, res.OldEpoch, res.NewEpoch = pre.From, pre.To, pre.Epoch, pre.Epoch+1
 	res.Partitions = pre.Partitions
 	res.PrecheckSendLagOps, res.PrecheckReplayLagOps = pre.SendLagOps, pre.ReplayLagOps
-	gs := groups(pre.Partitions, opts.GroupSize)
-	res.Groups = len(gs)
-	prog.Partitions, prog.Groups = pre.Partitions, len(gs)
+	gs := groups(pre.Partitions, f.opts.GroupSize)
+	res.Groups, f.prog.Partitions, f.prog.Groups = len(gs), pre.Partitions, len(gs)
+	res.ApprovalRequired, res.ApprovalReason = needsApproval(req, pre)
+	if req.DryRun {
+		return f.end(ctx, OutcomeDryRun, PhaseDryRun, nil)
+	}
 
-	// 2. Catch up while writes still flow, so the fenced window is short.
-	if opts.CatchUpTimeout > 0 {
-		phase(PhaseCatchUp, fmt.Sprintf("%d ops behind", pre.SendLagOps+pre.ReplayLagOps))
+	// 2. Approval gate.
+	if err := f.gate(ctx); err != nil {
+		return err
+	}
+
+	// 3. Catch up while writes still flow, so the fenced window is short.
+	if f.opts.CatchUpTimeout > 0 && pre.SourceReachable {
+		f.phase(ctx, PhaseCatchUp, fmt.Sprintf("%d ops behind", pre.SendLagOps+pre.ReplayLagOps))
 		t0 := workflow.Now(ctx)
 		var cu activities.CatchUpResult
-		err := workflow.ExecuteActivity(withActivity(ctx, opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication"), acts.CatchUp,
+		err := workflow.ExecuteActivity(withActivity(f.work, f.opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication"), acts.CatchUp,
 			activities.CatchUpInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Partitions: pre.Partitions,
-				MaxLagOps: opts.CatchUpMaxLagOps, Timeout: opts.CatchUpTimeout}).Get(ctx, &cu)
-		if err != nil {
-			phase(PhaseFailed, "catch-up failed before fencing: nothing was touched")
-			return res, fmt.Errorf("catch up %s: %w", req.Account, err)
+				MaxLagOps: f.opts.CatchUpMaxLagOps, Timeout: f.opts.CatchUpTimeout}).Get(ctx, &cu)
+		switch {
+		case f.ctl.abort != nil:
+			return f.aborted(ctx)
+		case err != nil && req.Mode == ModePlanned:
+			return f.end(ctx, OutcomeRolledBack, PhaseRolledBack, fmt.Errorf("catch up %s failed before fencing, nothing was touched: %w", req.Account, err))
 		}
 		res.CaughtUp, res.LagAtFenceOps = cu.CaughtUp, cu.SendLagOps+cu.ReplayLagOps
 		res.CatchUpMillis = workflow.Now(ctx).Sub(t0).Milliseconds()
 	}
 
-	// 3. Fence. From here until promote, any failure rolls back.
-	phase(PhaseFence, fmt.Sprintf("%d partitions on %s", pre.Partitions, pre.From))
-	res.FencedAt = workflow.Now(ctx)
-	var fence activities.FenceResult
-	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, 0, 10, fmt.Sprintf("fence %d partitions", pre.Partitions)), acts.Fence,
-		activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch}).Get(ctx, &fence)
+	// 4. Fence. From here until promote, an abort or a failure rolls back.
+	fence, err := f.fence(ctx)
 	if err != nil {
-		return res, rollback(ctx, pre, phase, fmt.Errorf("fence %s: %w", req.Account, err))
+		return f.rollback(ctx, err)
 	}
 
-	// 4. Per partition: flush-send then flush-replay, a child per group.
-	phase(PhaseFlush, fmt.Sprintf("%d groups of up to %d partitions", len(gs), opts.GroupSize))
+	// 5. Per partition: flush-send then flush-replay, a child per group.
+	if err := f.flush(ctx, gs, fence); err != nil {
+		return f.rollback(ctx, err)
+	}
+	if len(res.GivenUp) > 0 {
+		if err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, 0, 5, "data-loss ledger"), acts.LossLedger,
+			activities.LossLedgerInput{Account: pre.Account, ToURL: pre.ToURL, Partitions: res.GivenUp}).Get(ctx, &res.Ledger); err != nil {
+			return f.rollback(ctx, fmt.Errorf("read the data-loss ledger of %s: %w", req.Account, err))
+		}
+		for _, e := range res.Ledger {
+			res.LostOps += e.Ops
+		}
+	}
+	if f.ctl.abort != nil {
+		return f.aborted(ctx)
+	}
+
+	// 6. Promote: the point of no return. From here an abort is refused,
+	// and promote runs on the workflow's own context so nothing cancels it.
+	f.ctl.noReturn = true
+	f.phase(ctx, PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
+	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, 0, 0, fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)), acts.Promote,
+		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
+			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, nil)
+	if err != nil {
+		return f.end(ctx, OutcomeFailed, PhaseFailed, fmt.Errorf("promote %s on %s failed after the point of no return; the source stays fenced: %w", req.Account, pre.To, err))
+	}
+	res.PromotedAt = workflow.Now(ctx)
+	f.prog.Done[StepPromote] = pre.Partitions
+	if len(res.GivenUp) > 0 {
+		f.fenceGivenUp(ctx)
+	}
+	for i := range res.Table.Partition {
+		res.SlowestSendMillis = max(res.SlowestSendMillis, res.Table.SendMillis[i])
+		res.SlowestReplayMillis = max(res.SlowestReplayMillis, res.Table.ReplayMillis[i])
+		res.SlowestFlushMillis = max(res.SlowestFlushMillis, res.Table.SendMillis[i]+res.Table.ReplayMillis[i])
+	}
+	res.UnavailableMillis = res.PromotedAt.Sub(res.FencedAt).Milliseconds()
+	loss := ""
+	if req.Mode == ModeUnplanned {
+		loss = fmt.Sprintf("; %d ops known lost on %d given-up partitions", res.LostOps, len(res.GivenUp))
+	}
+	_ = f.end(ctx, OutcomeCompleted, PhaseDone, nil)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**done** %s now primary on %s at epoch %d; writes unavailable %d ms%s",
+		req.Account, pre.To, res.NewEpoch, res.UnavailableMillis, loss))
+	return nil
+}
+
+// gate waits for an approval when the policy asks for one.
+func (f *failover) gate(ctx workflow.Context) error {
+	if !f.res.ApprovalRequired {
+		f.ctl.gatePassed = true
+		return nil
+	}
+	if f.ctl.approval == nil && f.ctl.rejection == nil && f.ctl.abort == nil {
+		f.prog.AwaitingApproval, f.prog.ApprovalReason = true, f.res.ApprovalReason
+		f.phase(ctx, PhaseApproval, fmt.Sprintf("%s: approve or reject (update or signal %q / %q), within %s",
+			f.res.ApprovalReason, UpdateApprove, UpdateReject, f.req.Approval.Timeout))
+		workflow.GetMetricsHandler(ctx).Counter(MetricApprovalsWaited).Inc(1)
+		ok, err := workflow.AwaitWithTimeout(ctx, f.req.Approval.Timeout, func() bool {
+			return f.ctl.approval != nil || f.ctl.rejection != nil || f.ctl.abort != nil
+		})
+		f.prog.AwaitingApproval = false
+		if err != nil {
+			return f.end(ctx, OutcomeFailed, PhaseFailed, fmt.Errorf("approval gate: %w", err))
+		}
+		if !ok {
+			f.ctl.gatePassed = true
+			return f.end(ctx, OutcomeTimedOut, PhaseRejected, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("no approval within %s: failover of %s aborted, nothing was touched", f.req.Approval.Timeout, f.req.Account), ErrTypeRejected, nil, *f.res))
+		}
+	}
+	f.ctl.gatePassed = true
+	f.res.Approval, f.res.Rejection = f.ctl.approval, f.ctl.rejection
+	switch {
+	case f.ctl.abort != nil:
+		return f.aborted(ctx)
+	case f.ctl.rejection != nil:
+		r := f.ctl.rejection
+		return f.end(ctx, OutcomeRejected, PhaseRejected, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("failover of %s rejected by %s (%s): nothing was touched", f.req.Account, r.By, r.Reason), ErrTypeRejected, nil, *f.res))
+	}
+	return nil
+}
+
+// fence fences the source partitions. Planned: all of them, or the
+// failover rolls back. Unplanned: partitions that do not answer are retried
+// until SourceTimeout and then given up on.
+func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
+	pre, res := f.pre, f.res
+	f.phase(ctx, PhaseFence, fmt.Sprintf("%d partitions on %s", pre.Partitions, pre.From))
+	res.FencedAt = workflow.Now(ctx)
+	f.fenceStarted = true
+	unplanned := f.req.Mode == ModeUnplanned
+	in := activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch, BestEffort: unplanned}
+	actx := withActivity(f.work, 2*time.Minute, 0, 10, fmt.Sprintf("fence %d partitions", pre.Partitions))
+	if unplanned {
+		actx = withActivity(f.work, 15*time.Second, 0, 2, fmt.Sprintf("fence %d partitions (best effort)", pre.Partitions))
+	}
+	var fence activities.FenceResult
+	if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &fence); err != nil {
+		if !unplanned || f.ctl.abort != nil {
+			return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
+		}
+		// The whole source is unreachable: every partition is retried below.
+		fence = activities.FenceResult{FinalLSN: make([]uint64, pre.Partitions), Fenced: make([]bool, pre.Partitions),
+			Unreachable: activities.AllPartitions(pre.Partitions), LastError: err.Error()}
+	}
+	giveUp := workflow.Now(ctx).Add(f.opts.SourceTimeout)
+	for len(fence.Unreachable) > 0 && workflow.Now(ctx).Before(giveUp) {
+		if err := workflow.Sleep(f.work, time.Second); err != nil {
+			return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
+		}
+		var again activities.FenceResult
+		in.Only = fence.Unreachable
+		if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &again); err != nil {
+			if f.ctl.abort != nil {
+				return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
+			}
+			continue
+		}
+		for _, p := range in.Only {
+			if again.Fenced[p] {
+				fence.Fenced[p], fence.FinalLSN[p] = true, again.FinalLSN[p]
+			}
+		}
+		fence.Unreachable = again.Unreachable
+	}
+	res.GivenUp = fence.Unreachable
+	f.prog.GivenUp = len(res.GivenUp)
+	f.prog.Done[StepFence] = pre.Partitions - len(res.GivenUp)
+	return fence, nil
+}
+
+// flush starts a PartitionGroupFailover child per group and waits for all.
+func (f *failover) flush(ctx workflow.Context, gs [][]int, fence activities.FenceResult) error {
+	pre, res := f.pre, f.res
+	f.phase(ctx, PhaseFlush, fmt.Sprintf("%d groups of up to %d partitions", len(gs), f.opts.GroupSize))
 	res.Table = newTable(pre.Partitions)
 	copy(res.Table.FinalLSN, fence.FinalLSN)
-	childCtx, cancelChildren := workflow.WithCancel(ctx)
-	defer cancelChildren()
+	skip := make([]bool, pre.Partitions)
+	for _, p := range res.GivenUp {
+		skip[p] = true
+	}
 	futures := make([]workflow.ChildWorkflowFuture, len(gs))
 	parentID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	for i, g := range gs {
-		in := GroupInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Partitions: g,
-			FinalLSN: make([]uint64, len(g)), ReplayTimeout: opts.ReplayTimeout, FlushSendGiveUp: opts.FlushSendGiveUp}
+		in := GroupInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Group: i, Partitions: g,
+			FinalLSN: make([]uint64, len(g)), ReplayTimeout: f.opts.ReplayTimeout, FlushSendGiveUp: f.opts.FlushSendGiveUp,
+			Unplanned: f.req.Mode == ModeUnplanned}
+		if in.Unplanned {
+			in.FlushSendGiveUp = f.opts.SourceTimeout
+			in.Skip = make([]bool, len(g))
+		}
 		for j, p := range g {
 			in.FinalLSN[j] = fence.FinalLSN[p]
+			if in.Unplanned {
+				in.Skip[j] = skip[p]
+			}
 		}
-		cctx := workflow.WithChildOptions(childCtx, workflow.ChildWorkflowOptions{
+		cctx := workflow.WithChildOptions(f.work, workflow.ChildWorkflowOptions{
 			WorkflowID:    fmt.Sprintf("%s/group-%04d", parentID, i),
 			StaticSummary: fmt.Sprintf("flush partitions %d-%d of %s", g[0], g[len(g)-1], pre.Account),
 			RetryPolicy:   &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
@@ -156,68 +378,127 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 		futures[i] = workflow.ExecuteChildWorkflow(cctx, PartitionGroupFailover, in)
 	}
 	var flushErr error
-	for i, f := range futures {
+	givenUp := map[int]bool{}
+	for _, p := range res.GivenUp {
+		givenUp[p] = true
+	}
+	for i, fu := range futures {
 		var gr GroupResult
-		if err := f.Get(ctx, &gr); err != nil {
+		if err := fu.Get(ctx, &gr); err != nil {
 			if flushErr == nil {
-				flushErr = fmt.Errorf("flush group %d (partitions %d-%d) of %s: %w", i, gs[i][0], gs[i][len(gs[i])-1], req.Account, err)
-				cancelChildren()
+				flushErr = fmt.Errorf("flush group %d (partitions %d-%d) of %s: %w", i, gs[i][0], gs[i][len(gs[i])-1], pre.Account, err)
+				f.ctl.cancelWork()
 			}
 			continue
 		}
-		prog.GroupsDone++
+		f.prog.GroupsDone++
+		f.prog.Done[StepFlushReplay] += len(gs[i])
 		res.Table.fill(gs[i], gr)
-	}
-	if flushErr != nil {
-		return res, rollback(ctx, pre, phase, flushErr)
-	}
-	for i := range res.Table.Partition {
-		if res.Table.ReplayedLSN[i] < res.Table.FinalLSN[i] {
-			return res, rollback(ctx, pre, phase, fmt.Errorf("partition %d of %s replayed to %d, short of its final LSN %d: refusing to promote",
-				i, req.Account, res.Table.ReplayedLSN[i], res.Table.FinalLSN[i]))
+		f.ctl.noteSlowest(gs[i], gr)
+		for _, p := range gr.GivenUp {
+			givenUp[p] = true
 		}
 	}
-
-	// 5. Promote: the point of no return. Retried until it succeeds; a
-	// refusal here (a stale epoch) means someone else moved the account.
-	phase(PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
-	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, 0, 0, fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)), acts.Promote,
-		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
-			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, nil)
-	if err != nil {
-		phase(PhaseFailed, "promote failed")
-		return res, fmt.Errorf("promote %s on %s: %w", req.Account, pre.To, err)
+	if flushErr != nil {
+		return flushErr
 	}
-	res.PromotedAt = workflow.Now(ctx)
-
-	// 6. Report.
-	res.FinishedAt = workflow.Now(ctx)
-	res.TotalMillis = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
-	res.UnavailableMillis = res.PromotedAt.Sub(res.FencedAt).Milliseconds()
-	for i := range res.Table.Partition {
-		res.SlowestSendMillis = max(res.SlowestSendMillis, res.Table.SendMillis[i])
-		res.SlowestReplayMillis = max(res.SlowestReplayMillis, res.Table.ReplayMillis[i])
-		res.SlowestFlushMillis = max(res.SlowestFlushMillis, res.Table.SendMillis[i]+res.Table.ReplayMillis[i])
+	res.GivenUp = res.GivenUp[:0]
+	for p := range pre.Partitions {
+		if givenUp[p] {
+			res.GivenUp = append(res.GivenUp, p)
+			continue
+		}
+		if res.Table.ReplayedLSN[p] < res.Table.FinalLSN[p] {
+			return fmt.Errorf("partition %d of %s replayed to %d, short of its final LSN %d: refusing to promote",
+				p, pre.Account, res.Table.ReplayedLSN[p], res.Table.FinalLSN[p])
+		}
 	}
-	phase(PhaseDone, fmt.Sprintf("%s now primary on %s at epoch %d; writes unavailable %d ms", req.Account, pre.To, res.NewEpoch, res.UnavailableMillis))
-	return res, nil
+	f.prog.GivenUp = len(res.GivenUp)
+	workflow.GetMetricsHandler(ctx).Counter(MetricPartitionsFlushed).Inc(int64(pre.Partitions - len(res.GivenUp)))
+	workflow.GetMetricsHandler(ctx).Counter(MetricPartitionsReplayed).Inc(int64(pre.Partitions))
+	return nil
 }
 
-// rollback unfences the source after a failure before promote, on a
-// disconnected context so that it also runs when the workflow is cancelled,
-// and returns cause (joined with the rollback's own error, if any).
-func rollback(ctx workflow.Context, pre activities.PrecheckResult, phase func(string, string), cause error) error {
-	phase(PhaseRollback, "unfencing the source")
+// fenceGivenUp tries once more, after promote, to fence the partitions the
+// unplanned failover gave up on, so a source that was only cut off cannot
+// keep taking writes from clients that still route to it. Best effort.
+func (f *failover) fenceGivenUp(ctx workflow.Context) {
+	pre := f.pre
+	err := workflow.ExecuteActivity(withActivity(ctx, 10*time.Second, 0, 2, "fence the old primary's given-up partitions (best effort)"), acts.Fence,
+		activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch,
+			Only: f.res.GivenUp, BestEffort: true}).Get(ctx, nil)
+	if err != nil {
+		f.res.Refusals = append(f.res.Refusals, fmt.Sprintf("old primary %s not fenced after promote (still unreachable): %v", pre.From, err))
+	}
+}
+
+// aborted ends a failover an operator aborted before promote.
+func (f *failover) aborted(ctx workflow.Context) error {
+	a := f.ctl.abort
+	f.res.Abort = a
+	cause := temporal.NewNonRetryableApplicationError(fmt.Sprintf("failover of %s aborted by %s (%s)", f.req.Account, a.By, a.Reason), ErrTypeAborted, nil)
+	if !f.fenceStarted {
+		return f.end(ctx, OutcomeAborted, PhaseRolledBack, fmt.Errorf("%w: nothing was touched", cause))
+	}
+	return f.rollback(ctx, cause)
+}
+
+// rollback unfences the source after a failure or an abort before promote,
+// on a disconnected context so that it runs whatever was cancelled. Its
+// activity is idempotent, so a worker killed mid-rollback simply redoes it.
+func (f *failover) rollback(ctx workflow.Context, cause error) error {
+	if f.ctl.abort != nil && f.res.Abort == nil {
+		return f.aborted(ctx)
+	}
+	outcome := OutcomeRolledBack
+	if f.ctl.abort != nil {
+		outcome = OutcomeAborted
+	}
+	pre := f.pre
+	f.phase(ctx, PhaseRollback, "unfencing the source")
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	err := workflow.ExecuteActivity(withActivity(dctx, time.Minute, 0, 0, "rollback: unfence source"), acts.Unfence,
 		activities.UnfenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch}).Get(dctx, nil)
 	if err != nil {
-		phase(PhaseFailed, "rollback failed: the source may still be fenced")
-		return errors.Join(cause, fmt.Errorf("rollback (unfence %s on %s) failed, unfence it by hand: %w", pre.Account, pre.From, err))
+		return f.end(ctx, OutcomeFailed, PhaseFailed, errors.Join(cause,
+			fmt.Errorf("rollback (unfence %s on %s) failed, unfence it by hand: %w", pre.Account, pre.From, err)))
 	}
-	phase(PhaseFailed, fmt.Sprintf("rolled back: %s still primary on %s", pre.Account, pre.From))
-	return fmt.Errorf("%w (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From)
+	return f.end(ctx, outcome, PhaseRolledBack, temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("%v (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From), ErrTypeRolledBack, cause, *f.res))
+}
+
+// end records the outcome, emits the metrics and returns err (nil when the
+// failover completed or was a dry run).
+func (f *failover) end(ctx workflow.Context, outcome, phase string, err error) error {
+	res := f.res
+	res.Outcome = outcome
+	res.FinishedAt = workflow.Now(ctx)
+	res.TotalMillis = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+	detail := outcome
+	if err != nil {
+		detail = err.Error()
+	}
+	f.phase(ctx, phase, detail)
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"mode": f.req.Mode})
+	m.WithTags(map[string]string{"outcome": outcome}).Counter(MetricFailovers).Inc(1)
+	if outcome == OutcomeCompleted {
+		m.Timer(MetricFailoverDuration).Record(res.FinishedAt.Sub(res.StartedAt))
+		if res.LostOps > 0 {
+			m.Counter(MetricOpsLost).Inc(int64(res.LostOps))
+		}
+	}
+	return err
+}
+
+// phase moves the failover to phase p: the progress query, the BatonPhase
+// search attribute and the Web UI's current details follow.
+func (f *failover) phase(ctx workflow.Context, p, details string) {
+	if f.prog.Phase != p {
+		f.prog.Phase, f.prog.PhaseAt = p, workflow.Now(ctx)
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchPhase.ValueSet(p))
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s", p, details))
 }
 
 // withActivity sets activity options: startToClose per attempt, heartbeat

@@ -70,6 +70,9 @@ type ApprovalPolicy struct {
 	LossBudgetOps uint64
 	// Timeout without an answer aborts the failover (default 1h).
 	Timeout time.Duration
+	// PreApproved records an approval given with the request (an operator
+	// who starts an unplanned failover by hand and means it).
+	PreApproved *Decision
 }
 
 // Updates the failover accepts. Each is also accepted as a signal of the
@@ -124,6 +127,9 @@ type FailoverOptions struct {
 	// FlushSendGiveUp bounds how long a group keeps retrying partitions whose
 	// flush-send fails (default 10m) before the failover rolls back.
 	FlushSendGiveUp time.Duration
+	// SourceTimeout (unplanned): how long to keep trying to fence and flush
+	// an unreachable source partition before giving up on it (default 30s).
+	SourceTimeout time.Duration
 }
 
 // MaxChildren caps a parent's children, well under Temporal's advice of
@@ -142,7 +148,21 @@ type PartitionTable struct {
 	ReplayMillis []int64
 }
 
-// FailoverResult is the report of a completed failover.
+// Outcomes of a failover (FailoverResult.Outcome, and the baton_failovers
+// metric's outcome tag).
+const (
+	OutcomeCompleted  = "completed"
+	OutcomeDryRun     = "dry-run"
+	OutcomeRefused    = "refused"     // the precheck said no; nothing touched
+	OutcomeRejected   = "rejected"    // refused at the approval gate; nothing touched
+	OutcomeTimedOut   = "timed-out"   // no approval in time; nothing touched
+	OutcomeAborted    = "aborted"     // aborted before promote; rolled back
+	OutcomeRolledBack = "rolled-back" // failed before promote; rolled back
+	OutcomeFailed     = "failed"      // failed at or after promote, or rollback failed
+)
+
+// FailoverResult is the report of a failover. A failover that does not
+// complete returns an error whose details carry this result.
 type FailoverResult struct {
 	Account     string
 	From        string
@@ -153,6 +173,27 @@ type FailoverResult struct {
 	Groups      int
 	Reason      string
 	RequestedBy string
+	Mode        string
+	Trigger     string
+	Outcome     string
+
+	// Precheck is the plan: lag per partition, RPO, destination health.
+	Precheck         activities.PrecheckResult
+	ApprovalRequired bool
+	ApprovalReason   string
+	Approval         *Decision
+	Rejection        *Decision
+	Abort            *Decision
+	// Refusals lists requests the workflow refused (e.g. an abort signal
+	// after promote started), for the record.
+	Refusals []string
+	Alerts   []AlertRef
+
+	// Unplanned: partitions whose source was given up on, and the
+	// data-loss ledger (known lost LSN ranges) for them.
+	GivenUp []int
+	Ledger  []activities.LossEntry
+	LostOps uint64
 
 	StartedAt  time.Time
 	FencedAt   time.Time
@@ -183,11 +224,18 @@ type GroupInput struct {
 	Account    string
 	FromURL    string
 	ToURL      string
+	Group      int
 	Partitions []int
 	// FinalLSN[i] is Partitions[i]'s final LSN from the fence.
 	FinalLSN        []uint64
 	ReplayTimeout   time.Duration
 	FlushSendGiveUp time.Duration
+	// Unplanned: Skip[i] marks a partition whose source was given up on at
+	// the fence (it only replays what was received); partitions whose
+	// flush-send keeps failing are given up on after FlushSendGiveUp instead
+	// of failing the group.
+	Unplanned bool
+	Skip      []bool
 }
 
 // GroupResult reports one group, aligned with GroupInput.Partitions.
@@ -196,6 +244,17 @@ type GroupResult struct {
 	ReplayedLSN  []uint64
 	SendMillis   []int64
 	ReplayMillis []int64
+	GivenUp      []int // unplanned: partitions only replayed, not flushed
+}
+
+// SignalGroupProgress is how a group child tells its parent how many
+// partitions it has sent, for the progress query.
+const SignalGroupProgress = "group-progress"
+
+// GroupProgress is the SignalGroupProgress payload.
+type GroupProgress struct {
+	Group int
+	Sent  int
 }
 
 // nil pointer through which workflows name activities, checked by the compiler.

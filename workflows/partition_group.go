@@ -19,6 +19,10 @@ const flushSendRetryPause = time.Second
 // partitions are independent: the group is sent in one call, but partitions
 // that fail are retried on their own while the others already replay, so
 // one slow or failing partition holds back nobody else.
+//
+// Unplanned, a partition whose source was given up on (Skip, or flush-send
+// still failing after FlushSendGiveUp) replays everything the destination
+// received and is reported in GivenUp.
 func PartitionGroupFailover(ctx workflow.Context, in GroupInput) (GroupResult, error) {
 	n := len(in.Partitions)
 	res := GroupResult{SentLSN: make([]uint64, n), ReplayedLSN: make([]uint64, n), SendMillis: make([]int64, n), ReplayMillis: make([]int64, n)}
@@ -26,25 +30,57 @@ func PartitionGroupFailover(ctx workflow.Context, in GroupInput) (GroupResult, e
 	for i, p := range in.Partitions {
 		index[p] = i
 	}
-	sendCtx := withActivity(ctx, 2*time.Minute, 0, 5, fmt.Sprintf("flush-send partitions %d-%d", in.Partitions[0], in.Partitions[n-1]))
+	span := fmt.Sprintf("partitions %d-%d", in.Partitions[0], in.Partitions[n-1])
+	sendCtx := withActivity(ctx, 2*time.Minute, 0, 5, "flush-send "+span)
+	if in.Unplanned {
+		sendCtx = withActivity(ctx, 15*time.Second, 0, 2, "flush-send "+span+" (source may be down)")
+	}
 	replayCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: in.ReplayTimeout,
 		HeartbeatTimeout:    15 * time.Second,
-		Summary:             fmt.Sprintf("flush-replay partitions %d-%d", in.Partitions[0], in.Partitions[n-1]),
+		Summary:             "flush-replay " + span,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
 		},
 	})
-
-	giveUp := workflow.Now(ctx).Add(in.FlushSendGiveUp)
-	pending := in.Partitions
 	var replays []workflow.Future
+	replay := func(targets []activities.PartitionLSN) {
+		replays = append(replays, workflow.ExecuteActivity(replayCtx, acts.FlushReplay,
+			activities.FlushReplayInput{Account: in.Account, ToURL: in.ToURL, Targets: targets}))
+	}
+	// giveUp replays what the destination received of ps (LSN 0 = all).
+	giveUp := func(ps []int) {
+		if len(ps) == 0 {
+			return
+		}
+		targets := make([]activities.PartitionLSN, len(ps))
+		for i, p := range ps {
+			targets[i] = activities.PartitionLSN{Partition: p}
+		}
+		res.GivenUp = append(res.GivenUp, ps...)
+		replay(targets)
+	}
+
+	var pending, skipped []int
+	for i, p := range in.Partitions {
+		if in.Unplanned && in.Skip[i] {
+			skipped = append(skipped, p)
+		} else {
+			pending = append(pending, p)
+		}
+	}
+	giveUp(skipped)
+	deadline := workflow.Now(ctx).Add(in.FlushSendGiveUp)
+	sent := 0
 	for len(pending) > 0 {
 		var sr activities.FlushSendResult
 		err := workflow.ExecuteActivity(sendCtx, acts.FlushSend,
 			activities.FlushSendInput{Account: in.Account, FromURL: in.FromURL, Partitions: pending}).Get(ctx, &sr)
-		if err != nil {
+		if err != nil && !in.Unplanned {
 			return res, fmt.Errorf("flush-send %d partitions from %d: %w", len(pending), pending[0], err)
+		}
+		if err != nil {
+			sr = activities.FlushSendResult{Failed: pending, LastError: err.Error()}
 		}
 		for _, s := range sr.Sent {
 			i := index[s.Partition]
@@ -58,13 +94,20 @@ func PartitionGroupFailover(ctx workflow.Context, in GroupInput) (GroupResult, e
 			res.SentLSN[i], res.SendMillis[i] = s.LSN, s.Millis
 		}
 		// Replay what was sent now, while failed partitions are retried.
-		replays = append(replays, workflow.ExecuteActivity(replayCtx, acts.FlushReplay,
-			activities.FlushReplayInput{Account: in.Account, ToURL: in.ToURL, Targets: sr.Sent}))
+		if len(sr.Sent) > 0 {
+			replay(sr.Sent)
+			sent += len(sr.Sent)
+			reportProgress(ctx, in.Group, len(sr.Sent))
+		}
 		pending = sr.Failed
 		if len(pending) == 0 {
 			break
 		}
-		if !workflow.Now(ctx).Before(giveUp) {
+		if !workflow.Now(ctx).Before(deadline) {
+			if in.Unplanned {
+				giveUp(pending)
+				break
+			}
 			return res, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("flush-send of partitions %v still failing after %s: %s", pending, in.FlushSendGiveUp, sr.LastError),
 				"FlushSendGaveUp", nil)
@@ -84,4 +127,15 @@ func PartitionGroupFailover(ctx workflow.Context, in GroupInput) (GroupResult, e
 		}
 	}
 	return res, nil
+}
+
+// reportProgress tells the parent how many partitions this group has sent,
+// for its progress query. Best effort: a lost report only makes the
+// progress bar coarser.
+func reportProgress(ctx workflow.Context, group, sent int) {
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	if parent == nil {
+		return
+	}
+	_ = workflow.SignalExternalWorkflow(ctx, parent.ID, parent.RunID, SignalGroupProgress, GroupProgress{Group: group, Sent: sent}).Get(ctx, nil)
 }

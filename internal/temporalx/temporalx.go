@@ -6,13 +6,17 @@ package temporalx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
@@ -120,19 +124,70 @@ func NewLogger(format, level string) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-// StartFailover starts an AccountFailover under its account-derived ID. A
-// second failover of the same account while one runs is refused.
-func StartFailover(ctx context.Context, c client.Client, taskQueue string, req workflows.FailoverRequest) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+// FailoverStartOptions are the start options of an account's failover:
+// its account-derived ID (so only one runs at a time), the search
+// attributes, and the Web UI's static summary and details.
+func FailoverStartOptions(taskQueue string, req workflows.FailoverRequest) client.StartWorkflowOptions {
+	mode, trigger := req.Mode, req.Trigger
+	if mode == "" {
+		mode = workflows.ModePlanned
+	}
+	if trigger == "" {
+		trigger = workflows.TriggerManual
+	}
+	return client.StartWorkflowOptions{
 		ID:                       workflows.FailoverWorkflowID(req.Account),
 		TaskQueue:                taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		StaticSummary:            fmt.Sprintf("failover %s to %s", req.Account, req.ToStamp),
-		StaticDetails:            fmt.Sprintf("reason: %s\n\nrequested by: %s", req.Reason, req.RequestedBy),
-	}, workflows.AccountFailover, req)
+		StaticSummary:            fmt.Sprintf("%s failover of %s to %s (%s)", mode, req.Account, req.ToStamp, trigger),
+		StaticDetails: fmt.Sprintf("**account** %s  \n**to** %s  \n**mode** %s  \n**trigger** %s  \n**reason** %s  \n**requested by** %s",
+			req.Account, req.ToStamp, mode, trigger, req.Reason, req.RequestedBy),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchAccount.ValueSet(req.Account), workflows.SearchMode.ValueSet(mode),
+			workflows.SearchTrigger.ValueSet(trigger), workflows.SearchPhase.ValueSet(workflows.PhasePrecheck)),
+	}
+}
+
+// StartFailover starts an AccountFailover under its account-derived ID. A
+// second failover of the same account while one runs is refused, naming
+// the running one.
+func StartFailover(ctx context.Context, c client.Client, taskQueue string, req workflows.FailoverRequest) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, FailoverStartOptions(taskQueue, req), workflows.AccountFailover, req)
+	var running *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &running) {
+		return nil, fmt.Errorf("%w: a failover of %s is already running: workflow %s run %s; watch it (baton watch %s) or abort it (baton abort %s)",
+			ErrAlreadyRunning, req.Account, workflows.FailoverWorkflowID(req.Account), running.RunId, req.Account, req.Account)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("start failover of %s (is another failover of it running?): %w", req.Account, err)
+		return nil, fmt.Errorf("start failover of %s: %w", req.Account, err)
 	}
 	return run, nil
+}
+
+// ErrAlreadyRunning: the account already has a failover in flight.
+var ErrAlreadyRunning = errors.New("failover already running")
+
+// EnsureSearchAttributes registers Baton's search attributes in the
+// namespace if they are missing (the dev server registers them at launch;
+// a production cluster needs them once).
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, name := range workflows.SearchAttributeNames() {
+		if _, ok := list.GetCustomAttributes()[name]; !ok {
+			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
+		return fmt.Errorf("register search attributes %v in namespace %s (or ask an admin: temporal operator search-attribute create --name BatonAccount --type Keyword ...): %w",
+			workflows.SearchAttributeNames(), namespace, err)
+	}
+	return nil
 }
