@@ -31,14 +31,17 @@ const (
 // QueryProgress is the query type that returns a Progress.
 const QueryProgress = "progress"
 
-// Error types of a failover that did not complete (the error's details
-// carry the FailoverResult).
-const (
-	ErrTypeRejected   = "FailoverRejected"
-	ErrTypeAborted    = "FailoverAborted"
-	ErrTypeRolledBack = "FailoverRolledBack"
-	ErrTypeBadRequest = "BadFailoverRequest"
-)
+// Error types of a failover that did not complete, by outcome: the
+// workflow fails with a non-retryable application error of this type whose
+// details carry the FailoverResult.
+var errTypes = map[string]string{
+	OutcomeRefused:    "FailoverRefused",
+	OutcomeRejected:   "FailoverRejected",
+	OutcomeTimedOut:   "FailoverRejected",
+	OutcomeAborted:    "FailoverAborted",
+	OutcomeRolledBack: "FailoverRolledBack",
+	OutcomeFailed:     "FailoverFailed",
+}
 
 func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	if o.GroupSize <= 0 {
@@ -147,7 +150,7 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 		return *res, err
 	}
 	if badReq != nil {
-		return *res, f.end(ctx, OutcomeRefused, PhaseFailed, temporal.NewNonRetryableApplicationError("bad failover request: "+badReq.Error(), ErrTypeBadRequest, nil))
+		return *res, f.end(ctx, OutcomeRefused, PhaseFailed, fmt.Errorf("bad failover request: %w", badReq))
 	}
 	err := f.run(ctx)
 	return *res, err
@@ -278,8 +281,8 @@ func (f *failover) gate(ctx workflow.Context) error {
 		}
 		if !ok {
 			f.ctl.gatePassed = true
-			return f.end(ctx, OutcomeTimedOut, PhaseRejected, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("no approval within %s: failover of %s aborted, nothing was touched", f.req.Approval.Timeout, f.req.Account), ErrTypeRejected, nil, *f.res))
+			return f.end(ctx, OutcomeTimedOut, PhaseRejected,
+				fmt.Errorf("no approval within %s: failover of %s aborted, nothing was touched", f.req.Approval.Timeout, f.req.Account))
 		}
 	}
 	f.ctl.gatePassed = true
@@ -289,8 +292,8 @@ func (f *failover) gate(ctx workflow.Context) error {
 		return f.aborted(ctx)
 	case f.ctl.rejection != nil:
 		r := f.ctl.rejection
-		return f.end(ctx, OutcomeRejected, PhaseRejected, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("failover of %s rejected by %s (%s): nothing was touched", f.req.Account, r.By, r.Reason), ErrTypeRejected, nil, *f.res))
+		return f.end(ctx, OutcomeRejected, PhaseRejected,
+			fmt.Errorf("failover of %s rejected by %s (%s): nothing was touched", f.req.Account, r.By, r.Reason))
 	}
 	return nil
 }
@@ -436,7 +439,7 @@ func (f *failover) fenceGivenUp(ctx workflow.Context) {
 func (f *failover) aborted(ctx workflow.Context) error {
 	a := f.ctl.abort
 	f.res.Abort = a
-	cause := temporal.NewNonRetryableApplicationError(fmt.Sprintf("failover of %s aborted by %s (%s)", f.req.Account, a.By, a.Reason), ErrTypeAborted, nil)
+	cause := fmt.Errorf("failover of %s aborted by %s (%s)", f.req.Account, a.By, a.Reason)
 	if !f.fenceStarted {
 		return f.end(ctx, OutcomeAborted, PhaseRolledBack, fmt.Errorf("%w: nothing was touched", cause))
 	}
@@ -464,8 +467,7 @@ func (f *failover) rollback(ctx workflow.Context, cause error) error {
 		return f.end(ctx, OutcomeFailed, PhaseFailed, errors.Join(cause,
 			fmt.Errorf("rollback (unfence %s on %s) failed, unfence it by hand: %w", pre.Account, pre.From, err)))
 	}
-	return f.end(ctx, outcome, PhaseRolledBack, temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("%v (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From), ErrTypeRolledBack, cause, *f.res))
+	return f.end(ctx, outcome, PhaseRolledBack, fmt.Errorf("%w (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From))
 }
 
 // end records the outcome, emits the metrics and returns err (nil when the
@@ -488,7 +490,10 @@ func (f *failover) end(ctx workflow.Context, outcome, phase string, err error) e
 			m.Counter(MetricOpsLost).Inc(int64(res.LostOps))
 		}
 	}
-	return err
+	if err == nil {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), errTypes[outcome], err, *res)
 }
 
 // phase moves the failover to phase p: the progress query, the BatonPhase
