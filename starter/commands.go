@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/internal/report"
@@ -27,6 +31,24 @@ type globals struct {
 	ui        string
 	taskQueue string
 	timeout   time.Duration
+	output    string
+}
+
+// json reports whether results are wanted as JSON (--output json).
+func (g *globals) json() bool { return g.output == "json" }
+
+func (g *globals) validate() error {
+	if g.output != "text" && g.output != "json" {
+		return fmt.Errorf("--output %q: use text or json", g.output)
+	}
+	return nil
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func newRoot() *cobra.Command {
@@ -39,36 +61,48 @@ func newRoot() *cobra.Command {
 Temporal connection settings come from the environment: TEMPORAL_ADDRESS
 (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
 TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: func(*cobra.Command, []string) error { return g.validate() },
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.location, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
 	pf.StringVar(&g.ui, "ui", envOr("TEMPORAL_UI", "http://localhost:8233"), "Temporal Web UI base URL, for links (env TEMPORAL_UI)")
 	pf.StringVar(&g.taskQueue, "task-queue", workflows.TaskQueue, "Temporal task queue of Baton's workers")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout for calls that do not wait for a failover")
-	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g))
+	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g), newWatchCmd(g), newListCmd(g),
+		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject), newDecisionCmd(g, workflows.UpdateAbort))
 	return root
 }
 
 func newFailoverCmd(g *globals) *cobra.Command {
 	var (
-		req  workflows.FailoverRequest
-		wait bool
-		rows int
+		req                    workflows.FailoverRequest
+		wait, approve, require bool
+		rows                   int
 	)
 	cmd := &cobra.Command{
 		Use:   "failover --account A --to STAMP",
 		Short: "Start a planned failover of an account to its secondary stamp",
-		Long: `Start a planned failover: precheck, catch up replication, fence the source,
-flush-send and flush-replay every partition, then promote the destination and
-point the account at it. Prints the workflow ID and its Web UI link. With
---wait, waits and prints the report.
+		Long: `Start a failover: precheck, approval (if the policy asks), catch up
+replication, fence the source, flush-send and flush-replay every partition,
+then promote the destination and point the account at it. Prints the
+workflow ID and its Web UI link. With --wait, waits and prints the report;
+with --dry-run, runs the precheck only and prints the plan.
+
+Planned (default): the source must answer; zero data loss or refusal.
+Unplanned (--mode unplanned): for a source that is down or partly down;
+unreachable partitions are given up on and the report carries the data-loss
+ledger. Unplanned and automatic failovers wait for an approval (baton
+approve) unless --approve is given.
 
 Only one failover per account runs at a time (the workflow ID is derived from
-the account).`,
-		Example: `  baton failover --account acct-1 --to stamp-b --reason "stamp-a maintenance" --wait`,
-		Args:    cobra.NoArgs,
+the account); until promote, baton abort rolls it back.`,
+		Example: `  baton failover --account acct-1 --to stamp-b --reason "stamp-a maintenance" --wait
+  baton failover --account acct-1 --to stamp-b --dry-run
+  baton failover --account acct-1 --to stamp-b --mode unplanned --approve --reason "stamp-a down"`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.Account == "" || req.ToStamp == "" {
 				return errors.New("--account and --to are required: name the account and the stamp to fail over to")
@@ -79,28 +113,40 @@ the account).`,
 			if req.Options.GroupSize < 0 {
 				return fmt.Errorf("--group-size %d: must be positive (or 0 for the default)", req.Options.GroupSize)
 			}
+			if req.Mode != workflows.ModePlanned && req.Mode != workflows.ModeUnplanned {
+				return fmt.Errorf("--mode %q: use planned or unplanned", req.Mode)
+			}
+			if req.Approval.Timeout <= 0 {
+				return fmt.Errorf("--approval-timeout %s: must be positive", req.Approval.Timeout)
+			}
+			req.Trigger, req.Approval.Required = workflows.TriggerManual, require
+			if approve {
+				req.Approval.PreApproved = &workflows.Decision{By: req.RequestedBy, Reason: "approved at start: " + req.Reason}
+			}
 			c, err := dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			ctx := cmd.Context()
+			ctx, out := cmd.Context(), cmd.OutOrStdout()
+			if req.DryRun {
+				return dryRun(ctx, out, c, g, req)
+			}
 			run, err := temporalx.StartFailover(ctx, c, g.taskQueue, req)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "failover started: workflow %s run %s\n", run.GetID(), run.GetRunID())
-			fmt.Fprintf(out, "web UI: %s\n", uiLink(g.ui, run.GetID(), run.GetRunID()))
+			if !g.json() {
+				fmt.Fprintf(out, "failover started: workflow %s run %s\n", run.GetID(), run.GetRunID())
+				fmt.Fprintf(out, "web UI: %s\n", uiLink(g.ui, run.GetID(), run.GetRunID()))
+			}
 			if !wait {
+				if g.json() {
+					return printJSON(out, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "ui": uiLink(g.ui, run.GetID(), run.GetRunID())})
+				}
 				return nil
 			}
-			var res workflows.FailoverResult
-			if err := run.Get(ctx, &res); err != nil {
-				return fmt.Errorf("failover of %s failed: %w", req.Account, err)
-			}
-			report.Failover(out, res, rows)
-			return nil
+			return waitAndReport(ctx, out, g, run, rows)
 		},
 	}
 	f := cmd.Flags()
@@ -110,6 +156,12 @@ the account).`,
 	f.StringVar(&req.Reason, "reason", "manual failover", "why, recorded in the workflow")
 	f.StringVar(&req.RequestedBy, "requested-by", currentUser(), "who asks, recorded in the workflow")
 	f.IntVar(&req.Options.GroupSize, "group-size", 0, "partitions per child workflow (default 250)")
+	f.StringVar(&req.Mode, "mode", workflows.ModePlanned, "planned (source reachable, zero loss) or unplanned (source down: may lose unreplicated writes)")
+	f.BoolVar(&req.DryRun, "dry-run", false, "run the precheck only and print the plan; nothing is touched")
+	f.BoolVar(&approve, "approve", false, "approve at start (as --requested-by) a failover the policy would hold for approval")
+	f.BoolVar(&require, "require-approval", false, "wait for an approval (baton approve) even if the policy would not")
+	f.DurationVar(&req.Approval.Timeout, "approval-timeout", time.Hour, "abort if no approval comes within this")
+	f.Uint64Var(&req.Approval.LossBudgetOps, "loss-budget", 0, "ask for approval when the estimated loss exceeds this many ops (0 = no budget)")
 	f.BoolVar(&wait, "wait", false, "wait for the failover to finish and print its report")
 	f.IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
 	return cmd
@@ -128,14 +180,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			return printStatus(ctx, cmd.OutOrStdout(), location.NewClient(g.location, nil), account)
+			return printStatus(ctx, cmd.OutOrStdout(), g, location.NewClient(g.location, nil), account)
 		},
 	}
 	cmd.Flags().StringVar(&account, "account", "", "account to show (required)")
 	return cmd
 }
 
-func printStatus(ctx context.Context, w io.Writer, loc *location.Client, account string) error {
+func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Client, account string) error {
 	a, err := loc.Lookup(ctx, account)
 	if location.IsNotFound(err) {
 		return fmt.Errorf("account %s is not known to the location service at %s: check the name", account, loc.Base())
@@ -143,8 +195,6 @@ func printStatus(ctx context.Context, w io.Writer, loc *location.Client, account
 	if err != nil {
 		return fmt.Errorf("look up %s: %w", account, err)
 	}
-	fmt.Fprintf(w, "account %s: primary %s (%s) at epoch %d, secondary %s (%s), %d partitions\n",
-		a.Account, a.Primary, a.PrimaryURL, a.Epoch, a.Secondary, a.SecondaryURL, a.Partitions)
 	st, err := stamp.NewClient(a.PrimaryURL, nil).Status(ctx, account, nil)
 	if err != nil {
 		return fmt.Errorf("status of %s on primary %s: %w", account, a.Primary, err)
@@ -158,40 +208,88 @@ func printStatus(ctx context.Context, w io.Writer, loc *location.Client, account
 			fenced++
 		}
 	}
+	if g.json() {
+		return printJSON(w, map[string]any{"location": a, "written": written, "unacknowledged": written - acked,
+			"fenced_partitions": fenced, "partitions": len(st.Partitions)})
+	}
+	fmt.Fprintf(w, "account %s: primary %s (%s) at epoch %d, secondary %s (%s), %d partitions\n",
+		a.Account, a.Primary, a.PrimaryURL, a.Epoch, a.Secondary, a.SecondaryURL, a.Partitions)
 	fmt.Fprintf(w, "  on %s: %d writes, %d not yet acknowledged by the secondary, %d of %d partitions fenced\n",
 		a.Primary, written, written-acked, fenced, len(st.Partitions))
 	return nil
 }
 
 func newResultCmd(g *globals) *cobra.Command {
-	var (
-		account string
-		rows    int
-	)
+	var rows int
 	cmd := &cobra.Command{
-		Use:   "result --account A",
-		Short: "Wait for an account's latest failover and print its report",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if account == "" {
-				return errors.New("--account is required")
-			}
+		Use:     "result ACCOUNT|WORKFLOW-ID",
+		Short:   "Wait for an account's latest failover and print its report",
+		Example: "  baton result acct-1\n  baton result acct-1 --output json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			var res workflows.FailoverResult
-			if err := c.GetWorkflow(cmd.Context(), workflows.FailoverWorkflowID(account), "").Get(cmd.Context(), &res); err != nil {
-				return fmt.Errorf("failover of %s: %w", account, err)
-			}
-			report.Failover(cmd.OutOrStdout(), res, rows)
-			return nil
+			return waitAndReport(cmd.Context(), cmd.OutOrStdout(), g, c.GetWorkflow(cmd.Context(), workflowID(args[0]), ""), rows)
 		},
 	}
-	cmd.Flags().StringVar(&account, "account", "", "account whose failover to show (required)")
 	cmd.Flags().IntVar(&rows, "rows", 20, "partitions to list, slowest first (0 = all)")
 	return cmd
+}
+
+// workflowID accepts an account name or a failover's workflow ID.
+func workflowID(arg string) string {
+	if strings.HasPrefix(arg, "failover-") {
+		return arg
+	}
+	return workflows.FailoverWorkflowID(arg)
+}
+
+// waitAndReport waits for a failover and prints its report, also for one
+// that did not complete (its error carries the result).
+func waitAndReport(ctx context.Context, out io.Writer, g *globals, run client.WorkflowRun, rows int) error {
+	var res workflows.FailoverResult
+	err := run.Get(ctx, &res)
+	if err != nil {
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) || ae.Details(&res) != nil {
+			return fmt.Errorf("failover %s: %w", run.GetID(), err)
+		}
+	}
+	if g.json() {
+		if perr := printJSON(out, res); perr != nil {
+			return perr
+		}
+	} else {
+		report.Failover(out, res, rows)
+	}
+	if err != nil {
+		return fmt.Errorf("failover %s ended %s: %w", run.GetID(), res.Outcome, err)
+	}
+	return nil
+}
+
+// dryRun runs the precheck in a throw-away workflow (the worker has the
+// network access) and prints the plan.
+func dryRun(ctx context.Context, out io.Writer, c client.Client, g *globals, req workflows.FailoverRequest) error {
+	opts := temporalx.FailoverStartOptions(g.taskQueue, req)
+	opts.ID = workflows.FailoverWorkflowID(req.Account) + "-dry-run-" + uuid.NewString()[:8]
+	opts.StaticSummary = "dry run: " + opts.StaticSummary
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.AccountFailover, req)
+	if err != nil {
+		return fmt.Errorf("start dry run for %s: %w", req.Account, err)
+	}
+	var res workflows.FailoverResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("dry run for %s: %w", req.Account, err)
+	}
+	if g.json() {
+		return printJSON(out, res)
+	}
+	report.Plan(out, res)
+	return nil
 }
 
 func dial() (client.Client, error) {

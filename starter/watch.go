@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/batonhq/baton/workflows"
+)
+
+func newWatchCmd(g *globals) *cobra.Command {
+	var (
+		rows  int
+		every time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "watch ACCOUNT|WORKFLOW-ID",
+		Short: "Show a failover's live progress, then its report",
+		Long: `Polls the failover's progress query and shows, per step, how many partitions
+are through it (fence, flush-send, flush-replay, promote), the phase and the
+elapsed time; when the failover ends, prints its report.`,
+		Example: "  baton watch acct-1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if every <= 0 {
+				return fmt.Errorf("--every %s: must be positive", every)
+			}
+			c, err := dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, out := cmd.Context(), cmd.OutOrStdout()
+			id := workflowID(args[0])
+			if err := watch(ctx, out, c, id, every, !g.json()); err != nil {
+				return err
+			}
+			return waitAndReport(ctx, out, g, c.GetWorkflow(ctx, id, ""), rows)
+		},
+	}
+	cmd.Flags().IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
+	cmd.Flags().DurationVar(&every, "every", 500*time.Millisecond, "how often to refresh")
+	return cmd
+}
+
+// watch renders progress until the workflow closes. On a terminal it
+// redraws one line; otherwise it prints a line whenever progress changes.
+func watch(ctx context.Context, out io.Writer, c client.Client, id string, every time.Duration, show bool) error {
+	tty := isTerminal(out)
+	last := ""
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return fmt.Errorf("describe %s: %w", id, err)
+		}
+		running := desc.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
+		if show {
+			var p workflows.Progress
+			if v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress); err == nil && v.Get(&p) == nil {
+				line := progressLine(p, time.Now())
+				switch {
+				case tty:
+					fmt.Fprintf(out, "\r\033[K%s", line)
+				case stripElapsed(line) != stripElapsed(last):
+					fmt.Fprintln(out, line)
+				}
+				last = line
+			}
+		}
+		if !running {
+			if show && tty {
+				fmt.Fprintln(out)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// progressLine is one line: phase, elapsed, and a bar per step.
+func progressLine(p workflows.Progress, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-18s %6.1fs", p.Phase, now.Sub(p.StartedAt).Seconds())
+	if p.AwaitingApproval {
+		fmt.Fprintf(&b, "  waiting for approval: %s (baton approve|reject)", p.ApprovalReason)
+		return b.String()
+	}
+	for _, step := range []string{workflows.StepFence, workflows.StepFlushSend, workflows.StepFlushReplay, workflows.StepPromote} {
+		fmt.Fprintf(&b, "  %s %s %d/%d", step, bar(p.Done[step], p.Partitions, 10), p.Done[step], p.Partitions)
+	}
+	if p.GivenUp > 0 {
+		fmt.Fprintf(&b, "  given up: %d", p.GivenUp)
+	}
+	return b.String()
+}
+
+func bar(done, total, width int) string {
+	if total <= 0 {
+		return "[" + strings.Repeat("-", width) + "]"
+	}
+	n := min(width, done*width/total)
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}
+
+// stripElapsed drops the elapsed time, so that a non-terminal prints a line
+// only when something else changed.
+func stripElapsed(line string) string {
+	if len(line) < 26 {
+		return line
+	}
+	return line[:18] + line[26:]
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
