@@ -140,7 +140,10 @@ func FailoverStartOptions(taskQueue string, req workflows.FailoverRequest) clien
 		TaskQueue:                taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		StaticSummary:            fmt.Sprintf("%s failover of %s to %s (%s)", mode, req.Account, req.ToStamp, trigger),
+		// Without this the SDK hands back the running failover's handle as if
+		// it had started a new one.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            fmt.Sprintf("%s failover of %s to %s (%s)", mode, req.Account, req.ToStamp, trigger),
 		StaticDetails: fmt.Sprintf("**account** %s  \n**to** %s  \n**mode** %s  \n**trigger** %s  \n**reason** %s  \n**requested by** %s",
 			req.Account, req.ToStamp, mode, trigger, req.Reason, req.RequestedBy),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
