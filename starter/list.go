@@ -75,7 +75,9 @@ func newListCmd(g *globals) *cobra.Command {
 					out = append(out, l)
 				}
 				token = resp.GetNextPageToken()
-				if len(token) == 0 {
+				// Some visibility stores hand out a token even on the last
+				// page: an empty page ends the listing too.
+				if len(token) == 0 || len(resp.GetExecutions()) == 0 {
 					break
 				}
 			}
