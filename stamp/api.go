@@ -245,6 +245,13 @@ type Fault struct {
 	LatencyMillis int `json:"latency_ms,omitempty"`
 	// Unreachable: matching calls get their connection closed, no answer.
 	Unreachable bool `json:"unreachable,omitempty"`
+	// Op narrows a control-scope fault to one call: fence, flush-send,
+	// flush-replay, promote, unfence or status ("" = every call).
+	Op string `json:"op,omitempty"`
+	// Code is what an injected error answers: injected_fault (default, 503,
+	// retryable), unavailable (503) or stale_epoch / conflict (409, which a
+	// caller must not retry).
+	Code string `json:"code,omitempty"`
 }
 
 // ReplicateRequest is the internal log shipment from a primary to its

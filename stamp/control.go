@@ -54,7 +54,7 @@ func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := s.injectFault(w, r, scopeControl, a.spec.Account, inSorted(ps)); err != nil {
+	if err := s.injectFault(w, r, scopeControl, op, a.spec.Account, inSorted(ps)); err != nil {
 		return err
 	}
 	return s.control(w, r, a, op, ps, &req)
@@ -91,7 +91,7 @@ func (s *Server) controlOne(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Partitions) > 0 || req.All {
 		return errBad("the per-partition route takes the partition from the path; drop \"partitions\" and \"all\" or use /control/%s", op)
 	}
-	if err := s.injectFault(w, r, scopeControl, a.spec.Account, inSorted(ps)); err != nil {
+	if err := s.injectFault(w, r, scopeControl, op, a.spec.Account, inSorted(ps)); err != nil {
 		return err
 	}
 	return s.control(w, r, a, op, ps, &req)

@@ -57,22 +57,48 @@ func validateFault(f *Fault) error {
 	if f.ErrorRate == 0 && f.LatencyMillis == 0 && !f.Unreachable {
 		return errBad("fault does nothing; set error_rate, latency_ms or unreachable")
 	}
+	switch f.Op {
+	case "", CtlFence, CtlFlushSend, CtlFlushReplay, CtlPromote, CtlUnfence, opStatus:
+	default:
+		return errBad("fault op %q is invalid; use fence, flush-send, flush-replay, promote, unfence or status", f.Op)
+	}
+	if f.Op != "" && f.Scope != scopeControl {
+		return errBad("fault op %q needs scope control", f.Op)
+	}
+	if _, ok := faultCodes[f.Code]; !ok {
+		return errBad("fault code %q is invalid; use injected_fault, unavailable, stale_epoch or conflict", f.Code)
+	}
 	return nil
 }
 
-// injectFault applies the faults matching a call: scope, account, and
-// involves, which reports whether the call touches a partition (nil: the
-// call touches none, so partition-narrowed faults do not apply). It returns
-// an error to answer with, errAnswered if the connection was dropped, or nil
-// to go on.
-func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, account string, involves func(int) bool) error {
+// opStatus names the status call for Fault.Op.
+const opStatus = "status"
+
+// faultCodes maps an injectable error code to its HTTP status.
+var faultCodes = map[string]int{
+	"":              http.StatusServiceUnavailable,
+	CodeInjected:    http.StatusServiceUnavailable,
+	CodeUnavailable: http.StatusServiceUnavailable,
+	CodeStaleEpoch:  http.StatusConflict,
+	CodeConflict:    http.StatusConflict,
+}
+
+// injectFault applies the faults matching a call: scope, op (the control
+// call, "" for others), account, and involves, which reports whether the
+// call touches a partition (nil: the call touches none, so
+// partition-narrowed faults do not apply). It returns an error to answer
+// with, errAnswered if the connection was dropped, or nil to go on.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, account string, involves func(int) bool) error {
 	faults := s.faults.snapshot()
 	if len(faults) == 0 {
 		return nil
 	}
-	latency, unreachable, failed := 0, false, false
+	latency, unreachable, failed, code := 0, false, false, ""
 	for _, f := range faults {
 		if f.Scope != scopeAll && f.Scope != scope {
+			continue
+		}
+		if f.Op != "" && f.Op != op {
 			continue
 		}
 		if f.Account != "" && f.Account != account {
@@ -83,7 +109,12 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, acco
 		}
 		latency += f.LatencyMillis
 		unreachable = unreachable || f.Unreachable
-		failed = failed || (f.ErrorRate > 0 && rand.Float64() < f.ErrorRate)
+		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
+			failed = true
+			if f.Code != "" {
+				code = f.Code
+			}
+		}
 	}
 	if latency > 0 {
 		t := time.NewTimer(time.Duration(latency) * time.Millisecond)
@@ -107,7 +138,14 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, acco
 		return errAnswered
 	}
 	if failed {
-		return newErr(http.StatusServiceUnavailable, CodeInjected, "injected fault on stamp %s (%s scope); clear it with DELETE /v1/faults or retry", s.cfg.Name, scope)
+		if code == "" {
+			code = CodeInjected
+		}
+		where := scope
+		if op != "" {
+			where += " " + op
+		}
+		return newErr(faultCodes[code], code, "injected fault on stamp %s (%s); clear it with DELETE /v1/faults or retry", s.cfg.Name, where)
 	}
 	return nil
 }

@@ -81,3 +81,22 @@ func TestFaults(t *testing.T) {
 	must(t, c.AddFault(ctx, Fault{Scope: scopeAll, LatencyMillis: 1}))
 	must(t, c.CreateAccount(ctx, AccountSpec{Account: "x", Partitions: 1, Role: RoleSecondary, Epoch: 1}))
 }
+
+// TestFaultNarrowedToOneOpWithACode: a fault can hit a single control call
+// with a non-retryable answer, leaving every other call alone.
+func TestFaultNarrowedToOneOpWithACode(t *testing.T) {
+	p := newPair(t, 2, Config{}, Config{})
+	ctx := context.Background()
+	must(t, p.cb.AddFault(ctx, Fault{Scope: "control", Op: CtlPromote, ErrorRate: 1, Code: CodeStaleEpoch}))
+	_, err := p.cb.Status(ctx, p.acct, nil)
+	must(t, err)
+	_, err = p.cb.Promote(ctx, p.acct, ControlRequest{All: true, Epoch: 2})
+	wantAPIError(t, err, http.StatusConflict, CodeStaleEpoch)
+	for _, f := range []Fault{
+		{Scope: "control", Op: "rename", ErrorRate: 1},
+		{Scope: "data", Op: CtlFence, ErrorRate: 1},
+		{Scope: "control", ErrorRate: 1, Code: "teapot"},
+	} {
+		wantAPIError(t, p.cb.AddFault(ctx, f), http.StatusBadRequest, CodeBadRequest)
+	}
+}

@@ -392,7 +392,7 @@ func (s *Server) replicate(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	if err := s.injectFault(w, r, scopeReplication, a.spec.Account, func(q int) bool { return seen[q] }); err != nil {
+	if err := s.injectFault(w, r, scopeReplication, "", a.spec.Account, func(q int) bool { return seen[q] }); err != nil {
 		return err
 	}
 

@@ -399,7 +399,7 @@ func validateSpec(spec *AccountSpec) error {
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
-	if err := s.injectFault(w, r, scopeControl, "", nil); err != nil {
+	if err := s.injectFault(w, r, scopeControl, "", "", nil); err != nil {
 		return err
 	}
 	var spec AccountSpec
@@ -452,7 +452,7 @@ func trimSlash(u string) string {
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
-	if err := s.injectFault(w, r, scopeControl, "", nil); err != nil {
+	if err := s.injectFault(w, r, scopeControl, "", "", nil); err != nil {
 		return err
 	}
 	s.mu.RLock()

@@ -184,7 +184,7 @@ func (s *Server) keyRequest(w http.ResponseWriter, r *http.Request) (*account, s
 		return nil, "", 0, err
 	}
 	p := PartitionOf(key, len(a.parts))
-	if err := s.injectFault(w, r, scopeData, a.spec.Account, func(q int) bool { return q == p }); err != nil {
+	if err := s.injectFault(w, r, scopeData, "", a.spec.Account, func(q int) bool { return q == p }); err != nil {
 		return nil, "", 0, err
 	}
 	return a, key, p, nil
@@ -304,7 +304,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 		touched[p] = true
 		ops[i] = writeOp{op: op.Op, key: op.Key, value: op.Value, part: p}
 	}
-	if err := s.injectFault(w, r, scopeData, a.spec.Account, func(q int) bool { return touched[q] }); err != nil {
+	if err := s.injectFault(w, r, scopeData, "", a.spec.Account, func(q int) bool { return touched[q] }); err != nil {
 		return err
 	}
 	res, err := s.write(r, a, ops, epoch)
@@ -334,7 +334,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
 		}
 		touched[PartitionOf(k, len(a.parts))] = true
 	}
-	if err := s.injectFault(w, r, scopeData, a.spec.Account, func(q int) bool { return touched[q] }); err != nil {
+	if err := s.injectFault(w, r, scopeData, "", a.spec.Account, func(q int) bool { return touched[q] }); err != nil {
 		return err
 	}
 	res := ReadResult{Values: make(map[string]Value, len(req.Keys)), Missing: []string{}}
@@ -408,7 +408,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		ps = allPartitions(a)
 	}
-	if err := s.injectFault(w, r, scopeControl, a.spec.Account, inSorted(ps)); err != nil {
+	if err := s.injectFault(w, r, scopeControl, opStatus, a.spec.Account, inSorted(ps)); err != nil {
 		return err
 	}
 	st := AccountStatus{Account: a.spec.Account, Stamp: s.cfg.Name, Peer: a.spec.Peer, Partitions: make([]PartitionStatus, len(ps))}
