@@ -73,6 +73,7 @@ TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.`,
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g), newWatchCmd(g), newListCmd(g),
 		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject), newDecisionCmd(g, workflows.UpdateAbort))
+	root.AddCommand(newWebhookCmd(g))
 	return root
 }
 

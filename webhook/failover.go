@@ -1,0 +1,328 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/workflows"
+)
+
+// DecisionBy is who the receiver's decisions (a resolved alert's reject)
+// are recorded as.
+const DecisionBy = "alertmanager"
+
+// account handles one account's alerts of a request: firing ones start or
+// attach to its failover, resolved ones may cancel it while it is pending.
+func (h *Handler) account(ctx context.Context, account string, items []*item) {
+	var firing, resolved []*item
+	for _, it := range items {
+		it.res.WorkflowID = workflows.FailoverWorkflowID(account)
+		if it.ref.Status == StatusFiring {
+			firing = append(firing, it)
+		} else {
+			resolved = append(resolved, it)
+		}
+	}
+	if len(firing) > 0 && h.o.Accounts != nil {
+		known, err := h.o.Accounts.Known(ctx, account)
+		switch {
+		case err != nil:
+			h.fail(firing, "lookup", fmt.Errorf("look up account %s: %w", account, err))
+			firing = nil
+		case !known:
+			for _, it := range firing {
+				it.res.Outcome, it.res.WorkflowID = OutcomeUnknownAccount, ""
+				it.res.Message = fmt.Sprintf("account %s is not known to the account directory (location service): check the alert's labels and the rule %q", account, it.rule)
+				h.metrics.Refused.WithLabelValues(it.rule, "unknown-account").Inc()
+			}
+			firing = nil
+		}
+	}
+	if len(firing) == 0 && !anyCancels(resolved) {
+		h.ignore(resolved)
+		return
+	}
+	desc, err := h.describe(ctx, account)
+	if err != nil {
+		h.fail(firing, "describe", err)
+		h.fail(resolved, "describe", err)
+		return
+	}
+	running := ""
+	if desc != nil && desc.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		running = desc.WorkflowExecution.RunID
+	}
+	for _, it := range firing {
+		if msg, refused := h.cooldown(desc, it); refused {
+			it.res.Outcome, it.res.Message, it.res.RunID = OutcomeCooldown, msg, desc.WorkflowExecution.RunID
+			h.metrics.Refused.WithLabelValues(it.rule, "cooldown").Inc()
+			continue
+		}
+		running = h.attach(ctx, it, running)
+	}
+	h.resolve(ctx, account, desc, resolved, len(firing) > 0)
+}
+
+func anyCancels(items []*item) bool {
+	for _, it := range items {
+		if it.cancelOnResolve {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) ignore(resolved []*item) {
+	for _, it := range resolved {
+		it.res.Outcome, it.res.Message = OutcomeIgnored, fmt.Sprintf("resolved; rule %q does not cancel on resolve", it.rule)
+	}
+}
+
+// describe returns the account's latest failover (nil if it never had one).
+func (h *Handler) describe(ctx context.Context, account string) (*client.WorkflowExecutionDescription, error) {
+	d, err := h.o.Client.DescribeWorkflow(ctx, workflows.FailoverWorkflowID(account), "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe the latest failover of %s: %w", account, err)
+	}
+	return d, nil
+}
+
+// cooldown refuses an automatic trigger while the account's latest failover
+// completed less than the rule's cooldown ago. A running failover is never
+// in cooldown: alerts attach to it. Failovers that did not complete
+// (rejected, refused, rolled back) do not count: the account did not move.
+func (h *Handler) cooldown(desc *client.WorkflowExecutionDescription, it *item) (string, bool) {
+	if it.cooldown <= 0 || desc == nil || desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED || desc.WorkflowCloseTime == nil {
+		return "", false
+	}
+	closed := *desc.WorkflowCloseTime
+	until := closed.Add(it.cooldown)
+	if !h.o.Now().Before(until) {
+		return "", false
+	}
+	return fmt.Sprintf("failover of %s completed at %s; automatic triggers refused until %s (cooldown %s); a manual `baton failover` can override",
+		it.route.Account, closed.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), it.cooldown), true
+}
+
+// attach records a firing alert in the account's failover, starting the
+// failover if none runs: one update-with-start (USE_EXISTING), answered
+// once Temporal has durably recorded it. running is the run the caller
+// knows to be running ("" if none); attach returns the run the alert is now
+// recorded in.
+func (h *Handler) attach(ctx context.Context, it *item, running string) string {
+	account, fp := it.route.Account, it.ref.Fingerprint
+	if running != "" && h.recorded.has(running, fp) {
+		it.res.Outcome, it.res.RunID = OutcomeDuplicate, running
+		it.res.Message = "already recorded in the running failover"
+		h.metrics.Attached.WithLabelValues(it.rule, OutcomeDuplicate).Inc()
+		return running
+	}
+	type out struct {
+		ack   workflows.AlertAck
+		runID string
+	}
+	leader := false
+	v, err, _ := h.flight.Do(account+"\x00"+fp, func() (any, error) {
+		leader = true
+		release, err := h.slot(ctx, account)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ack, runID, err := h.updateWithStart(ctx, it)
+		return out{ack, runID}, err
+	})
+	if err != nil {
+		h.fail([]*item{it}, "start", err)
+		return running
+	}
+	o := v.(out)
+	h.recorded.add(o.runID, fp)
+	it.res.RunID, it.res.Phase = o.runID, o.ack.Phase
+	switch {
+	case !leader:
+		it.res.Outcome, it.res.Message = OutcomeDuplicate, "an identical notification arrived at the same time; it was recorded once"
+	case !o.ack.Attached:
+		it.res.Outcome, it.res.Message = OutcomeDuplicate, "already recorded in the running failover"
+	case o.runID != running && o.ack.Alerts == 1:
+		// A fresh run whose first alert is this one: this request started it.
+		it.res.Outcome, it.res.Message = OutcomeStarted, fmt.Sprintf("%s failover of %s to %s started; it waits for approval unless the rule pre-approves it", it.mode, account, it.route.To)
+		h.metrics.Started.WithLabelValues(it.rule, it.mode).Inc()
+		return o.runID
+	default:
+		it.res.Outcome, it.res.Message = OutcomeAttached, fmt.Sprintf("recorded in the running failover (%d alerts)", o.ack.Alerts)
+	}
+	h.metrics.Attached.WithLabelValues(it.rule, it.res.Outcome).Inc()
+	return o.runID
+}
+
+// updateWithStart sends the alert update to the account's failover,
+// starting it under its account-derived ID if none runs.
+func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.AlertAck, string, error) {
+	req := workflows.FailoverRequest{
+		Account: it.route.Account, FromStamp: it.route.From, ToStamp: it.route.To,
+		Reason: it.reason, RequestedBy: it.requestedBy, Mode: it.mode, Trigger: it.trigger,
+		Approval: workflows.ApprovalPolicy{Required: it.approval, Timeout: it.approvalTimeout},
+	}
+	if !it.approval {
+		req.Approval.PreApproved = &workflows.Decision{By: "webhook rule " + it.rule, Reason: "approval_required: false in the webhook config"}
+	}
+	opts := temporalx.FailoverStartOptions(h.o.TaskQueue, req)
+	// A running failover is used, not refused: that is what makes repeats
+	// and several alerts of one outage a single failover.
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = false
+	op := h.o.Client.NewWithStartWorkflowOperation(opts, workflows.NameAccountFailover, req)
+	uh, err := h.o.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName: workflows.UpdateAlert, Args: []any{it.ref}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return workflows.AlertAck{}, "", fmt.Errorf("start or attach to the failover of %s: %w", it.route.Account, err)
+	}
+	var ack workflows.AlertAck
+	if err := uh.Get(ctx, &ack); err != nil {
+		return workflows.AlertAck{}, "", fmt.Errorf("record alert %s in the failover of %s: %w", it.ref.Fingerprint, it.route.Account, err)
+	}
+	return ack, uh.RunID(), nil
+}
+
+// resolve handles resolved alerts: those whose rule says cancel_on_resolve
+// reject the account's failover if it still waits at its approval gate; the
+// workflow refuses the reject once the failover is past the gate, and then
+// it goes on.
+func (h *Handler) resolve(ctx context.Context, account string, desc *client.WorkflowExecutionDescription, resolved []*item, stillFiring bool) {
+	var cancels []*item
+	for _, it := range resolved {
+		if it.cancelOnResolve {
+			cancels = append(cancels, it)
+		} else {
+			h.ignore([]*item{it})
+		}
+	}
+	if len(cancels) == 0 {
+		return
+	}
+	set := func(outcome, msg, runID string) {
+		for _, it := range cancels {
+			it.res.Outcome, it.res.Message, it.res.RunID = outcome, msg, runID
+			if outcome == OutcomeCancelled || outcome == OutcomeGoesOn {
+				h.metrics.Cancelled.WithLabelValues(it.rule, map[string]string{OutcomeCancelled: "rejected", OutcomeGoesOn: "goes-on"}[outcome]).Inc()
+			}
+		}
+	}
+	if desc == nil || desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		set(OutcomeNothingToCancel, fmt.Sprintf("no failover of %s is running", account), "")
+		return
+	}
+	runID := desc.WorkflowExecution.RunID
+	if stillFiring {
+		set(OutcomeGoesOn, fmt.Sprintf("other alerts for %s still fire in this notification: the failover goes on", account), runID)
+		return
+	}
+	if trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger); trig != workflows.TriggerAlert {
+		set(OutcomeGoesOn, fmt.Sprintf("the running failover of %s was started by trigger %q, not by an alert: a resolved alert does not cancel it", account, trig), runID)
+		return
+	}
+	names := make([]string, 0, len(cancels))
+	for _, it := range cancels {
+		names = append(names, it.ref.Name)
+	}
+	d := workflows.Decision{By: DecisionBy, Reason: fmt.Sprintf("alert %s resolved", strings.Join(dedup(names), ", "))}
+	err := h.reject(ctx, desc.WorkflowExecution.ID, runID, d)
+	var refused *temporal.ApplicationError
+	var nf *serviceerror.NotFound
+	switch {
+	case err == nil:
+		set(OutcomeCancelled, fmt.Sprintf("the pending failover of %s was rejected (%s); nothing was touched", account, d.Reason), runID)
+	case errors.As(err, &refused):
+		set(OutcomeGoesOn, fmt.Sprintf("the failover of %s goes on: %s", account, refused.Message()), runID)
+	case errors.As(err, &nf):
+		set(OutcomeNothingToCancel, fmt.Sprintf("the failover of %s ended before the resolved alert reached it", account), runID)
+	default:
+		h.fail(cancels, "reject", err)
+	}
+}
+
+// reject sends the reject update to one run; the workflow's validator
+// refuses it once the failover is past its approval gate.
+func (h *Handler) reject(ctx context.Context, id, runID string, d workflows.Decision) error {
+	release, err := h.slot(ctx, strings.TrimPrefix(id, "failover-"))
+	if err != nil {
+		return err
+	}
+	defer release()
+	uh, err := h.o.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, RunID: runID, UpdateName: workflows.UpdateReject, Args: []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = uh.Get(ctx, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("reject %s: %w", id, err)
+	}
+	return nil
+}
+
+func dedup(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// fail records a failed call for items, once.
+func (h *Handler) fail(items []*item, op string, err error) {
+	if len(items) == 0 {
+		return
+	}
+	unavailable := isUnavailable(err)
+	kind := "other"
+	if unavailable {
+		kind = "unavailable"
+	}
+	h.metrics.Errors.WithLabelValues(op, kind).Inc()
+	for _, it := range items {
+		it.res.Outcome, it.res.Message, it.res.unavailable = OutcomeError, err.Error(), unavailable
+	}
+}
+
+// isUnavailable: Temporal (or the directory) could not be reached, or did
+// not answer in time; a retry may succeed.
+func isUnavailable(err error) bool {
+	var (
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+		canceled    *serviceerror.Canceled
+		updTimeout  *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	)
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &netErr) ||
+		errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
+		errors.As(err, &canceled) || errors.As(err, &updTimeout)
+}

@@ -1,0 +1,480 @@
+// Package webhook is Baton's alert receiver: an HTTP handler that turns
+// Prometheus Alertmanager notifications (and a plain JSON trigger for other
+// tools) into account failovers, exactly once per account.
+//
+// Every firing alert that a rule of the config maps to an account becomes an
+// update-with-start of the account's AccountFailover (workflow ID
+// failover-<account>, conflict policy USE_EXISTING): the first one starts
+// the failover, repeats and further alerts attach to it, so Alertmanager's
+// retries and repeats and several alerts of one outage lead to one failover.
+// The answer is 2xx only once Temporal has durably recorded the alert in the
+// failover; 5xx when it could not be reached (Alertmanager retries); 4xx for
+// what a retry cannot fix (malformed, unmapped, in cooldown), which
+// Alertmanager does not retry.
+//
+// The package calls Temporal through the client and knows the workflow only
+// by its contracts (package workflows).
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/batonhq/baton/workflows"
+)
+
+// Routes the handler serves.
+const (
+	PathAlertmanager = "/v1/alertmanager"
+	PathTrigger      = "/v1/trigger"
+	PathHealth       = "/healthz"
+	PathReady        = "/readyz"
+	PathMetrics      = "/metrics"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultTimeout      = 20 * time.Second
+)
+
+// AccountDirectory tells whether an account exists (e.g. the location
+// service), so that an alert naming an unknown account is refused with a
+// clear answer instead of starting a failover its precheck would refuse.
+type AccountDirectory interface {
+	// Known reports whether account exists; an error means it could not
+	// find out (the request is answered 503 and retried).
+	Known(ctx context.Context, account string) (bool, error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// Client reaches Temporal (required). A lazy client lets the receiver
+	// start, and answer 503, while Temporal is away.
+	Client client.Client
+	// Config maps alerts to failovers (required).
+	Config *Config
+	// Auth holds the bearer token and/or the HMAC secret (one required).
+	Auth Auth
+	// TaskQueue of Baton's workers (default workflows.TaskQueue).
+	TaskQueue string
+	// Accounts, if set, refuses alerts naming an account it does not know.
+	Accounts AccountDirectory
+	// Logger hears one line per request (default: none).
+	Logger *zap.Logger
+	// Registry serves /metrics (default: a new registry with the Go and
+	// process collectors).
+	Registry *prometheus.Registry
+	// MaxBodyBytes bounds a request body (default 1 MiB); larger is 413.
+	MaxBodyBytes int64
+	// Timeout bounds the Temporal calls of one request (default 20s); past
+	// it the answer is 503 and Alertmanager retries.
+	Timeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Handler is the receiver. It is safe for concurrent use.
+type Handler struct {
+	o       Options
+	mux     *http.ServeMux
+	metrics *Metrics
+	// flight merges concurrent identical alerts (same account and
+	// fingerprint) into one Temporal call.
+	flight singleflight.Group
+	// slots bound the concurrent Temporal calls per account (striped), well
+	// under the server's limit of in-flight updates per workflow (10).
+	slots [64]chan struct{}
+	// recorded remembers alerts this receiver saw recorded in a run, so that
+	// a repeat only costs a describe, not an update in the history.
+	recorded *recordedSet
+}
+
+const callsPerAccount = 4
+
+// New checks the options and builds a Handler.
+func New(o Options) (*Handler, error) {
+	switch {
+	case o.Client == nil:
+		return nil, errors.New("webhook: no Temporal client")
+	case o.Config == nil:
+		return nil, errors.New("webhook: no config")
+	}
+	if err := o.Auth.validate(); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	if o.TaskQueue == "" {
+		o.TaskQueue = workflows.TaskQueue
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &Handler{o: o, mux: http.NewServeMux(), metrics: NewMetrics(o.Registry), recorded: newRecordedSet(10000)}
+	for i := range h.slots {
+		h.slots[i] = make(chan struct{}, callsPerAccount)
+	}
+	h.mux.HandleFunc("POST "+PathAlertmanager, h.serveAlertmanager)
+	h.mux.HandleFunc("POST "+PathTrigger, h.serveTrigger)
+	h.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	h.mux.HandleFunc("GET "+PathReady, h.serveReady)
+	h.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	return h, nil
+}
+
+// Metrics are the handler's counters, for tests and embedding programs.
+func (h *Handler) Metrics() *Metrics { return h.metrics }
+
+// ServeHTTP serves the receiver's routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// serveReady answers 200 when Temporal answers a health check.
+func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := h.o.Client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "message": "Temporal does not answer: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// Outcomes of one alert (Result.Outcome).
+const (
+	OutcomeStarted         = "started"           // it started the account's failover
+	OutcomeAttached        = "attached"          // recorded in the running failover
+	OutcomeDuplicate       = "duplicate"         // the running failover already had it
+	OutcomeCancelled       = "cancelled"         // resolved: the pending failover was rejected
+	OutcomeGoesOn          = "goes-on"           // resolved: the failover is past its gate (or not the alert's to cancel)
+	OutcomeNothingToCancel = "nothing-to-cancel" // resolved: no failover of the account runs
+	OutcomeIgnored         = "ignored"           // resolved, and its rule does not cancel
+	OutcomeUnmatched       = "unmatched"         // no rule matches it
+	OutcomeUnmapped        = "unmapped"          // a rule matches but the alert lacks the account or stamp
+	OutcomeUnknownAccount  = "unknown-account"   // the account directory does not know the account
+	OutcomeCooldown        = "cooldown"          // refused: the account failed over recently
+	OutcomeError           = "error"             // Temporal (or the directory) failed: retry
+)
+
+// Result is what happened to one alert.
+type Result struct {
+	Alert       string `json:"alert"`
+	Fingerprint string `json:"fingerprint"`
+	Status      string `json:"status"`
+	Rule        string `json:"rule,omitempty"`
+	Account     string `json:"account,omitempty"`
+	Outcome     string `json:"outcome"`
+	WorkflowID  string `json:"workflow_id,omitempty"`
+	RunID       string `json:"run_id,omitempty"`
+	// Phase of the failover when the alert was recorded.
+	Phase   string `json:"phase,omitempty"`
+	Message string `json:"message,omitempty"`
+
+	unavailable bool // the error was a timeout or an unreachable service
+}
+
+// Response is the JSON answer to a notification or trigger.
+type Response struct {
+	// Status is ok, refused (4xx) or error (5xx).
+	Status  string   `json:"status"`
+	Message string   `json:"message"`
+	Results []Result `json:"results,omitempty"`
+}
+
+// item is one alert (or trigger) on its way to a failover.
+type item struct {
+	res             *Result
+	ref             workflows.AlertRef
+	route           Route
+	rule            string // for metrics: the rule's name, or "trigger"
+	mode            string
+	approval        bool
+	approvalTimeout time.Duration
+	cooldown        time.Duration
+	cancelOnResolve bool
+	trigger         string
+	reason          string
+	requestedBy     string
+}
+
+func (h *Handler) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "alertmanager"
+	body, ok := h.readAuthenticated(w, r, endpoint)
+	if !ok {
+		return
+	}
+	n, err := ParseNotification(body)
+	if err != nil {
+		h.refuse(w, endpoint, "malformed", http.StatusBadRequest, err.Error())
+		return
+	}
+	items := make([]*item, 0, len(n.Alerts))
+	for _, a := range n.Alerts {
+		it := &item{res: &Result{Alert: a.Name(), Fingerprint: a.Fingerprint, Status: a.Status}, ref: a.Ref(), trigger: workflows.TriggerAlert}
+		items = append(items, it)
+		route, matched, err := h.o.Config.Route(a.Labels)
+		switch {
+		case !matched:
+			it.res.Outcome, it.res.Message = OutcomeUnmatched, "no rule matches this alert's labels"
+			h.metrics.Alerts.WithLabelValues("", a.Status).Inc()
+			h.metrics.Refused.WithLabelValues("", "unmatched").Inc()
+			continue
+		case err != nil:
+			it.res.Rule, it.res.Account, it.res.Outcome, it.res.Message = route.Rule.Name, route.Account, OutcomeUnmapped, err.Error()
+			h.metrics.Alerts.WithLabelValues(route.Rule.Name, a.Status).Inc()
+			h.metrics.Refused.WithLabelValues(route.Rule.Name, "unmapped").Inc()
+			continue
+		}
+		rule := route.Rule
+		h.metrics.Alerts.WithLabelValues(rule.Name, a.Status).Inc()
+		it.route, it.rule = route, rule.Name
+		it.res.Rule, it.res.Account = rule.Name, route.Account
+		it.mode, it.approval, it.approvalTimeout = rule.Mode, approvalRequired(rule.ApprovalRequired), time.Duration(rule.ApprovalTimeout)
+		it.cooldown, it.cancelOnResolve = h.o.Config.cooldown(rule.Cooldown), rule.CancelOnResolve
+		it.reason = fmt.Sprintf("alert %s %s", a.Name(), a.Status)
+		if s := a.Annotations["summary"]; s != "" {
+			it.reason += ": " + s
+		}
+		it.requestedBy = fmt.Sprintf("alertmanager (receiver %q, webhook rule %q)", n.Receiver, rule.Name)
+	}
+	h.process(r.Context(), items)
+	h.answer(w, endpoint, items)
+}
+
+func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "trigger"
+	tc := h.o.Config.Trigger
+	if tc.Disabled {
+		h.refuse(w, endpoint, "disabled", http.StatusNotFound, "the plain JSON trigger is disabled in this receiver's config")
+		return
+	}
+	body, ok := h.readAuthenticated(w, r, endpoint)
+	if !ok {
+		return
+	}
+	t, err := ParseTrigger(body)
+	if err != nil {
+		h.refuse(w, endpoint, "malformed", http.StatusBadRequest, err.Error())
+		return
+	}
+	h.metrics.Alerts.WithLabelValues("trigger", StatusFiring).Inc()
+	by := t.RequestedBy
+	if by == "" {
+		by = "api trigger"
+	}
+	it := &item{
+		res:   &Result{Alert: "trigger", Fingerprint: "api-" + t.ID, Status: StatusFiring, Rule: "trigger", Account: t.Account},
+		ref:   t.Ref(h.o.Now()),
+		route: Route{Account: t.Account, To: t.To, From: t.From}, rule: "trigger",
+		mode: t.Mode, approval: approvalRequired(tc.ApprovalRequired), approvalTimeout: time.Duration(tc.ApprovalTimeout),
+		cooldown: h.o.Config.cooldown(tc.Cooldown), trigger: workflows.TriggerAPI, reason: t.Reason, requestedBy: by,
+	}
+	h.process(r.Context(), []*item{it})
+	h.answer(w, endpoint, []*item{it})
+}
+
+// readAuthenticated reads the body of an authenticated request; otherwise
+// it answers (401, 413) and returns false. A request without any
+// credentials is refused before its body is read.
+func (h *Handler) readAuthenticated(w http.ResponseWriter, r *http.Request, endpoint string) ([]byte, bool) {
+	a := h.o.Auth
+	if !a.hasCredentials(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+		h.refuse(w, endpoint, "unauthorized", http.StatusUnauthorized, "no credentials: send Authorization: Bearer <token> or "+SignatureHeader)
+		return nil, false
+	}
+	bearer := a.bearerOK(r)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		h.refuse(w, endpoint, "too-large", http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.o.MaxBodyBytes))
+		return nil, false
+	case err != nil:
+		h.refuse(w, endpoint, "malformed", http.StatusBadRequest, "read body: "+err.Error())
+		return nil, false
+	}
+	if !bearer && !a.signatureOK(r, body) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+		h.refuse(w, endpoint, "unauthorized", http.StatusUnauthorized, "bad credentials: wrong bearer token or signature")
+		return nil, false
+	}
+	return body, true
+}
+
+// refuse answers a request that went no further than its envelope.
+func (h *Handler) refuse(w http.ResponseWriter, endpoint, result string, code int, msg string) {
+	h.metrics.Received.WithLabelValues(endpoint, result).Inc()
+	h.o.Logger.Info("webhook request refused", zap.String("endpoint", endpoint), zap.Int("code", code), zap.String("message", msg))
+	status := "refused"
+	if code >= 500 {
+		status = "error"
+	}
+	writeJSON(w, code, Response{Status: status, Message: msg})
+}
+
+// answer picks the HTTP status for the alerts' outcomes: 5xx if any call
+// failed (a retry is harmless: what was done is recognized as a
+// duplicate), else 2xx if anything was acted on, else the most telling 4xx.
+func (h *Handler) answer(w http.ResponseWriter, endpoint string, items []*item) {
+	resp := Response{Results: make([]Result, 0, len(items))}
+	counts := map[string]int{}
+	unavailable := false
+	for _, it := range items {
+		resp.Results = append(resp.Results, *it.res)
+		counts[it.res.Outcome]++
+		unavailable = unavailable || it.res.unavailable
+	}
+	code, result := http.StatusOK, "accepted"
+	switch acted := len(items) - counts[OutcomeUnmatched] - counts[OutcomeUnmapped] - counts[OutcomeUnknownAccount] - counts[OutcomeCooldown]; {
+	case counts[OutcomeError] > 0 && unavailable:
+		code, result = http.StatusServiceUnavailable, "unavailable"
+		resp.Status, resp.Message = "error", "Temporal or the account directory could not be reached in time: retry (what was done is recognized on retry)"
+	case counts[OutcomeError] > 0:
+		code, result = http.StatusInternalServerError, "error"
+		resp.Status, resp.Message = "error", "a call failed: retry (what was done is recognized on retry)"
+	case acted > 0:
+		resp.Status, resp.Message = "ok", summary(counts)
+	case counts[OutcomeCooldown] > 0:
+		code, result = http.StatusConflict, "cooldown"
+		resp.Status, resp.Message = "refused", firstMessage(items, OutcomeCooldown)
+	case counts[OutcomeUnknownAccount] > 0:
+		code, result = http.StatusUnprocessableEntity, "unknown-account"
+		resp.Status, resp.Message = "refused", firstMessage(items, OutcomeUnknownAccount)
+	case counts[OutcomeUnmapped] > 0:
+		code, result = http.StatusUnprocessableEntity, "unmapped"
+		resp.Status, resp.Message = "refused", firstMessage(items, OutcomeUnmapped)
+	default:
+		code, result = http.StatusUnprocessableEntity, "unmatched"
+		resp.Status, resp.Message = "refused", "no rule of the webhook config matches any alert of this notification: add a rule, or stop routing these alerts to this receiver"
+	}
+	h.metrics.Received.WithLabelValues(endpoint, result).Inc()
+	fields := []zap.Field{zap.String("endpoint", endpoint), zap.Int("code", code), zap.String("summary", summary(counts))}
+	for _, r := range resp.Results {
+		if r.Outcome == OutcomeError {
+			fields = append(fields, zap.String("error", r.Message))
+			break
+		}
+	}
+	h.o.Logger.Info("webhook request", fields...)
+	writeJSON(w, code, resp)
+}
+
+func summary(counts map[string]int) string {
+	var parts []string
+	for _, o := range []string{OutcomeStarted, OutcomeAttached, OutcomeDuplicate, OutcomeCancelled, OutcomeGoesOn, OutcomeNothingToCancel,
+		OutcomeIgnored, OutcomeUnmatched, OutcomeUnmapped, OutcomeUnknownAccount, OutcomeCooldown, OutcomeError} {
+		if counts[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func firstMessage(items []*item, outcome string) string {
+	for _, it := range items {
+		if it.res.Outcome == outcome {
+			return it.res.Message
+		}
+	}
+	return outcome
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away: nothing left to tell it
+}
+
+// process acts on the routed items: per account, concurrently across
+// accounts, within the request's time budget.
+func (h *Handler) process(ctx context.Context, items []*item) {
+	ctx, cancel := context.WithTimeout(ctx, h.o.Timeout)
+	defer cancel()
+	var order []string
+	byAccount := map[string][]*item{}
+	for _, it := range items {
+		if it.res.Outcome != "" {
+			continue // unmatched or unmapped
+		}
+		a := it.route.Account
+		if _, ok := byAccount[a]; !ok {
+			order = append(order, a)
+		}
+		byAccount[a] = append(byAccount[a], it)
+	}
+	var wg sync.WaitGroup
+	for _, a := range order {
+		wg.Go(func() { h.account(ctx, a, byAccount[a]) })
+	}
+	wg.Wait()
+}
+
+// slot takes one of the account's concurrent-call slots.
+func (h *Handler) slot(ctx context.Context, account string) (release func(), err error) {
+	f := fnv.New32a()
+	f.Write([]byte(account))
+	s := h.slots[f.Sum32()%uint32(len(h.slots))]
+	select {
+	case s <- struct{}{}:
+		return func() { <-s }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a free call slot for %s: %w", account, ctx.Err())
+	}
+}
+
+// recordedSet remembers (run, fingerprint) pairs seen recorded, bounded:
+// when full it starts over, which only costs an update per alert again.
+type recordedSet struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]struct{}
+}
+
+func newRecordedSet(max int) *recordedSet { return &recordedSet{max: max, m: map[string]struct{}{}} }
+
+func (s *recordedSet) has(run, fp string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[run+"\x00"+fp]
+	return ok
+}
+
+func (s *recordedSet) add(run, fp string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= s.max {
+		s.m = map[string]struct{}{}
+	}
+	s.m[run+"\x00"+fp] = struct{}{}
+}
