@@ -56,6 +56,7 @@ func Dial(zl *zap.Logger) (client.Client, error) {
 func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.AccountFailover, workflow.RegisterOptions{Name: workflows.NameAccountFailover})
 	w.RegisterWorkflowWithOptions(workflows.PartitionGroupFailover, workflow.RegisterOptions{Name: workflows.NamePartitionGroupFailover})
+	w.RegisterWorkflowWithOptions(workflows.AppFailover, workflow.RegisterOptions{Name: workflows.NameAppFailover})
 	w.RegisterActivity(acts)
 }
 
