@@ -56,6 +56,7 @@ Flags:
 	pollers := fs.Int("pollers", 4, "pollers per task type")
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	metricsListen := fs.String("metrics-listen", os.Getenv("BATON_METRICS_LISTEN"), "serve Prometheus metrics (the SDK's and Baton's) on http://`ADDR`/metrics, e.g. 0.0.0.0:9090; empty = off (env BATON_METRICS_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,6 +75,23 @@ Flags:
 	opts, err := temporalx.ClientOptions(zl)
 	if err != nil {
 		return err
+	}
+	var metricsErr <-chan error
+	if *metricsListen != "" {
+		m, err := temporalx.NewMetrics(zl)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = m.Close() }()
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		defer stopMetrics()
+		bound, errc, err := temporalx.ServeMetrics(mctx, *metricsListen, m)
+		if err != nil {
+			return err
+		}
+		metricsErr = errc
+		opts.MetricsHandler = m.Handler
+		zl.Info("serving metrics", zap.String("url", "http://"+bound+"/metrics"))
 	}
 	c, err := client.Dial(opts)
 	if err != nil {
@@ -99,12 +117,26 @@ Flags:
 	stop := make(chan any, 1)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	go func() { s := <-sig; zl.Info("signal received, draining"); stop <- s }()
+	var failed error // set before stop is sent, read after Run returns
+	go func() {
+		select {
+		case s := <-sig:
+			zl.Info("signal received, draining")
+			stop <- s
+		case err := <-metricsErr: // nil channel when metrics are off
+			zl.Error("metrics endpoint failed, stopping", zap.Error(err))
+			failed = err
+			stop <- err
+		}
+	}()
 	zl.Info("worker started", zap.String("task_queue", *taskQueue), zap.String("location", *locationURL))
 	// Run blocks until stop; it then stops polling and waits for running
 	// activities to finish (graceful shutdown).
 	if err := w.Run(stop); err != nil {
 		return fmt.Errorf("worker: %w", err)
+	}
+	if failed != nil {
+		return failed
 	}
 	zl.Info("worker stopped")
 	return nil

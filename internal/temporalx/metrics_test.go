@@ -1,0 +1,83 @@
+package temporalx_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/testsuite"
+	"github.com/batonhq/baton/workflows"
+)
+
+// TestBatonMetricsPrometheusNames: Baton's workflow metrics, emitted the
+// way the workflows emit them (counters and a timer on the SDK's metrics
+// handler, with the workflow's tags), come out of /metrics under the names
+// docs/METRICS.md and deploy/grafana/baton-dashboard.json use.
+func TestBatonMetricsPrometheusNames(t *testing.T) {
+	m, err := temporalx.NewMetrics(zap.NewNop())
+	require.NoError(t, err)
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bound, _, err := temporalx.ServeMetrics(ctx, "127.0.0.1:0", m)
+	require.NoError(t, err)
+
+	// The SDK tags a workflow's handler with these.
+	h := m.Handler.WithTags(map[string]string{"namespace": "default", "task_queue": "baton", "workflow_type": workflows.NameAccountFailover})
+	mode := h.WithTags(map[string]string{"mode": "unplanned"})
+	mode.WithTags(map[string]string{"outcome": "completed"}).Counter(workflows.MetricFailovers).Inc(1)
+	mode.Timer(workflows.MetricFailoverDuration).Record(42 * time.Second)
+	mode.Counter(workflows.MetricOpsLost).Inc(7)
+	h.Counter(workflows.MetricPartitionsFlushed).Inc(1000)
+	h.Counter(workflows.MetricPartitionsReplayed).Inc(1000)
+	h.Counter(workflows.MetricApprovalsWaited).Inc(1)
+
+	want := []string{
+		`baton_failovers_total{mode="unplanned",namespace="default",outcome="completed",task_queue="baton",workflow_type="AccountFailover"} 1`,
+		`baton_failover_duration_seconds_bucket{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover",le="60"} 1`,
+		`baton_failover_duration_seconds_bucket{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover",le="30"} 0`,
+		`baton_failover_duration_seconds_sum{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover"} 42`,
+		`baton_failover_duration_seconds_count{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1`,
+		`baton_ops_lost_total{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover"} 7`,
+		`baton_partitions_flushed_total{namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1000`,
+		`baton_partitions_replayed_total{namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1000`,
+		`baton_approvals_waited_total{namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	}
+	// The scope reports to Prometheus every second: poll until it has.
+	var body string
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	err = testsuite.Poll(pctx, 50*time.Millisecond, func() (bool, error) {
+		body = scrape(t, "http://"+bound+"/metrics")
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	for _, w := range want {
+		require.Contains(t, body, w)
+	}
+	require.NoError(t, err)
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
