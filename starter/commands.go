@@ -74,6 +74,7 @@ TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.`,
 	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g), newWatchCmd(g), newListCmd(g),
 		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject), newDecisionCmd(g, workflows.UpdateAbort))
 	root.AddCommand(newWebhookCmd(g))
+	root.AddCommand(newPlanCmd(g))
 	return root
 }
 
