@@ -70,6 +70,9 @@ const (
 	AppStepRunning = "running"
 	AppStepDone    = "done"
 	AppStepFailed  = "failed"
+	// AppStepCancelled: an offline step stopped by an abort (or by another
+	// step's failure before any online step); its component is restored.
+	AppStepCancelled = "cancelled"
 	// AppStepSkipped: a restore the plan gives no action for.
 	AppStepSkipped = "skipped"
 )
@@ -174,6 +177,10 @@ type appFailover struct {
 
 	sel     workflow.Selector
 	running int
+	// cancel[step] stops a running step.
+	cancel map[planner.Step]workflow.CancelFunc
+	// stopping: the running offline steps were told to stop.
+	stopping bool
 	// wake is signalled by an abort so that the event loop re-plans.
 	wake workflow.Channel
 
@@ -194,8 +201,9 @@ type appFailover struct {
 // Steps run as activities (command, http), as a child AccountFailover (a
 // storage account, under the account's own failover ID) or as a durable
 // timer (wait). Until the first online step starts, an abort (update or
-// signal "abort") or a failed step brings every component taken offline
-// back online on the source, dependencies first; after it, a failed step
+// signal "abort") or a failed step stops the running offline steps and
+// brings every component taken offline back online on the source,
+// dependencies first; after it, a failed step
 // stops the failover where it is and reports every step's state.
 func AppFailover(ctx workflow.Context, req AppFailoverRequest) (AppFailoverResult, error) {
 	res := &AppFailoverResult{Plan: req.Plan.Name, Reason: req.Reason, RequestedBy: req.RequestedBy, StartedAt: workflow.Now(ctx)}
@@ -214,7 +222,7 @@ func AppFailover(ctx workflow.Context, req AppFailoverRequest) (AppFailoverResul
 	for _, s := range pred.CriticalPath {
 		res.CriticalPath = append(res.CriticalPath, s.String())
 	}
-	f := &appFailover{req: req, g: g, st: g.NewState(), pred: pred, res: res, rec: map[planner.Step]*AppStep{},
+	f := &appFailover{req: req, g: g, st: g.NewState(), pred: pred, res: res, rec: map[planner.Step]*AppStep{}, cancel: map[planner.Step]workflow.CancelFunc{},
 		sel: workflow.NewSelector(ctx), wake: workflow.NewBufferedChannel(ctx, 1), phase: AppPhaseOffline}
 	for _, s := range g.Steps() {
 		f.record(s)
@@ -244,6 +252,7 @@ func (f *appFailover) run(ctx workflow.Context) (AppFailoverResult, error) {
 		restoring := f.abort != nil || (f.failure != nil && !f.onlineStarted)
 		switch {
 		case restoring:
+			f.stopOffline()
 			f.startRestores(ctx)
 		case f.failure == nil:
 			for _, s := range f.g.Ready(f.st) {
@@ -281,9 +290,11 @@ func (f *appFailover) launch(ctx workflow.Context, s planner.Step) {
 		f.phase = AppPhaseOnline
 	}
 	f.running++
+	sctx, cancel := workflow.WithCancel(ctx)
+	f.cancel[s] = cancel
 	fut, settable := workflow.NewFuture(ctx)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		out, err := f.runStep(ctx, s, f.g.Action(s))
+	workflow.Go(sctx, func(sctx workflow.Context) {
+		out, err := f.runStep(sctx, s, f.g.Action(s))
 		settable.Set(out, err)
 	})
 	f.sel.AddFuture(fut, func(fut workflow.Future) {
@@ -296,12 +307,17 @@ func (f *appFailover) launch(ctx workflow.Context, s planner.Step) {
 // finish records the end of step s.
 func (f *appFailover) finish(ctx workflow.Context, s planner.Step, out string, err error) {
 	f.running--
+	f.cancel[s]()
+	delete(f.cancel, s)
 	r := f.rec[s]
 	r.EndedAt = workflow.Now(ctx)
 	r.Millis = r.EndedAt.Sub(r.StartedAt).Milliseconds()
 	r.Output = clip(out)
 	r.Status = AppStepDone
-	if err != nil {
+	switch {
+	case err != nil && f.stopping && temporal.IsCanceledError(err):
+		r.Status, r.Error = AppStepCancelled, "stopped: the failover is being rolled back"
+	case err != nil:
 		r.Status, r.Error = AppStepFailed, clip(err.Error())
 		if f.failure == nil && s.Phase != planner.PhaseRestore {
 			f.failure = fmt.Errorf("%s failed: %w", s, err)
@@ -324,6 +340,22 @@ func (f *appFailover) waitDue(ctx workflow.Context) bool {
 		}
 	}
 	return false
+}
+
+// stopOffline tells the running offline steps to stop, once: an abort
+// should not wait for a long drain to finish before restoring. A stopped
+// step's component is restored like the others (restore actions must cope
+// with a half-done offline step).
+func (f *appFailover) stopOffline() {
+	if f.stopping {
+		return
+	}
+	f.stopping = true
+	for _, s := range f.started {
+		if cancel, ok := f.cancel[s]; ok && s.Phase == planner.PhaseOffline {
+			cancel()
+		}
+	}
 }
 
 // startRestores starts the restores the planner allows, and records as
@@ -370,11 +402,16 @@ func (f *appFailover) runStep(ctx workflow.Context, s planner.Step, a *planner.A
 		return "", workflow.NewTimerWithOptions(ctx, a.Wait.D(), workflow.TimerOptions{Summary: summary}).Get(ctx, nil)
 	case planner.KindCommand:
 		var heartbeat time.Duration
-		if timeout > time.Minute {
-			heartbeat = 30 * time.Second // the activity heartbeats every 5s
+		if timeout > 15*time.Second {
+			// The activity heartbeats every 5s, and learns of a cancellation
+			// through its heartbeats.
+			heartbeat = 15 * time.Second
 		}
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: timeout, HeartbeatTimeout: heartbeat, Summary: summary, RetryPolicy: retry,
+			// A stopped command is waited for, so that its restore does not
+			// run beside it.
+			WaitForCancellation: true,
 		})
 		var r activities.CommandResult
 		err := workflow.ExecuteActivity(actx, acts.RunCommand, activities.CommandInput{Step: s.String(), Argv: a.Command}).Get(ctx, &r)

@@ -146,9 +146,9 @@ func appDecide(env *testsuite.TestWorkflowEnvironment, at time.Duration, d Decis
 	}, at)
 }
 
-// An abort while B and C are going offline: no online step runs; B and C
-// come back on the source as soon as their offline steps end, and A (which
-// needs them) after both.
+// An abort while B and C are going offline: their offline steps are
+// stopped, no online step runs, B and C come back on the source at once,
+// and A (which needs them) after both.
 func TestAppFailoverAbortRestoresOnTheSource(t *testing.T) {
 	const d = 10 * time.Second
 	env := appEnv(t)
@@ -164,15 +164,20 @@ func TestAppFailoverAbortRestoresOnTheSource(t *testing.T) {
 	require.Equal(t, "bob", res.Abort.By)
 	require.Equal(t, []planner.Slot{
 		slot("A", off, 0, d),
-		slot("B", off, d, 2*d),
-		slot("C", off, d, 2*d),
-		slot("B", rst, 2*d, 3*d),
-		slot("C", rst, 2*d, 3*d),
-		slot("A", rst, 3*d, 4*d),
+		slot("B", off, d, 15*time.Second),
+		slot("C", off, d, 15*time.Second),
+		slot("B", rst, 15*time.Second, 25*time.Second),
+		slot("C", rst, 15*time.Second, 25*time.Second),
+		slot("A", rst, 25*time.Second, 35*time.Second),
 	}, res.Slots())
 	for _, s := range res.Steps {
-		if s.Phase == on {
+		switch {
+		case s.Phase == on:
 			require.Equal(t, AppStepPending, s.Status, "%s ran after an abort", s.Step())
+		case s.Phase == off && s.Component != "A":
+			require.Equal(t, AppStepCancelled, s.Status, "%s", s.Step())
+		default:
+			require.Equal(t, AppStepDone, s.Status, "%s", s.Step())
 		}
 	}
 }
