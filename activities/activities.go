@@ -13,6 +13,9 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
@@ -100,6 +103,28 @@ func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, lo in
 	}
 	wg.Wait()
 	return first
+}
+
+// keepAlive heartbeats every second until stop is called, so that the
+// server notices a dead worker within the activity's heartbeat timeout
+// instead of its (longer) start-to-close timeout.
+func keepAlive(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // AllPartitions returns 0..n-1.

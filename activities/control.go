@@ -42,6 +42,7 @@ type CatchUpResult struct {
 // CatchUp polls both stamps until the lag is at most MaxLagOps or Timeout
 // passes. It changes nothing, so it is trivially idempotent.
 func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResult, error) {
+	defer keepAlive(ctx)()
 	src, dst := a.stamp(in.FromURL), a.stamp(in.ToURL)
 	poll := in.Poll
 	if poll <= 0 {
@@ -124,6 +125,7 @@ type FenceResult struct {
 
 // Fence stops writes on the source partitions and returns their final LSNs.
 func (a *Activities) Fence(ctx context.Context, in FenceInput) (FenceResult, error) {
+	defer keepAlive(ctx)()
 	src := a.stamp(in.FromURL)
 	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
 	ps := in.Only
@@ -212,6 +214,7 @@ type UnfenceInput struct {
 // Unfence lets the source take writes again: the rollback of a failover that
 // stopped before promote.
 func (a *Activities) Unfence(ctx context.Context, in UnfenceInput) error {
+	defer keepAlive(ctx)()
 	src := a.stamp(in.FromURL)
 	return forChunks(ctx, AllPartitions(in.Partitions), func(ctx context.Context, _ int, chunk []int) error {
 		_, err := src.Unfence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
@@ -246,6 +249,7 @@ type FlushSendResult struct {
 // group call fails it retries partition by partition, so one bad partition
 // cannot stall the rest; it returns an error only if nothing was sent.
 func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (FlushSendResult, error) {
+	defer keepAlive(ctx)()
 	src := a.stamp(in.FromURL)
 	var res FlushSendResult
 	r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: in.Partitions})
@@ -309,6 +313,8 @@ type FlushReplayResult struct {
 // replayed up to its target, heartbeating its progress. A retry simply asks
 // again: the stamp keeps replaying from its durable LSN.
 func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (FlushReplayResult, error) {
+	// A slow answer must not look like a dead worker.
+	defer keepAlive(ctx)()
 	dst := a.stamp(in.ToURL)
 	wait := in.Wait
 	if wait <= 0 {
@@ -376,6 +382,7 @@ type PromoteResult struct {
 // at them (a compare-and-set on the epoch), which moves live traffic. Both
 // halves are idempotent, so a retry after either one is safe.
 func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
+	defer keepAlive(ctx)()
 	dst := a.stamp(in.ToURL)
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
 	err := forChunks(ctx, AllPartitions(in.Partitions), func(ctx context.Context, _ int, chunk []int) error {

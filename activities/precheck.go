@@ -73,6 +73,7 @@ type PrecheckResult struct {
 // healthy. It reports the lag per partition and the RPO. A failed check is
 // non-retryable.
 func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckResult, error) {
+	defer keepAlive(ctx)()
 	if in.Account == "" {
 		return PrecheckResult{}, precheckFailed("no account given: name the account to fail over")
 	}

@@ -3,14 +3,18 @@ package testsuite
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/batonhq/baton/internal/report"
 	"github.com/batonhq/baton/internal/temporalx"
@@ -83,6 +87,7 @@ func TestAppFailoverEndToEnd(t *testing.T) {
 		report.AppFailover(&rep, res, 64)
 		t.Logf("strategy %s:\n%s", strategy, rep.String())
 		if strategy == planner.StrategyOverlap {
+			recordAppHistory(t, c, run.GetID(), run.GetRunID())
 			for _, s := range res.Steps {
 				if s.Phase == planner.PhaseOnline && s.Component == "blob-store" {
 					t.Logf("blob-store account failover: %s in %d ms", s.Output, s.Millis)
@@ -151,4 +156,28 @@ func TestAppFailoverAbortEndToEnd(t *testing.T) {
 		}
 	}
 	require.Len(t, end, 3)
+}
+
+// recordAppHistory writes a finished AppFailover's history to
+// workflows/testdata/app_failover.json when BATON_RECORD_HISTORY=1, for the
+// replay test (workflows/app_failover_replay_test.go).
+func recordAppHistory(t *testing.T, c *Cluster, id, runID string) {
+	t.Helper()
+	if os.Getenv("BATON_RECORD_HISTORY") != "1" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	it := c.Client.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	path := filepath.Join("..", "workflows", "testdata", "app_failover.json")
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	t.Logf("recorded %d events of %s in %s", len(h.Events), id, path)
 }

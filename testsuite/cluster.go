@@ -40,6 +40,14 @@ type Options struct {
 	Durable bool
 	// WorkerArgs are extra worker flags.
 	WorkerArgs []string
+	// Backend is the Temporal server: BackendDevServer (the default) or
+	// BackendPostgres, the real server on PostgreSQL (see server.go).
+	Backend Backend
+	// Workers is how many worker processes poll the task queue (default 1).
+	Workers int
+	// WorkerMetrics has every worker serve Prometheus metrics on a free
+	// port (Cluster.WorkerMetricsURLs).
+	WorkerMetrics bool
 	// Progress hears what the harness is doing (nil = silent).
 	Progress io.Writer
 }
@@ -52,7 +60,15 @@ type Cluster struct {
 	Temporal *DevServer
 	Location *Process
 	Stamps   map[string]*Process
-	Worker   *Process
+	Worker   *Process // the first of Workers
+
+	// Workers are the worker processes, WorkerMetricsURLs their /metrics
+	// (with Options.WorkerMetrics). Server and Postgres are set with
+	// BackendPostgres; Temporal then is the same server process.
+	Workers           []*Process
+	WorkerMetricsURLs []string
+	Server            *TemporalServer
+	Postgres          *Postgres
 
 	LocationURL string
 	StampURLs   map[string]string
@@ -79,12 +95,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if c.Bin, err = Build(ctx); err != nil {
 		return c, err
 	}
-	c.say("starting the Temporal dev server")
-	if c.Temporal, err = StartDevServer(ctx, DevServerOptions{Dir: o.Dir, UI: o.UI, UIPort: o.UIPort, Progress: o.Progress}); err != nil {
+	if err := c.startTemporal(ctx); err != nil {
 		return c, err
 	}
 	if c.Client, err = client.Dial(client.Options{HostPort: c.Temporal.HostPort, Logger: temporalx.NewZapAdapter(zap.NewNop())}); err != nil {
-		return c, fmt.Errorf("connect to the dev server: %w", err)
+		return c, fmt.Errorf("connect to the %s: %w", o.Backend, err)
 	}
 
 	c.say("starting the location service and two stamps")
@@ -105,11 +120,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		}
 	}
 
-	c.say("starting the worker")
-	c.Worker = &Process{Name: "worker", Path: c.Bin.Worker, Log: logPath(o.Dir, "worker"),
-		Args: append([]string{"--location", c.LocationURL, "--log-format", "json"}, o.WorkerArgs...),
-		Env:  []string{"TEMPORAL_ADDRESS=" + c.Temporal.HostPort, "TEMPORAL_NAMESPACE=default"}}
-	if err := c.Worker.Start(); err != nil {
+	if err := c.startWorkers(); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -212,12 +223,15 @@ func (c *Cluster) Close() {
 	if c.Client != nil {
 		c.Client.Close()
 	}
-	for _, p := range []*Process{c.Worker, c.Stamps[StampA], c.Stamps[StampB], c.Location} {
+	for _, p := range append(append([]*Process{}, c.Workers...), c.Stamps[StampA], c.Stamps[StampB], c.Location) {
 		if p != nil {
 			p.Stop(10 * time.Second)
 		}
 	}
 	if c.Temporal != nil {
 		c.Temporal.Stop(10 * time.Second)
+	}
+	if c.Postgres != nil {
+		c.Postgres.Stop(10 * time.Second)
 	}
 }

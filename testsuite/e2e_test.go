@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,16 +25,21 @@ func startCluster(t *testing.T, o Options) *Cluster {
 	if testing.Short() {
 		t.Skip("end-to-end test: needs the Temporal dev server (skipped with -short)")
 	}
-	o.Dir = t.TempDir()
+	// Not t.TempDir: a failed run keeps its logs for the post-mortem.
+	dir, err := os.MkdirTemp("", "baton-"+strings.ReplaceAll(t.Name(), "/", "-")+"-")
+	require.NoError(t, err)
+	o.Dir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	c, err := Start(ctx, o)
 	require.NoError(t, err)
 	t.Cleanup(func() {
+		c.Close()
 		if t.Failed() {
 			t.Logf("logs of the failed run are in %s", o.Dir)
+			return
 		}
-		c.Close()
+		_ = os.RemoveAll(o.Dir)
 	})
 	return c
 }

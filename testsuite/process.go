@@ -24,6 +24,10 @@ type Process struct {
 	Args []string
 	Env  []string
 	Log  string // path of its combined output
+	// Credential, if set, runs the process as another user (PostgreSQL
+	// under a root harness); WorkDir is its working directory ("" = ours).
+	Credential *syscall.Credential
+	WorkDir    string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -41,9 +45,10 @@ func (p *Process) Start() error {
 	cmd := exec.Command(p.Path, p.Args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.Dir = p.WorkDir
 	// Its own process group, so a Ctrl-C in the terminal is handled by the
 	// harness, which stops children in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.Credential}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)

@@ -66,6 +66,9 @@ func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	if o.SourceTimeout <= 0 {
 		o.SourceTimeout = 30 * time.Second
 	}
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 10 * time.Second
+	}
 	return o
 }
 
@@ -163,7 +166,8 @@ func (f *failover) run(ctx workflow.Context) error {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account), SearchMode.ValueSet(req.Mode), SearchTrigger.ValueSet(req.Trigger))
 
 	// 1. Precheck: touches nothing; a refusal is non-retryable.
-	err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, 0, 3, "precheck "+req.Account), acts.Precheck,
+	hb := req.Options.withDefaults(0).HeartbeatTimeout
+	err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, hb, 3, "precheck "+req.Account), acts.Precheck,
 		activities.PrecheckInput{Account: req.Account, From: req.FromStamp, To: req.ToStamp, Unplanned: req.Mode == ModeUnplanned}).Get(ctx, &f.pre)
 	if err != nil {
 		if f.ctl.abort != nil {
@@ -234,7 +238,7 @@ func (f *failover) run(ctx workflow.Context) error {
 	// and promote runs on the workflow's own context so nothing cancels it.
 	f.ctl.noReturn = true
 	f.phase(ctx, PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
-	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, 0, 0, fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)), acts.Promote,
+	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, f.opts.HeartbeatTimeout, 0, fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)), acts.Promote,
 		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
 			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, nil)
 	if err != nil {
@@ -308,9 +312,9 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 	f.fenceStarted = true
 	unplanned := f.req.Mode == ModeUnplanned
 	in := activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch, BestEffort: unplanned}
-	actx := withActivity(f.work, 2*time.Minute, 0, 10, fmt.Sprintf("fence %d partitions", pre.Partitions))
+	actx := withActivity(f.work, 2*time.Minute, f.opts.HeartbeatTimeout, 10, fmt.Sprintf("fence %d partitions", pre.Partitions))
 	if unplanned {
-		actx = withActivity(f.work, 15*time.Second, 0, 2, fmt.Sprintf("fence %d partitions (best effort)", pre.Partitions))
+		actx = withActivity(f.work, 15*time.Second, f.opts.HeartbeatTimeout, 2, fmt.Sprintf("fence %d partitions (best effort)", pre.Partitions))
 	}
 	var fence activities.FenceResult
 	if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &fence); err != nil {
@@ -362,7 +366,7 @@ func (f *failover) flush(ctx workflow.Context, gs [][]int, fence activities.Fenc
 	for i, g := range gs {
 		in := GroupInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Group: i, Partitions: g,
 			FinalLSN: make([]uint64, len(g)), ReplayTimeout: f.opts.ReplayTimeout, FlushSendGiveUp: f.opts.FlushSendGiveUp,
-			Unplanned: f.req.Mode == ModeUnplanned}
+			Unplanned: f.req.Mode == ModeUnplanned, HeartbeatTimeout: f.opts.HeartbeatTimeout}
 		if in.Unplanned {
 			in.FlushSendGiveUp = f.opts.SourceTimeout
 			in.Skip = make([]bool, len(g))
@@ -461,7 +465,7 @@ func (f *failover) rollback(ctx workflow.Context, cause error) error {
 	f.phase(ctx, PhaseRollback, "unfencing the source")
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	err := workflow.ExecuteActivity(withActivity(dctx, time.Minute, 0, 0, "rollback: unfence source"), acts.Unfence,
+	err := workflow.ExecuteActivity(withActivity(dctx, time.Minute, f.opts.HeartbeatTimeout, 0, "rollback: unfence source"), acts.Unfence,
 		activities.UnfenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch}).Get(dctx, nil)
 	if err != nil {
 		return f.end(ctx, OutcomeFailed, PhaseFailed, errors.Join(cause,

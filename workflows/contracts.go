@@ -130,6 +130,9 @@ type FailoverOptions struct {
 	// SourceTimeout (unplanned): how long to keep trying to fence and flush
 	// an unreachable source partition before giving up on it (default 30s).
 	SourceTimeout time.Duration
+	// HeartbeatTimeout: activities heartbeat, so a dead worker's activity is
+	// retried on another worker after this long (default 10s).
+	HeartbeatTimeout time.Duration
 }
 
 // MaxChildren caps a parent's children, well under Temporal's advice of
@@ -236,6 +239,8 @@ type GroupInput struct {
 	// of failing the group.
 	Unplanned bool
 	Skip      []bool
+	// HeartbeatTimeout of the group's activities (see FailoverOptions).
+	HeartbeatTimeout time.Duration
 }
 
 // GroupResult reports one group, aligned with GroupInput.Partitions.

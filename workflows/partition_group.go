@@ -31,13 +31,17 @@ func PartitionGroupFailover(ctx workflow.Context, in GroupInput) (GroupResult, e
 		index[p] = i
 	}
 	span := fmt.Sprintf("partitions %d-%d", in.Partitions[0], in.Partitions[n-1])
-	sendCtx := withActivity(ctx, 2*time.Minute, 0, 5, "flush-send "+span)
+	hb := in.HeartbeatTimeout
+	if hb <= 0 {
+		hb = 10 * time.Second
+	}
+	sendCtx := withActivity(ctx, 2*time.Minute, hb, 5, "flush-send "+span)
 	if in.Unplanned {
-		sendCtx = withActivity(ctx, 15*time.Second, 0, 2, "flush-send "+span+" (source may be down)")
+		sendCtx = withActivity(ctx, 15*time.Second, hb, 2, "flush-send "+span+" (source may be down)")
 	}
 	replayCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: in.ReplayTimeout,
-		HeartbeatTimeout:    15 * time.Second,
+		HeartbeatTimeout:    hb,
 		Summary:             "flush-replay " + span,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,

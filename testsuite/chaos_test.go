@@ -1,0 +1,361 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/traffic"
+	"github.com/batonhq/baton/workflows"
+)
+
+// chaosRun is one chaos scenario's numbers, for the test output and
+// docs/RELIABILITY.md.
+type chaosRun struct {
+	scenario string
+	kills    int
+	faults   string
+	retries  int
+	acked    int64
+	lost     int
+}
+
+func (r chaosRun) log(t *testing.T) {
+	t.Logf("RELIABILITY | %s | kills %d | faults %s | activity retries %d | writes acknowledged %d | writes lost %d",
+		r.scenario, r.kills, r.faults, r.retries, r.acked, r.lost)
+}
+
+// phase reads a failover's BatonPhase search attribute: it works while no
+// worker runs, unlike the progress query.
+func phase(ctx context.Context, c client.Client, id string) string {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return ""
+	}
+	var p string
+	if pl, ok := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchPhase.GetName()]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(pl, &p)
+	}
+	return p
+}
+
+// running reports whether activity name is running (started, not done) in
+// workflow wid: the moment to strike for a crash "mid" that activity.
+func running(ctx context.Context, c client.Client, wid, name string) bool {
+	d, err := c.DescribeWorkflowExecution(ctx, wid, "")
+	if err != nil {
+		return false
+	}
+	for _, pa := range d.GetPendingActivities() {
+		if pa.GetActivityType().GetName() == name && pa.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED {
+			return true
+		}
+	}
+	return false
+}
+
+// retries counts activity attempts beyond the first in a failover's parent
+// and group histories.
+func retries(ctx context.Context, t *testing.T, c client.Client, id string, groups int) int {
+	t.Helper()
+	n := 0
+	ids := []string{id}
+	for i := range groups {
+		ids = append(ids, fmt.Sprintf("%s/group-%04d", id, i))
+	}
+	for _, wid := range ids {
+		it := c.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+				n += int(a.GetAttempt() - 1)
+			}
+		}
+	}
+	return n
+}
+
+// underTraffic provisions an account, runs traffic on it, starts a planned
+// failover with opts, lets strike act on the cluster while it runs, waits
+// for the result and audits every acknowledged write.
+func underTraffic(t *testing.T, c *Cluster, account string, opts workflows.FailoverOptions,
+	strike func(ctx context.Context, id string) (kills int)) (workflows.FailoverResult, chaosRun, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const partitions = 16
+	_, err := c.Provision(ctx, account, partitions)
+	require.NoError(t, err)
+	gen := traffic.New(traffic.Config{Location: c.Loc, Account: account, Rate: 500, Workers: 8})
+	require.NoError(t, gen.Start(ctx))
+	defer gen.Stop()
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 500, gen.Err() }))
+
+	opts.HeartbeatTimeout = 2 * time.Second
+	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "chaos", RequestedBy: t.Name(), Options: opts,
+	})
+	require.NoError(t, err)
+	kills := 0
+	if strike != nil {
+		kills = strike(ctx, run.GetID())
+	}
+	var res workflows.FailoverResult
+	ferr := run.Get(ctx, &res)
+	// Traffic goes on a little on whichever stamp is primary now.
+	acks := gen.AckCount()
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= acks+200, gen.Err() }))
+	st := gen.Stop()
+	rep, err := traffic.Audit(ctx, c.Loc, account, gen.Acked(), traffic.AuditConfig{})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.String())
+	cr := chaosRun{kills: kills, acked: st.Acks, lost: rep.Lost, retries: retries(ctx, t, c.Client, run.GetID(), (partitions+249)/250)}
+	return res, cr, ferr
+}
+
+// promotedOnce checks the epoch was bumped exactly once and every
+// partition of the new primary took it.
+func promotedOnce(t *testing.T, c *Cluster, account string) {
+	t.Helper()
+	ctx := context.Background()
+	acct, err := c.Loc.Lookup(ctx, account)
+	require.NoError(t, err)
+	require.Equal(t, StampB, acct.Primary)
+	require.Equal(t, uint64(2), acct.Epoch, "the epoch is bumped exactly once")
+	st, err := c.StampClient(StampB).Status(ctx, account, nil)
+	require.NoError(t, err)
+	for _, p := range st.Partitions {
+		require.Equal(t, stamp.RolePrimary, p.Role)
+		require.Equal(t, uint64(2), p.Epoch)
+	}
+	// Split brain: the old primary refuses writes, with either epoch.
+	for _, epoch := range []uint64{1, 2} {
+		_, err := c.StampClient(StampA).Put(ctx, account, "after-failover", "x", epoch)
+		require.Error(t, err, "old primary accepted a write at epoch %d after promote", epoch)
+	}
+}
+
+// TestChaosWorkerKilledInEachPhase: SIGKILL the worker in each phase and
+// start a new one; the failover completes, promotes once, loses nothing.
+func TestChaosWorkerKilledInEachPhase(t *testing.T) {
+	// Each phase's stamp call is slowed down by 3 s, and the worker dies
+	// while that activity is running.
+	tests := []struct {
+		name     string
+		on       string // stamp the fault goes on
+		op       string // its slowed control call
+		activity string // the activity that is running when the worker dies
+		child    bool   // it runs in the first group child, not the parent
+	}{
+		{"during fence", StampA, stamp.CtlFence, activities.NameFence, false},
+		{"mid flush-send", StampA, stamp.CtlFlushSend, activities.NameFlushSend, true},
+		{"mid flush-replay", StampB, stamp.CtlFlushReplay, activities.NameFlushReplay, true},
+		{"just before promote", StampB, stamp.CtlPromote, activities.NamePromote, false},
+	}
+	c := startCluster(t, Options{Durable: true})
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			require.NoError(t, c.StampClient(tt.on).AddFault(ctx, stamp.Fault{Scope: "control", Op: tt.op, LatencyMillis: 3000}))
+			defer func() { require.NoError(t, c.StampClient(tt.on).ClearFaults(ctx)) }()
+			account := fmt.Sprintf("worker-kill-%d", i)
+			res, cr, err := underTraffic(t, c, account, workflows.FailoverOptions{CatchUpTimeout: -1}, func(ctx context.Context, id string) int {
+				wid := id
+				if tt.child {
+					wid = id + "/group-0000"
+				}
+				require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return running(ctx, c.Client, wid, tt.activity), nil }))
+				c.Worker.Kill()
+				require.NoError(t, c.Worker.Restart())
+				return 1
+			})
+			require.NoError(t, err)
+			require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+			promotedOnce(t, c, account)
+			cr.scenario, cr.faults = "worker SIGKILL "+tt.name, fmt.Sprintf("%s latency 3s on %s", tt.op, tt.on)
+			cr.log(t)
+			require.Zero(t, cr.lost)
+			require.Positive(t, cr.retries, "the killed worker's activity must have been retried")
+		})
+	}
+}
+
+// TestChaosTemporalRestart: the Temporal server (file-backed SQLite) is
+// killed and restarted mid-failover; the failover resumes and completes.
+func TestChaosTemporalRestart(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	ctx := context.Background()
+	require.NoError(t, c.StampClient(StampB).AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFlushReplay, LatencyMillis: 2000}))
+	res, cr, err := underTraffic(t, c, "temporal-restart", workflows.FailoverOptions{CatchUpTimeout: -1}, func(ctx context.Context, id string) int {
+		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+			return running(ctx, c.Client, id+"/group-0000", activities.NameFlushReplay), nil
+		}))
+		c.Temporal.Kill()
+		require.NoError(t, c.Temporal.Restart())
+		require.NoError(t, c.Temporal.WaitReady(ctx))
+		return 1
+	})
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+	promotedOnce(t, c, "temporal-restart")
+	cr.scenario, cr.faults = "Temporal server SIGKILL + restart mid-flush", "flush-replay latency 2s on stamp-b"
+	cr.log(t)
+}
+
+// TestChaosStampFaults: a 20% error rate and added latency on both stamps'
+// control calls; the failover completes through retries.
+func TestChaosStampFaults(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	ctx := context.Background()
+	for _, s := range []string{StampA, StampB} {
+		require.NoError(t, c.StampClient(s).AddFault(ctx, stamp.Fault{Scope: "control", ErrorRate: 0.2, LatencyMillis: 50}))
+	}
+	res, cr, err := underTraffic(t, c, "flaky-stamps", workflows.FailoverOptions{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+	promotedOnce(t, c, "flaky-stamps")
+	require.Positive(t, cr.retries, "a 20% error rate must have cost some retries")
+	cr.scenario, cr.faults = "20% errors + 50 ms on every control call", "error_rate 0.2, latency 50 ms, both stamps"
+	cr.log(t)
+}
+
+// TestChaosNonRetryableFaultFailsFast: a stale-epoch answer is not retried;
+// the failover stops at once, rolls back, and nothing is promoted.
+func TestChaosNonRetryableFaultFailsFast(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	ctx := context.Background()
+	require.NoError(t, c.StampClient(StampB).AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFlushReplay, ErrorRate: 1, Code: stamp.CodeStaleEpoch}))
+	_, cr, err := underTraffic(t, c, "stale-epoch", workflows.FailoverOptions{}, nil)
+	require.ErrorContains(t, err, "stale_epoch")
+	require.ErrorContains(t, err, "rolled back")
+	require.Zero(t, cr.retries, "a non-retryable answer must not be retried")
+	acct, lerr := c.Loc.Lookup(ctx, "stale-epoch")
+	require.NoError(t, lerr)
+	require.Equal(t, StampA, acct.Primary)
+	require.Equal(t, uint64(1), acct.Epoch)
+	st, serr := c.StampClient(StampB).Status(ctx, "stale-epoch", nil)
+	require.NoError(t, serr)
+	for _, p := range st.Partitions {
+		require.Equal(t, stamp.RoleSecondary, p.Role, "nothing may be promoted")
+	}
+	cr.scenario, cr.faults = "non-retryable stale epoch on flush-replay", "flush-replay answers 409 stale_epoch"
+	cr.log(t)
+}
+
+// TestChaosDestinationStampCrash: kill -9 the destination stampd
+// mid-replay and restart it; replay resumes from its durable LSN.
+func TestChaosDestinationStampCrash(t *testing.T) {
+	c := startCluster(t, Options{Durable: true, ReplayRate: 100})
+	res, cr, err := underTraffic(t, c, "stamp-crash", workflows.FailoverOptions{CatchUpTimeout: -1}, func(ctx context.Context, id string) int {
+		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+			return running(ctx, c.Client, id+"/group-0000", activities.NameFlushReplay), nil
+		}))
+		c.Stamps[StampB].Kill()
+		require.NoError(t, c.RestartStamp(ctx, StampB))
+		return 1
+	})
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+	promotedOnce(t, c, "stamp-crash")
+	cr.scenario, cr.faults = "destination stampd kill -9 + restart mid-replay", "replay throttled to 100 ops/s/partition"
+	cr.log(t)
+}
+
+// TestChaosSourceUnreachableInPlannedFailover: the source stops answering
+// flush-send; the planned failover gives up and rolls back, the account
+// stays on the old primary, nothing is lost.
+func TestChaosSourceUnreachableInPlannedFailover(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	ctx := context.Background()
+	require.NoError(t, c.StampClient(StampA).AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFlushSend, Unreachable: true}))
+	_, cr, err := underTraffic(t, c, "source-gone", workflows.FailoverOptions{FlushSendGiveUp: 3 * time.Second}, nil)
+	require.ErrorContains(t, err, "rolled back: source-gone is still primary on stamp-a")
+	acct, lerr := c.Loc.Lookup(ctx, "source-gone")
+	require.NoError(t, lerr)
+	require.Equal(t, StampA, acct.Primary)
+	cr.scenario, cr.faults = "source unreachable for flush-send, planned", "flush-send connections closed on stamp-a"
+	cr.log(t)
+}
+
+// TestChaosPressure: 20 accounts fail over at once on one worker while
+// traffic runs on all of them; all complete and nothing is lost.
+func TestChaosPressure(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const accounts, partitions = 20, 16
+	gens := make([]*traffic.Generator, accounts)
+	for i := range accounts {
+		acct := fmt.Sprintf("pressure-%02d", i)
+		_, err := c.Provision(ctx, acct, partitions)
+		require.NoError(t, err)
+		gens[i] = traffic.New(traffic.Config{Location: c.Loc, Account: acct, Rate: 50, Workers: 2})
+		require.NoError(t, gens[i].Start(ctx))
+		defer gens[i].Stop()
+	}
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		for _, g := range gens {
+			if g.AckCount() < 50 {
+				return false, g.Err()
+			}
+		}
+		return true, nil
+	}))
+	var wg sync.WaitGroup
+	errs := make([]error, accounts)
+	for i := range accounts {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+				Account: fmt.Sprintf("pressure-%02d", i), ToStamp: StampB, Reason: "pressure", RequestedBy: t.Name()})
+			if err == nil {
+				err = run.Get(ctx, nil)
+			}
+			errs[i] = err
+		}(i)
+	}
+	wg.Wait()
+	var acked int64
+	lost := 0
+	for i, g := range gens {
+		require.NoError(t, errs[i], "failover of pressure-%02d", i)
+		st := g.Stop()
+		rep, err := traffic.Audit(ctx, c.Loc, fmt.Sprintf("pressure-%02d", i), g.Acked(), traffic.AuditConfig{})
+		require.NoError(t, err)
+		require.True(t, rep.OK(), rep.String())
+		require.Equal(t, StampB, rep.Stamp)
+		acked += st.Acks
+		lost += rep.Lost
+	}
+	chaosRun{scenario: fmt.Sprintf("%d accounts at once on one worker", accounts), faults: "none", acked: acked, lost: lost}.log(t)
+}
+
+// TestChaosSplitBrainNeverAcknowledged: across a failover under traffic, no
+// key is acknowledged by both stamps under one epoch, and the old primary
+// refuses writes after promote whatever epoch they carry.
+func TestChaosSplitBrainNeverAcknowledged(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	res, cr, err := underTraffic(t, c, "split-brain", workflows.FailoverOptions{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+	promotedOnce(t, c, "split-brain")
+	ctx := context.Background()
+	_, perr := c.StampClient(StampA).Put(ctx, "split-brain", "late", "x", 2)
+	require.True(t, stamp.IsCode(perr, stamp.CodeNotPrimary) || stamp.IsCode(perr, stamp.CodeFenced), "old primary: %v", perr)
+	require.True(t, strings.Contains(perr.Error(), "stamp"), perr.Error())
+	cr.scenario, cr.faults = "split brain check (audit + writes to the old primary)", "none"
+	cr.log(t)
+}

@@ -1,0 +1,181 @@
+package testsuite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ErrNoPostgres: the PostgreSQL server binaries (initdb, postgres,
+// pg_isready) are not installed. On Debian: apt-get install postgresql.
+var ErrNoPostgres = errors.New("PostgreSQL server binaries (initdb, postgres, pg_isready) not found: apt-get install postgresql, or set BATON_PG_BIN to their directory")
+
+// PostgresBinDir finds the directory of PostgreSQL's server binaries:
+// $BATON_PG_BIN, else the newest /usr/lib/postgresql/*/bin (Debian's
+// layout), else the directory initdb resolves to on the PATH.
+func PostgresBinDir() (string, error) {
+	has := func(dir string) bool {
+		for _, b := range []string{"initdb", "postgres", "pg_isready"} {
+			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if d := os.Getenv("BATON_PG_BIN"); d != "" {
+		if !has(d) {
+			return "", fmt.Errorf("BATON_PG_BIN=%s: %w", d, ErrNoPostgres)
+		}
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+	for _, d := range dirs {
+		if has(d) {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if r, err := filepath.EvalSymlinks(p); err == nil && has(filepath.Dir(r)) {
+			return filepath.Dir(r), nil
+		}
+	}
+	return "", ErrNoPostgres
+}
+
+// pgMajor is the major version in /usr/lib/postgresql/<major>/bin.
+func pgMajor(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// PostgresOptions configure a throwaway PostgreSQL server.
+type PostgresOptions struct {
+	// Dir receives the server's log (postgres.log). The data directory is
+	// a fresh directory under the system temp dir, so that a non-root user
+	// can own it; Stop removes it.
+	Dir string
+	// User and Password of the superuser that initdb creates (default
+	// temporal/temporal). Connections from 127.0.0.1 are trusted.
+	User, Password string
+}
+
+// Postgres is a running PostgreSQL server on 127.0.0.1, made by initdb for
+// one harness cluster. When the harness runs as root (CI, containers) the
+// server runs as the postgres user (or nobody), since PostgreSQL refuses to
+// run as root.
+type Postgres struct {
+	*Process
+	BinDir   string
+	DataDir  string
+	Host     string // 127.0.0.1
+	Port     int
+	User     string
+	Password string
+}
+
+// Addr is host:port.
+func (pg *Postgres) Addr() string { return addr(pg.Port) }
+
+// StartPostgres initializes a data directory and starts PostgreSQL bound to
+// 127.0.0.1 on a free port, and waits until it accepts connections.
+func StartPostgres(ctx context.Context, o PostgresOptions) (_ *Postgres, err error) {
+	bin, err := PostgresBinDir()
+	if err != nil {
+		return nil, err
+	}
+	if o.User == "" {
+		o.User, o.Password = "temporal", "temporal"
+	}
+	cred, err := postgresCredential()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.MkdirTemp("", "baton-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("create the PostgreSQL data directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(data)
+		}
+	}()
+	if cred != nil {
+		if err := os.Chown(data, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("give %s to the postgres user: %w", data, err)
+		}
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+		"-D", data, "-U", o.User, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	initdb.Dir = os.TempDir() // the caller's directory may be closed to the postgres user
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initdb %s: %w\n%s", data, err, out)
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	pg := &Postgres{BinDir: bin, DataDir: data, Host: "127.0.0.1", Port: port, User: o.User, Password: o.Password}
+	pg.Process = &Process{Name: "postgres", Path: filepath.Join(bin, "postgres"), Log: logPath(o.Dir, "postgres"), Credential: cred, WorkDir: os.TempDir(),
+		Args: []string{"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", data,
+			// A test database: no fsync (a crash of this machine loses the
+			// test, not data anyone needs), and room for every service's
+			// connection pool.
+			"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
+			"-c", "max_connections=300", "-c", "shared_buffers=128MB"}}
+	if err := pg.Start(); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = Poll(wctx, 100*time.Millisecond, func() (bool, error) {
+		if !pg.Running() {
+			return false, fmt.Errorf("postgres exited: see %s", pg.Log)
+		}
+		return exec.CommandContext(wctx, filepath.Join(bin, "pg_isready"), "-q", "-h", pg.Host, "-p", strconv.Itoa(port), "-U", o.User).Run() == nil, nil
+	})
+	if err != nil {
+		pg.Kill()
+		return nil, fmt.Errorf("postgres on %s not ready: %w", pg.Addr(), err)
+	}
+	return pg, nil
+}
+
+// Stop stops the server (fast shutdown) and removes its data directory.
+func (pg *Postgres) Stop(grace time.Duration) {
+	// SIGINT is PostgreSQL's fast shutdown: active connections are closed.
+	if !pg.signal(syscall.SIGINT, grace) {
+		pg.Kill()
+	}
+	_ = os.RemoveAll(pg.DataDir)
+}
+
+// postgresCredential is who runs PostgreSQL: nil (the current user) unless
+// we are root, then the postgres user Debian's package creates, or nobody.
+func postgresCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	return nil, errors.New("running as root, and neither a postgres nor a nobody user exists to run PostgreSQL as (it refuses root)")
+}

@@ -1,0 +1,220 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/traffic"
+	"github.com/batonhq/baton/workflows"
+)
+
+// requirePostgres skips the test when PostgreSQL's server binaries are not
+// installed, except in CI (CI=true), where that is a failure: .ci/run
+// installs them.
+func requirePostgres(t *testing.T) {
+	t.Helper()
+	if _, err := PostgresBinDir(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v (.ci/run installs Debian's postgresql)", err)
+		}
+		t.Skipf("skipped: %v (with CI=true this fails)", err)
+	}
+}
+
+// heldActivity is a started flush activity and the worker that runs it.
+type heldActivity struct {
+	workflowID string // the group child
+	activityID string
+	activity   string
+	identity   string // the worker's identity, "<pid>@<host>@"
+}
+
+// TestPostgresClusterWorkerKilledMidFlush runs Baton the way production
+// does: the real Temporal server (all services, one process) on PostgreSQL
+// with the schema made by temporal-sql-tool, and two worker processes on
+// the same task queue. A 1,000-partition account fails over under live
+// traffic; mid-flush the worker that holds a running flush activity is
+// SIGKILLed and not restarted. The other worker takes that activity over
+// (after its heartbeat timeout) and finishes the failover; the audit finds
+// every acknowledged write on the new primary.
+func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
+	requirePostgres(t)
+	began := time.Now()
+	c := startCluster(t, Options{Backend: BackendPostgres, Workers: 2, WorkerMetrics: true,
+		Durable: true, ReplicationDelay: 20 * time.Millisecond, ReplayRate: 3000})
+	started := time.Now()
+	t.Logf("cluster on PostgreSQL %s up in %v (server %s, workers pids %d and %d)",
+		c.Postgres.Addr(), started.Sub(began).Round(time.Millisecond), c.Server.HostPort, c.Workers[0].PID(), c.Workers[1].PID())
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	const account, partitions = "pg-acct", 1000
+	_, err := c.Provision(ctx, account, partitions)
+	require.NoError(t, err)
+	gen := traffic.New(traffic.Config{Location: c.Loc, Account: account, Rate: 500, Workers: 8})
+	require.NoError(t, gen.Start(ctx))
+	stopped := false
+	defer func() {
+		if !stopped {
+			gen.Stop()
+		}
+	}()
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 500, gen.Err() }))
+
+	// A slow destination: each flush-replay call takes 2 s more, so the
+	// flush lasts long enough to kill a worker in the middle of it.
+	require.NoError(t, c.StampClient(StampB).AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFlushReplay, LatencyMillis: 2000}))
+
+	submitted := time.Now()
+	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "postgres cluster e2e", RequestedBy: t.Name(),
+		Options: workflows.FailoverOptions{HeartbeatTimeout: 6 * time.Second},
+	})
+	require.NoError(t, err)
+	id := run.GetID()
+	groups := (partitions + 249) / 250
+
+	// Mid-flush: the progress query says flush with partitions still to
+	// replay, and a group child has a started flush activity on a worker.
+	var held heldActivity
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		v, err := c.Client.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+		if err != nil {
+			return false, nil
+		}
+		var p workflows.Progress
+		if err := v.Get(&p); err != nil || p.Phase != workflows.PhaseFlush || p.Done[workflows.StepFlushReplay] >= partitions {
+			return false, nil
+		}
+		for g := range groups {
+			wid := fmt.Sprintf("%s/group-%04d", id, g)
+			d, err := c.Client.DescribeWorkflowExecution(ctx, wid, "")
+			if err != nil {
+				continue
+			}
+			for _, pa := range d.GetPendingActivities() {
+				name := pa.GetActivityType().GetName()
+				if pa.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED && pa.GetLastWorkerIdentity() != "" &&
+					(name == activities.NameFlushReplay || name == activities.NameFlushSend) {
+					held = heldActivity{workflowID: wid, activityID: pa.GetActivityId(), activity: name, identity: pa.GetLastWorkerIdentity()}
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	}), "never saw the failover mid-flush")
+	victim, survivor := -1, -1
+	for i, w := range c.Workers {
+		if strings.HasPrefix(held.identity, strconv.Itoa(w.PID())+"@") {
+			victim, survivor = i, 1-i
+		}
+	}
+	require.NotEqual(t, -1, victim, "activity held by %q, not one of our workers", held.identity)
+	survivorIdentity := strconv.Itoa(c.Workers[survivor].PID()) + "@"
+	c.Workers[victim].Kill()
+	killedAt := time.Now()
+	t.Logf("SIGKILLed %s (pid-identity %s) while it ran %s %s of %s, %v after the start",
+		c.Workers[victim].Name, held.identity, held.activity, held.activityID, held.workflowID, killedAt.Sub(submitted).Round(time.Millisecond))
+	require.True(t, c.Workers[survivor].Running())
+
+	var res workflows.FailoverResult
+	require.NoError(t, run.Get(ctx, &res))
+	done := time.Now()
+	require.NoError(t, c.StampClient(StampB).ClearFaults(ctx))
+	require.False(t, c.Workers[victim].Running(), "the killed worker stays dead")
+
+	require.Equal(t, StampB, res.To)
+	require.Equal(t, uint64(2), res.NewEpoch)
+	require.Len(t, res.Table.Partition, partitions)
+	for p := range partitions {
+		require.Equal(t, res.Table.FinalLSN[p], res.Table.SentLSN[p], "partition %d sent", p)
+		require.Equal(t, res.Table.FinalLSN[p], res.Table.ReplayedLSN[p], "partition %d replayed", p)
+	}
+	acct, err := c.Loc.Lookup(ctx, account)
+	require.NoError(t, err)
+	require.Equal(t, StampB, acct.Primary)
+	require.Equal(t, uint64(2), acct.Epoch)
+
+	// The activity the dead worker held was finished by the other one, on a
+	// later attempt.
+	var finishedBy string
+	var attempt int32
+	it := c.Client.GetWorkflowHistory(ctx, held.workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	scheduled := map[int64]string{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityId()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == held.activityID {
+			finishedBy, attempt = a.GetIdentity(), a.GetAttempt()
+		}
+	}
+	require.True(t, strings.HasPrefix(finishedBy, survivorIdentity), "%s %s finished by %q, want the surviving worker %s", held.activity, held.activityID, finishedBy, survivorIdentity)
+	require.GreaterOrEqual(t, attempt, int32(2))
+
+	// Traffic follows the account to stamp-b; then the audit.
+	before := gen.Stats().AcksByStamp[StampB]
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		return gen.Stats().AcksByStamp[StampB] >= before+200, gen.Err()
+	}))
+	st := gen.Stop()
+	stopped = true
+	rep, err := traffic.Audit(ctx, c.Loc, account, gen.Acked(), traffic.AuditConfig{})
+	require.NoError(t, err)
+	t.Log(rep.String())
+	require.Equal(t, StampB, rep.Stamp)
+	require.Zero(t, rep.Lost, "acknowledged writes lost")
+	require.Zero(t, rep.Mismatched)
+	require.Empty(t, rep.SplitBrain)
+	require.Positive(t, st.AcksByStamp[StampA])
+	require.Positive(t, st.AcksByStamp[StampB])
+
+	// The surviving worker's /metrics has the SDK's metrics and Baton's
+	// failover counter (the workflow ended on it).
+	want := []string{"temporal_request_total{", "temporal_workflow_completed_total{", "temporal_activity_execution_latency_seconds_bucket{",
+		`baton_failovers_total{mode="planned",namespace="default",outcome="completed"`, "baton_failover_duration_seconds_count{",
+		"baton_partitions_replayed_total{"}
+	var body string
+	require.NoError(t, Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		body = scrapeMetrics(c.WorkerMetricsURLs[survivor])
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}), "surviving worker's /metrics lacks one of %q:\n%s", want, body)
+
+	t.Logf("BENCH | temporal server %s on PostgreSQL | 2 workers, one SIGKILLed mid-flush | %d partitions | failover %v (kill to completion %v) | report total %d ms, writes unavailable %d ms | %d writes acknowledged, %d lost | whole test %v",
+		TemporalServerVersion, partitions, done.Sub(submitted).Round(time.Millisecond), done.Sub(killedAt).Round(time.Millisecond),
+		res.TotalMillis, res.UnavailableMillis, st.Acks, rep.Lost, time.Since(began).Round(time.Second))
+}
+
+// scrapeMetrics fetches a /metrics page ("" when it does not answer).
+func scrapeMetrics(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(b)
+}
