@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,20 +186,27 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 	require.Positive(t, st.AcksByStamp[StampB])
 
 	// The surviving worker's /metrics has the SDK's metrics and Baton's
-	// failover counter (the workflow ended on it).
-	want := []string{"temporal_request_total{", "temporal_workflow_completed_total{", "temporal_activity_execution_latency_seconds_bucket{",
-		`baton_failovers_total{mode="planned",namespace="default",outcome="completed"`, "baton_failover_duration_seconds_count{",
-		"baton_partitions_replayed_total{"}
+	// (the workflow ended on it).
+	mctx, mcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer mcancel()
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^temporal_request_total\{.*operation="RespondActivityTaskCompleted".*\} [1-9]`),
+		regexp.MustCompile(`(?m)^temporal_workflow_completed_total\{.*workflow_type="AccountFailover".*\} [1-9]`),
+		regexp.MustCompile(`(?m)^temporal_activity_execution_latency_seconds_count\{.*activity_type="FlushReplay".*\} [1-9]`),
+		regexp.MustCompile(`(?m)^baton_failovers_total\{.*mode="planned".*outcome="completed".*\} 1$`),
+		regexp.MustCompile(`(?m)^baton_failover_duration_seconds_count\{.*mode="planned".*\} 1$`),
+		regexp.MustCompile(`(?m)^baton_partitions_replayed_total\{.*\} 1000$`),
+	}
 	var body string
-	require.NoError(t, Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	require.NoError(t, Poll(mctx, 100*time.Millisecond, func() (bool, error) {
 		body = scrapeMetrics(c.WorkerMetricsURLs[survivor])
-		for _, w := range want {
-			if !strings.Contains(body, w) {
+		for _, re := range want {
+			if !re.MatchString(body) {
 				return false, nil
 			}
 		}
 		return true, nil
-	}), "surviving worker's /metrics lacks one of %q:\n%s", want, body)
+	}), "the surviving worker's /metrics lacks one of %v:\n%s", want, body)
 
 	t.Logf("BENCH | temporal server %s on PostgreSQL | 2 workers, one SIGKILLed mid-flush | %d partitions | failover %v (kill to completion %v) | report total %d ms, writes unavailable %d ms | %d writes acknowledged, %d lost | whole test %v",
 		TemporalServerVersion, partitions, done.Sub(submitted).Round(time.Millisecond), done.Sub(killedAt).Round(time.Millisecond),

@@ -29,8 +29,10 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 	bound, _, err := temporalx.ServeMetrics(ctx, "127.0.0.1:0", m)
 	require.NoError(t, err)
 
-	// The SDK tags a workflow's handler with these.
-	h := m.Handler.WithTags(map[string]string{"namespace": "default", "task_queue": "baton", "workflow_type": workflows.NameAccountFailover})
+	// The SDK tags a workflow's metrics handler with these (seen on a
+	// real worker's /metrics).
+	h := m.Handler.WithTags(map[string]string{"activity_type": "none", "client_name": "temporal_go", "namespace": "default",
+		"task_queue": "baton", "worker_type": "none", "workflow_type": workflows.NameAccountFailover})
 	mode := h.WithTags(map[string]string{"mode": "unplanned"})
 	mode.WithTags(map[string]string{"outcome": "completed"}).Counter(workflows.MetricFailovers).Inc(1)
 	mode.Timer(workflows.MetricFailoverDuration).Record(42 * time.Second)
@@ -40,15 +42,15 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 	h.Counter(workflows.MetricApprovalsWaited).Inc(1)
 
 	want := []string{
-		`baton_failovers_total{mode="unplanned",namespace="default",outcome="completed",task_queue="baton",workflow_type="AccountFailover"} 1`,
-		`baton_failover_duration_seconds_bucket{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover",le="60"} 1`,
-		`baton_failover_duration_seconds_bucket{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover",le="30"} 0`,
-		`baton_failover_duration_seconds_sum{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover"} 42`,
-		`baton_failover_duration_seconds_count{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1`,
-		`baton_ops_lost_total{mode="unplanned",namespace="default",task_queue="baton",workflow_type="AccountFailover"} 7`,
-		`baton_partitions_flushed_total{namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1000`,
-		`baton_partitions_replayed_total{namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1000`,
-		`baton_approvals_waited_total{namespace="default",task_queue="baton",workflow_type="AccountFailover"} 1`,
+		`baton_failovers_total{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",outcome="completed",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1`,
+		`baton_failover_duration_seconds_bucket{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover",le="60"} 1`,
+		`baton_failover_duration_seconds_bucket{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover",le="30"} 0`,
+		`baton_failover_duration_seconds_sum{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 42`,
+		`baton_failover_duration_seconds_count{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1`,
+		`baton_ops_lost_total{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 7`,
+		`baton_partitions_flushed_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1000`,
+		`baton_partitions_replayed_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1000`,
+		`baton_approvals_waited_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	}
