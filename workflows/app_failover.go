@@ -451,7 +451,8 @@ func (f *appFailover) accountFailover(ctx workflow.Context, s planner.Step, a *p
 		if attempt > a.Retries || !accountRetryable(err) {
 			return "", fmt.Errorf("fail storage account %s over to %s: %w", acc.Account, acc.To, err)
 		}
-		if err := workflow.Sleep(ctx, time.Duration(attempt)*time.Second); err != nil {
+		// The same backoff as the activities': 1s, doubling, at most 30s.
+		if err := workflow.Sleep(ctx, min(time.Second<<(attempt-1), 30*time.Second)); err != nil {
 			return "", err
 		}
 	}
