@@ -220,7 +220,7 @@ func TestChaosStampFaults(t *testing.T) {
 	c := startCluster(t, Options{Durable: true})
 	ctx := context.Background()
 	for _, s := range []string{StampA, StampB} {
-		require.NoError(t, c.StampClient(s).AddFault(ctx, stamp.Fault{Scope: "control", ErrorRate: 0.2, LatencyMillis: 50}))
+		require.NoError(t, c.StampClient(s).AddFault(ctx, stamp.Fault{Scope: "control", Account: "flaky-stamps", ErrorRate: 0.2, LatencyMillis: 50}))
 	}
 	res, cr, err := underTraffic(t, c, "flaky-stamps", workflows.FailoverOptions{}, nil)
 	require.NoError(t, err)
