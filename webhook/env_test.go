@@ -70,9 +70,10 @@ trigger:
 // testsuite's), an in-process worker running the real workflow and
 // activities against an in-process location service and two stamps.
 type tenv struct {
-	c     client.Client
-	loc   *location.Client
-	stamp map[string]*stamp.Client
+	hostPort string
+	c        client.Client
+	loc      *location.Client
+	stamp    map[string]*stamp.Client
 }
 
 var (
@@ -124,7 +125,7 @@ func startEnv() (*tenv, error) {
 		return nil, fmt.Errorf("location service: %w", err)
 	}
 	envClose = append(envClose, func() { _ = locSrv.Close() })
-	e := &tenv{c: c, loc: location.NewClient(locSrv.URL(), nil), stamp: map[string]*stamp.Client{}}
+	e := &tenv{hostPort: ds.HostPort, c: c, loc: location.NewClient(locSrv.URL(), nil), stamp: map[string]*stamp.Client{}}
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
 		s, err := stamp.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL()})
 		if err != nil {
