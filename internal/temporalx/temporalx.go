@@ -190,6 +190,18 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return nil
 	}
 	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
+		// Several workers starting at once race to add them: the loser's
+		// error is fine if they are all there now.
+		if again, lerr := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace}); lerr == nil {
+			all := true
+			for name := range missing {
+				_, ok := again.GetCustomAttributes()[name]
+				all = all && ok
+			}
+			if all {
+				return nil
+			}
+		}
 		return fmt.Errorf("register search attributes %v in namespace %s (or ask an admin: temporal operator search-attribute create --name BatonAccount --type Keyword ...): %w",
 			workflows.SearchAttributeNames(), namespace, err)
 	}
