@@ -36,6 +36,10 @@ func main() {
 	}
 }
 
+// demoWorkerArgs: the demo's worker logs human-readable console lines
+// (its worker.log is read by people); in production the worker logs JSON.
+var demoWorkerArgs = []string{"--log-format", "console"}
+
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	account := fs.String("account", "demo-account", "account to create and fail over")
@@ -70,14 +74,14 @@ func run(args []string, out io.Writer) error {
 
 	c, err := testsuite.Start(ctx, testsuite.Options{
 		Dir: *dir, UI: true, UIPort: *uiPort, Durable: true,
-		ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out,
+		ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out, WorkerArgs: demoWorkerArgs,
 	})
 	if err != nil && *uiPort != 0 {
 		// The usual UI port may be taken; any free one will do.
 		fmt.Fprintf(out, "baton: %v; retrying with a free UI port\n", err)
 		c, err = testsuite.Start(ctx, testsuite.Options{
 			Dir: filepath.Join(*dir, "retry"), UI: true, Durable: true,
-			ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out,
+			ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out, WorkerArgs: demoWorkerArgs,
 		})
 	}
 	if err != nil {
