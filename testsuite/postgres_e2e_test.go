@@ -2,7 +2,6 @@ package testsuite
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
-	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
@@ -33,14 +31,6 @@ func requirePostgres(t *testing.T) {
 		}
 		t.Skipf("skipped: %v (with CI=true this fails)", err)
 	}
-}
-
-// heldActivity is a started flush activity and the worker that runs it.
-type heldActivity struct {
-	workflowID string // the group child
-	activityID string
-	activity   string
-	identity   string // the worker's identity, "<pid>@<host>@"
 }
 
 // TestPostgresClusterWorkerKilledMidFlush runs Baton the way production
@@ -86,49 +76,21 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 	})
 	require.NoError(t, err)
 	id := run.GetID()
-	groups := (partitions + 249) / 250
 
 	// Mid-flush: the progress query says flush with partitions still to
 	// replay, and a group child has a started flush activity on a worker.
-	var held heldActivity
+	var held HeldActivity
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		v, err := c.Client.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
-		if err != nil {
-			return false, nil
-		}
-		var p workflows.Progress
-		if err := v.Get(&p); err != nil || p.Phase != workflows.PhaseFlush || p.Done[workflows.StepFlushReplay] >= partitions {
-			return false, nil
-		}
-		for g := range groups {
-			wid := fmt.Sprintf("%s/group-%04d", id, g)
-			d, err := c.Client.DescribeWorkflowExecution(ctx, wid, "")
-			if err != nil {
-				continue
-			}
-			for _, pa := range d.GetPendingActivities() {
-				name := pa.GetActivityType().GetName()
-				if pa.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED && pa.GetLastWorkerIdentity() != "" &&
-					(name == activities.NameFlushReplay || name == activities.NameFlushSend) {
-					held = heldActivity{workflowID: wid, activityID: pa.GetActivityId(), activity: name, identity: pa.GetLastWorkerIdentity()}
-					return true, nil
-				}
-			}
-		}
-		return false, nil
+		var ok bool
+		held, ok = c.MidFlush(ctx, id)
+		return ok, nil
 	}), "never saw the failover mid-flush")
-	victim, survivor := -1, -1
-	for i, w := range c.Workers {
-		if strings.HasPrefix(held.identity, strconv.Itoa(w.PID())+"@") {
-			victim, survivor = i, 1-i
-		}
-	}
-	require.NotEqual(t, -1, victim, "activity held by %q, not one of our workers", held.identity)
+	victim, survivor := held.Worker, 1-held.Worker
 	survivorIdentity := strconv.Itoa(c.Workers[survivor].PID()) + "@"
 	c.Workers[victim].Kill()
 	killedAt := time.Now()
 	t.Logf("SIGKILLed %s (pid-identity %s) while it ran %s %s of %s, %v after the start",
-		c.Workers[victim].Name, held.identity, held.activity, held.activityID, held.workflowID, killedAt.Sub(submitted).Round(time.Millisecond))
+		c.Workers[victim].Name, held.Identity, held.Activity, held.ActivityID, held.WorkflowID, killedAt.Sub(submitted).Round(time.Millisecond))
 	require.True(t, c.Workers[survivor].Running())
 
 	var res workflows.FailoverResult
@@ -153,7 +115,7 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 	// later attempt.
 	var finishedBy string
 	var attempt int32
-	it := c.Client.GetWorkflowHistory(ctx, held.workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := c.Client.GetWorkflowHistory(ctx, held.WorkflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]string{}
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -161,11 +123,11 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			scheduled[ev.GetEventId()] = a.GetActivityId()
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == held.activityID {
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == held.ActivityID {
 			finishedBy, attempt = a.GetIdentity(), a.GetAttempt()
 		}
 	}
-	require.True(t, strings.HasPrefix(finishedBy, survivorIdentity), "%s %s finished by %q, want the surviving worker %s", held.activity, held.activityID, finishedBy, survivorIdentity)
+	require.True(t, strings.HasPrefix(finishedBy, survivorIdentity), "%s %s finished by %q, want the surviving worker %s", held.Activity, held.ActivityID, finishedBy, survivorIdentity)
 	require.GreaterOrEqual(t, attempt, int32(2))
 
 	// Traffic follows the account to stamp-b; then the audit.

@@ -1,0 +1,59 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/workflows"
+)
+
+// HeldActivity is a started flush activity of a failover's group child and
+// the worker process that runs it.
+type HeldActivity struct {
+	WorkflowID string // the group child
+	ActivityID string
+	Activity   string // activity type
+	Identity   string // the worker's identity, "<pid>@<host>@"
+	Worker     int    // its index in Cluster.Workers
+}
+
+// MidFlush reports whether failover id is in its flush phase with
+// partitions still to replay, and if so a started flush activity
+// (FlushSend or FlushReplay) of one of its groups and which of the
+// cluster's workers runs it. It reads the progress query and the group
+// children's pending activities.
+func (c *Cluster) MidFlush(ctx context.Context, id string) (HeldActivity, bool) {
+	v, err := c.Client.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	if err != nil {
+		return HeldActivity{}, false
+	}
+	var p workflows.Progress
+	if err := v.Get(&p); err != nil || p.Phase != workflows.PhaseFlush || p.Done[workflows.StepFlushReplay] >= p.Partitions {
+		return HeldActivity{}, false
+	}
+	for g := range max(p.Groups, 1) {
+		wid := fmt.Sprintf("%s/group-%04d", id, g)
+		d, err := c.Client.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			continue
+		}
+		for _, pa := range d.GetPendingActivities() {
+			name := pa.GetActivityType().GetName()
+			if pa.GetState() != enums.PENDING_ACTIVITY_STATE_STARTED || (name != activities.NameFlushReplay && name != activities.NameFlushSend) {
+				continue
+			}
+			for i, w := range c.Workers {
+				if strings.HasPrefix(pa.GetLastWorkerIdentity(), strconv.Itoa(w.PID())+"@") {
+					return HeldActivity{WorkflowID: wid, ActivityID: pa.GetActivityId(), Activity: name,
+						Identity: pa.GetLastWorkerIdentity(), Worker: i}, true
+				}
+			}
+		}
+	}
+	return HeldActivity{}, false
+}
