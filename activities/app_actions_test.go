@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,13 +67,26 @@ func TestRunCommandKeepsTheTailOfItsOutput(t *testing.T) {
 }
 
 func TestRunCommandIsStoppedWithItsChildrenWhenTheStepEnds(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	started := filepath.Join(t.TempDir(), "started")
+	// Stop the step once the command is under way (polled, with a deadline).
+	go func() {
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(started); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
 	// The shell's child holds the output pipe; killing only the shell would
-	// leave the step waiting for it.
-	_, err := (&Activities{}).RunCommand(ctx, CommandInput{Step: "offline slow", Argv: []string{"sh", "-c", "echo started; sleep 60; echo never"}})
+	// leave the step waiting for it for a minute.
+	_, err := (&Activities{}).RunCommand(ctx, CommandInput{Step: "offline slow",
+		Argv: []string{"sh", "-c", "echo started; touch " + started + "; sleep 60; echo never"}})
 	require.ErrorContains(t, err, "offline slow:")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorContains(t, err, "output: started")
 }
 
