@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 // Client calls the location service. It is safe for concurrent use.
@@ -52,45 +53,14 @@ func IsConflict(err error) bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s%s: read answer: %w", method, c.base, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		ae := &APIError{Status: resp.StatusCode}
+	return jsonhttp.Do(ctx, c.hc, method, c.base, path, nil, in, out, func(status int, _ http.Header, data []byte) error {
+		ae := &APIError{Status: status}
 		if json.Unmarshal(data, &ae.ErrorBody) != nil || ae.Code == "" {
-			ae.Code = http.StatusText(resp.StatusCode)
+			ae.Code = http.StatusText(status)
 			ae.Message = string(bytes.TrimSpace(data))
 		}
 		return ae
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s%s: decode answer: %w", method, c.base, path, err)
-	}
-	return nil
+	})
 }
 
 // RegisterStamp calls PUT /v1/stamps/{name}.

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 // Client calls one stamp's HTTP API. It is safe for concurrent use.
@@ -63,55 +64,21 @@ func IsCode(err error, code string) bool {
 }
 
 // do sends method path with an optional JSON body and decodes a JSON answer
-// into out (if non-nil).
+// into out (if non-nil); a non-2xx answer becomes an *APIError.
 func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s%s: read answer: %w", method, c.base, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		ae := &APIError{Status: resp.StatusCode}
+	return jsonhttp.Do(ctx, c.hc, method, c.base, path, hdr, in, out, func(status int, h http.Header, data []byte) error {
+		ae := &APIError{Status: status}
 		if json.Unmarshal(data, &ae.ErrorBody) != nil || ae.Code == "" {
-			ae.Code = http.StatusText(resp.StatusCode)
+			ae.Code = http.StatusText(status)
 			ae.Message = string(bytes.TrimSpace(data))
 		}
-		if s := resp.Header.Get("Retry-After"); s != "" {
+		if s := h.Get("Retry-After"); s != "" {
 			if n, err := strconv.Atoi(s); err == nil {
 				ae.RetryAfter = time.Duration(n) * time.Second
 			}
 		}
 		return ae
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s%s: decode answer: %w", method, c.base, path, err)
-	}
-	return nil
+	})
 }
 
 func epochHeader(epoch uint64) http.Header {
