@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,12 @@ import (
 // These tests run against the real Temporal dev server and the real
 // workflow (see env_test.go); each uses its own account.
 
+var seq atomic.Int64
+
+// uniq makes an account name unique in this test process (the dev server
+// is shared by every test, also with -count=N).
+func uniq(name string) string { return fmt.Sprintf("%s-%d", name, seq.Add(1)) }
+
 func stampDown(status, account string, extra ...string) Alert {
 	kv := append([]string{"alertname", "StampDown", "severity", "page", "account", account, "failover_to", "stamp-b", "stamp", "stamp-a"}, extra...)
 	return alert(status, kv...)
@@ -35,7 +43,7 @@ func stampDown(status, account string, extra ...string) Alert {
 // workflow's own record), and a new alert attaches.
 func TestFiringAlertsStartOneFailoverRepeatsAttach(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-attach"
+	account := uniq("wh-attach")
 	e.provision(t, account)
 	h := e.newHandler(t)
 
@@ -95,6 +103,7 @@ func reject(t *testing.T, e *tenv, account string) {
 func TestEachRuleStartsTheFailoverItDescribes(t *testing.T) {
 	e := temporalEnv(t)
 	h := e.newHandler(t)
+	a1, a2 := uniq("wh-rule"), uniq("wh-rule")
 	tests := []struct {
 		name    string
 		account string
@@ -102,11 +111,11 @@ func TestEachRuleStartsTheFailoverItDescribes(t *testing.T) {
 		want    workflows.FailoverRequest // Account, FromStamp, ToStamp, Mode, Trigger, Approval.Required
 		preOK   bool                      // pre-approved by the config
 	}{
-		{"stamp-down: labels, unplanned, approval", "wh-rule-1", stampDown(StatusFiring, "wh-rule-1"),
-			workflows.FailoverRequest{Account: "wh-rule-1", FromStamp: "stamp-a", ToStamp: "stamp-b", Mode: "unplanned", Trigger: "alert",
+		{"stamp-down: labels, unplanned, approval", a1, stampDown(StatusFiring, a1),
+			workflows.FailoverRequest{Account: a1, FromStamp: "stamp-a", ToStamp: "stamp-b", Mode: "unplanned", Trigger: "alert",
 				Approval: workflows.ApprovalPolicy{Required: true}}, false},
-		{"latency: fixed target, planned, pre-approved", "wh-rule-2", alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", "wh-rule-2"),
-			workflows.FailoverRequest{Account: "wh-rule-2", ToStamp: "stamp-b", Mode: "planned", Trigger: "alert"}, true},
+		{"latency: fixed target, planned, pre-approved", a2, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", a2),
+			workflows.FailoverRequest{Account: a2, ToStamp: "stamp-b", Mode: "planned", Trigger: "alert"}, true},
 		{"replication-lag: fixed account", "fixed-acct", alert(StatusFiring, "alertname", "ReplicationLag", "team", "storage"),
 			workflows.FailoverRequest{Account: "fixed-acct", ToStamp: "stamp-b", Mode: "planned", Trigger: "alert",
 				Approval: workflows.ApprovalPolicy{Required: true}}, false},
@@ -156,10 +165,11 @@ func TestUnknownAccountIsRefused(t *testing.T) {
 	require.Equal(t, 1.0, count(h.Metrics().Refused.WithLabelValues("stamp-down", "unknown-account")))
 
 	// Unauthenticated, a valid alert for a real account starts nothing.
-	e.provision(t, "wh-noauth")
-	code, _ = send(t, h, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, "wh-noauth")), map[string]string{"Authorization": "Bearer wrong"})
+	noauth := uniq("wh-noauth")
+	e.provision(t, noauth)
+	code, _ = send(t, h, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, noauth)), map[string]string{"Authorization": "Bearer wrong"})
 	require.Equal(t, http.StatusUnauthorized, code)
-	_, err = e.c.DescribeWorkflow(context.Background(), workflows.FailoverWorkflowID("wh-noauth"), "")
+	_, err = e.c.DescribeWorkflow(context.Background(), workflows.FailoverWorkflowID(noauth), "")
 	require.Error(t, err, "nothing may start without valid credentials")
 }
 
@@ -167,7 +177,7 @@ func TestUnknownAccountIsRefused(t *testing.T) {
 // failover waits for approval; the failover is rejected, nothing touched.
 func TestResolvedAlertCancelsPendingFailover(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-resolve"
+	account := uniq("wh-resolve")
 	e.provision(t, account)
 	h := e.newHandler(t)
 	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, account)))
@@ -220,7 +230,7 @@ func TestResolvedAlertCancelsPendingFailover(t *testing.T) {
 // is made to fail (retryably) so that the failover is held past its gate.
 func TestResolvedAlertAfterTheGateGoesOn(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-past-gate"
+	account := uniq("wh-past-gate")
 	e.provision(t, account)
 	h := e.newHandler(t)
 	src := e.stamp[testsuite.StampA]
@@ -254,7 +264,7 @@ func TestResolvedAlertAfterTheGateGoesOn(t *testing.T) {
 // not the alert's to cancel.
 func TestResolvedAlertDoesNotCancelAManualFailover(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-manual"
+	account := uniq("wh-manual")
 	e.provision(t, account)
 	h := e.newHandler(t)
 	ctx := context.Background()
@@ -291,7 +301,7 @@ func completeFailover(t *testing.T, e *tenv, h *Handler, account string) time.Ti
 // cooldown ends, then accepted.
 func TestCooldown(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-cooldown"
+	account := uniq("wh-cooldown")
 	var mu sync.Mutex
 	now := time.Now()
 	h := e.newHandler(t, func(o *Options) {
@@ -308,10 +318,10 @@ func TestCooldown(t *testing.T) {
 	require.Equal(t, http.StatusConflict, code, resp.Message)
 	require.Equal(t, "refused", resp.Status)
 	require.Equal(t, []string{OutcomeCooldown}, outcomes(resp))
-	require.Contains(t, resp.Message, "failover of wh-cooldown completed at "+closed.UTC().Format(time.RFC3339))
+	require.Contains(t, resp.Message, "failover of "+account+" completed at "+closed.UTC().Format(time.RFC3339))
 	require.Contains(t, resp.Message, "automatic triggers refused until "+closed.Add(time.Hour).UTC().Format(time.RFC3339))
 	require.Contains(t, resp.Message, "a manual `baton failover` can override")
-	code, resp = post(t, h, PathTrigger, []byte(`{"account":"wh-cooldown","to":"stamp-b","reason":"again"}`))
+	code, resp = post(t, h, PathTrigger, []byte(`{"account":"`+account+`","to":"stamp-b","reason":"again"}`))
 	require.Equal(t, http.StatusConflict, code, resp.Message)
 	require.Equal(t, 1.0, count(h.Metrics().Refused.WithLabelValues("latency", "cooldown")))
 	require.Equal(t, 1.0, count(h.Metrics().Refused.WithLabelValues("trigger", "cooldown")))
@@ -336,7 +346,7 @@ func TestCooldown(t *testing.T) {
 // but `baton failover` (a manual start) is not.
 func TestManualFailoverOverridesCooldown(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-override"
+	account := uniq("wh-override")
 	h := e.newHandler(t)
 	completeFailover(t, e, h, account)
 	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "2")))
@@ -352,10 +362,10 @@ func TestManualFailoverOverridesCooldown(t *testing.T) {
 // waits for approval; the same trigger again is a duplicate.
 func TestPlainTrigger(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-trigger"
+	account := uniq("wh-trigger")
 	e.provision(t, account)
 	h := e.newHandler(t)
-	body := []byte(`{"account":"wh-trigger","to":"stamp-b","reason":"db team asks","requested_by":"db-tool","labels":{"ticket":"OPS-1"}}`)
+	body := []byte(`{"account":"` + account + `","to":"stamp-b","reason":"db team asks","requested_by":"db-tool","labels":{"ticket":"OPS-1"}}`)
 	code, resp := send(t, h, PathTrigger, body, map[string]string{SignatureHeader: sign(body)})
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
@@ -384,7 +394,7 @@ func TestPlainTrigger(t *testing.T) {
 // completed failover.
 func TestNoCooldownRule(t *testing.T) {
 	e := temporalEnv(t)
-	const account = "wh-no-cooldown"
+	account := uniq("wh-no-cooldown")
 	cfg := strings.Replace(testConfig, "trigger:", `  - name: latency-auto
     matchers: ['alertname="LatencyAuto"']
     account_label: account
@@ -419,7 +429,7 @@ trigger:`, 1)
 func TestConcurrentIdenticalNotifications(t *testing.T) {
 	e := temporalEnv(t)
 	t.Run("four receivers", func(t *testing.T) {
-		const account = "wh-concurrent-4"
+		account := uniq("wh-concurrent-4")
 		e.provision(t, account)
 		var handlers []*Handler
 		var urls []string
@@ -434,7 +444,7 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 		checkOnce(t, e, account, outs, handlers)
 	})
 	t.Run("ten receivers", func(t *testing.T) {
-		const account = "wh-concurrent-10"
+		account := uniq("wh-concurrent-10")
 		e.provision(t, account)
 		var handlers []*Handler
 		var urls []string
