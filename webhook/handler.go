@@ -271,13 +271,13 @@ func (h *Handler) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
 	const endpoint = "trigger"
+	body, ok := h.readAuthenticated(w, r, endpoint)
+	if !ok {
+		return
+	}
 	tc := h.o.Config.Trigger
 	if tc.Disabled {
 		h.refuse(w, endpoint, "disabled", http.StatusNotFound, "the plain JSON trigger is disabled in this receiver's config")
-		return
-	}
-	body, ok := h.readAuthenticated(w, r, endpoint)
-	if !ok {
 		return
 	}
 	t, err := ParseTrigger(body)

@@ -130,6 +130,14 @@ func TestEnvelope(t *testing.T) {
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, PathMetrics, nil))
 	require.Contains(t, w.Body.String(), `baton_webhook_requests_total{endpoint="alertmanager",result="too-large"} 1`)
+	// A disabled trigger is 404, once authenticated.
+	h.o.Config = &Config{Rules: h.o.Config.Rules, Trigger: TriggerConfig{Disabled: true}}
+	code, resp = send(t, h, PathTrigger, []byte(`{}`), nil)
+	require.Equal(t, http.StatusUnauthorized, code, resp.Message)
+	code, resp = send(t, h, PathTrigger, []byte(`{}`), bearer)
+	require.Equal(t, http.StatusNotFound, code, resp.Message)
+	require.Contains(t, resp.Message, "disabled")
+
 	// Ready means Temporal answers; this one's does not.
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, PathReady, nil))
