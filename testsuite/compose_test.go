@@ -361,6 +361,34 @@ func keys(m map[string]string) []string {
 	return k
 }
 
+// TestComposeBindMountsExist: every file or directory docker-compose.yml
+// mounts from the checkout exists, and the Temporal server's dynamic config
+// file is in the directory mounted where the image reads it.
+func TestComposeBindMountsExist(t *testing.T) {
+	spec := loadCompose(t)
+	for name, s := range spec.Services {
+		mounts := map[string]string{} // container path -> host path
+		for _, v := range s.Volumes {
+			host, rest, ok := strings.Cut(v, ":")
+			if !ok || !strings.HasPrefix(host, ".") {
+				continue // a named volume
+			}
+			_, err := os.Stat(filepath.Join("..", host))
+			require.NoError(t, err, "%s mounts %s, which is not in the checkout", name, host)
+			container, _, _ := strings.Cut(rest, ":")
+			mounts[container] = host
+		}
+		if p := s.Environment["DYNAMIC_CONFIG_FILE_PATH"]; p != "" {
+			// The temporalio/server image resolves it under /etc/temporal.
+			full := filepath.Join("/etc/temporal", p)
+			host, ok := mounts[filepath.Dir(full)]
+			require.True(t, ok, "%s: DYNAMIC_CONFIG_FILE_PATH %s: nothing is mounted on %s", name, p, filepath.Dir(full))
+			_, err := os.Stat(filepath.Join("..", host, filepath.Base(full)))
+			require.NoError(t, err, "%s: DYNAMIC_CONFIG_FILE_PATH %s is not in %s", name, p, host)
+		}
+	}
+}
+
 // TestComposeImagesPinnedInEnv: every image tag is a variable of .env, so
 // versions live in one place.
 func TestComposeImagesPinnedInEnv(t *testing.T) {
