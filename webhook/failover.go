@@ -148,7 +148,11 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 		return out{ack, runID}, err
 	})
 	if err != nil {
-		h.fail([]*item{it}, "start", err)
+		if leader {
+			h.fail([]*item{it}, "start", err)
+		} else { // the call was the leader's, and counted there
+			it.res.Outcome, it.res.Message, it.res.unavailable = OutcomeError, err.Error(), isUnavailable(err)
+		}
 		return running
 	}
 	o := v.(out)

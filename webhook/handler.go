@@ -105,7 +105,12 @@ type Handler struct {
 	recorded *recordedSet
 }
 
-const callsPerAccount = 4
+const (
+	callsPerAccount = 4
+	// accountsAtOnce bounds the accounts one request works on at a time (a
+	// notification may carry alerts for many accounts).
+	accountsAtOnce = 16
+)
 
 // New checks the options and builds a Handler.
 func New(o Options) (*Handler, error) {
@@ -434,8 +439,13 @@ func (h *Handler) process(ctx context.Context, items []*item) {
 		byAccount[a] = append(byAccount[a], it)
 	}
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, accountsAtOnce)
 	for _, a := range order {
-		wg.Go(func() { h.account(ctx, a, byAccount[a]) })
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			h.account(ctx, a, byAccount[a])
+		})
 	}
 	wg.Wait()
 }

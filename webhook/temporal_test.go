@@ -541,3 +541,24 @@ func checkOnce(t *testing.T, e *tenv, account string, outs map[string]int, handl
 	require.Equal(t, 1.0, started)
 	reject(t, e, account)
 }
+
+// TestOneNotificationSeveralAccounts: a notification whose alerts name two
+// accounts starts one failover per account; unmatched alerts beside them
+// are reported, and the answer is 200.
+func TestOneNotificationSeveralAccounts(t *testing.T) {
+	e := temporalEnv(t)
+	a, b := uniq("wh-multi"), uniq("wh-multi")
+	e.provision(t, a)
+	e.provision(t, b)
+	h := e.newHandler(t)
+	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring,
+		stampDown(StatusFiring, a), stampDown(StatusFiring, b), alert(StatusFiring, "alertname", "DiskFull"), stampDown(StatusFiring, a, "instance", "2")))
+	require.Equal(t, http.StatusOK, code, resp.Message)
+	require.Equal(t, []string{OutcomeStarted, OutcomeStarted, OutcomeUnmatched, OutcomeAttached}, outcomes(resp))
+	require.NotEqual(t, resp.Results[0].WorkflowID, resp.Results[1].WorkflowID)
+	require.Equal(t, resp.Results[0].RunID, resp.Results[3].RunID)
+	for _, acct := range []string{a, b} {
+		e.waitPhase(t, acct, workflows.PhaseApproval)
+		reject(t, e, acct)
+	}
+}
