@@ -677,13 +677,13 @@ func (f *appFailover) progress() AppProgress {
 func (f *appFailover) details(ctx workflow.Context) {
 	p := f.progress()
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** %s: %d of %d steps done, predicted %s\n\n", p.Phase, p.Plan, p.Done, p.Total,
-		planner.FormatDuration(time.Duration(p.PredictedMillis)*time.Millisecond))
+	b.WriteString(fmt.Sprintf("**%s** %s: %d of %d steps done, predicted %s\n\n", p.Phase, p.Plan, p.Done, p.Total,
+		planner.FormatDuration(time.Duration(p.PredictedMillis)*time.Millisecond)))
 	if len(p.Running) > 0 {
 		b.WriteString("running:\n")
 		for _, r := range p.Steps {
 			if r.Status == AppStepRunning {
-				fmt.Fprintf(&b, "- %s: %s\n", r.Step(), r.Action)
+				b.WriteString(fmt.Sprintf("- %s: %s\n", r.Step(), r.Action))
 			}
 		}
 	}
