@@ -267,8 +267,10 @@ func (f *failover) run(ctx workflow.Context) error {
 
 // gate waits for an approval when the policy asks for one.
 func (f *failover) gate(ctx workflow.Context) error {
-	if !f.res.ApprovalRequired {
+	if !f.res.ApprovalRequired && f.ctl.rejection == nil && f.ctl.abort == nil {
+		// No approval needed, and nobody said no before the gate.
 		f.ctl.gatePassed = true
+		f.res.Approval = f.ctl.approval
 		return nil
 	}
 	if f.ctl.approval == nil && f.ctl.rejection == nil && f.ctl.abort == nil {

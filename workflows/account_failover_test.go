@@ -474,3 +474,18 @@ func TestProgressQuery(t *testing.T) {
 	require.Equal(t, 3, during.GroupsDone)
 	require.Len(t, during.Slowest, 5)
 }
+
+// TestRejectBeforeTheGateIsHonoured: a reject accepted while the precheck
+// runs stops even a failover that needed no approval.
+func TestRejectBeforeTheGateIsHonoured(t *testing.T) {
+	f := newFake(4)
+	f.delay["Precheck"] = time.Hour
+	env := newEnv(t, f)
+	var rejected error
+	decide(env, time.Minute, UpdateReject, Decision{By: "oncall", Reason: "not today"}, &rejected)
+	_, err := run(t, env, FailoverRequest{Account: "acct", ToStamp: "stamp-b"})
+	require.NoError(t, rejected)
+	require.ErrorContains(t, err, "rejected by oncall (not today)")
+	require.Equal(t, OutcomeRejected, resultOf(t, err).Outcome)
+	require.Zero(t, f.fenceCalls)
+}
