@@ -107,10 +107,17 @@ func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, lo in
 
 // keepAlive heartbeats every second until stop is called, so that the
 // server notices a dead worker within the activity's heartbeat timeout
-// instead of its (longer) start-to-close timeout.
+// instead of its (longer) start-to-close timeout, and a slow call is not
+// mistaken for one. Outside an activity (a plain unit test) it does nothing.
 func keepAlive(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
 	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -124,7 +131,7 @@ func keepAlive(ctx context.Context) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); wg.Wait() }
 }
 
 // AllPartitions returns 0..n-1.

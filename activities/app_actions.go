@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -34,9 +33,6 @@ const (
 // MaxActionOutput bounds the command output and HTTP body an action keeps
 // (the tail for output, where errors usually are; the head for bodies).
 const MaxActionOutput = 4096
-
-// actionHeartbeat is how often a running command heartbeats.
-const actionHeartbeat = 5 * time.Second
 
 // CommandInput runs one component command.
 type CommandInput struct {
@@ -81,7 +77,7 @@ func (a *Activities) RunCommand(ctx context.Context, in CommandInput) (CommandRe
 		}
 		return CommandResult{}, fmt.Errorf("%s: start %s: %w", in.Step, in.Argv[0], err)
 	}
-	stop := heartbeatWhile(ctx)
+	stop := keepAlive(ctx)
 	err := cmd.Wait()
 	stop()
 	res := CommandResult{Output: out.String(), OutputBytes: out.total, Millis: time.Since(t0).Milliseconds()}
@@ -98,33 +94,6 @@ func (a *Activities) RunCommand(ctx context.Context, in CommandInput) (CommandRe
 		return res, fmt.Errorf("%s: run %q: %w", in.Step, in.Argv, err)
 	}
 	return res, nil
-}
-
-// heartbeatWhile heartbeats every actionHeartbeat until stopped (outside a
-// Temporal activity, e.g. in a plain unit test, it does nothing).
-func heartbeatWhile(ctx context.Context) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(actionHeartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // HTTPInput is one component HTTP call.
