@@ -253,24 +253,37 @@ func workflowID(arg string) string {
 // that did not complete (its error carries the result).
 func waitAndReport(ctx context.Context, out io.Writer, g *globals, run client.WorkflowRun, rows int) error {
 	var res workflows.FailoverResult
-	err := run.Get(ctx, &res)
+	ended, err := waitResult(ctx, run, &res)
 	if err != nil {
-		var ae *temporal.ApplicationError
-		if !errors.As(err, &ae) || ae.Details(&res) != nil {
-			return fmt.Errorf("failover %s: %w", run.GetID(), err)
-		}
+		return fmt.Errorf("failover %s: %w", run.GetID(), err)
 	}
 	if g.json() {
-		if perr := printJSON(out, res); perr != nil {
-			return perr
+		if err := printJSON(out, res); err != nil {
+			return err
 		}
 	} else {
 		report.Failover(out, res, rows)
 	}
-	if err != nil {
-		return fmt.Errorf("failover %s ended %s: %w", run.GetID(), res.Outcome, err)
+	if ended != nil {
+		return fmt.Errorf("failover %s ended %s: %w", run.GetID(), res.Outcome, ended)
 	}
 	return nil
+}
+
+// waitResult waits for run and decodes its result into res, also from a
+// run that failed: Baton's failovers carry their result in the error's
+// details. ended is the run's error; err is set when there is no result to
+// show.
+func waitResult(ctx context.Context, run client.WorkflowRun, res any) (ended, err error) {
+	ended = run.Get(ctx, res)
+	if ended == nil {
+		return nil, nil
+	}
+	var ae *temporal.ApplicationError
+	if !errors.As(ended, &ae) || !ae.HasDetails() || ae.Details(res) != nil {
+		return ended, ended
+	}
+	return ended, nil
 }
 
 // dryRun runs the precheck in a throw-away workflow (the worker has the

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/batonhq/baton/internal/report"
 	"github.com/batonhq/baton/internal/temporalx"
@@ -259,22 +258,19 @@ the source.`,
 // report, also for one that did not complete (its error carries it).
 func waitAndReportApp(ctx context.Context, out io.Writer, g *globals, run client.WorkflowRun, width int) error {
 	var res workflows.AppFailoverResult
-	err := run.Get(ctx, &res)
+	ended, err := waitResult(ctx, run, &res)
 	if err != nil {
-		var ae *temporal.ApplicationError
-		if !errors.As(err, &ae) || !ae.HasDetails() || ae.Details(&res) != nil {
-			return fmt.Errorf("application failover %s: %w", run.GetID(), err)
-		}
+		return fmt.Errorf("application failover %s: %w", run.GetID(), err)
 	}
 	if g.json() {
-		if perr := printJSON(out, res); perr != nil {
-			return perr
+		if err := printJSON(out, res); err != nil {
+			return err
 		}
 	} else {
 		report.AppFailover(out, res, width)
 	}
-	if err != nil {
-		return fmt.Errorf("application failover %s ended %s: %w", run.GetID(), res.Outcome, err)
+	if ended != nil {
+		return fmt.Errorf("application failover %s ended %s: %w", run.GetID(), res.Outcome, ended)
 	}
 	return nil
 }
