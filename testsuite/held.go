@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 
-	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/workflows"
 )
 
-// HeldActivity is a started flush activity of a failover's group child and
+// HeldActivity is a started activity of a failover's group child and
 // the worker process that runs it.
 type HeldActivity struct {
 	WorkflowID string // the group child
@@ -23,11 +23,14 @@ type HeldActivity struct {
 }
 
 // MidFlush reports whether failover id is in its flush phase with
-// partitions still to replay, and if so a started flush activity
-// (FlushSend or FlushReplay) of one of its groups and which of the
-// cluster's workers runs it. It reads the progress query and the group
-// children's pending activities.
-func (c *Cluster) MidFlush(ctx context.Context, id string) (HeldActivity, bool) {
+// partitions still to replay, and if so a started activity of type
+// activity (e.g. FlushReplay) of one of its groups, started within the last
+// startedWithin (0 = any), and which of the cluster's workers runs it. It
+// reads the progress query and the group children's pending activities.
+//
+// With a stamp fault that makes each call of that activity take longer
+// than startedWithin, the activity found is certainly still running.
+func (c *Cluster) MidFlush(ctx context.Context, id, activity string, startedWithin time.Duration) (HeldActivity, bool) {
 	v, err := c.Client.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
 	if err != nil {
 		return HeldActivity{}, false
@@ -44,7 +47,10 @@ func (c *Cluster) MidFlush(ctx context.Context, id string) (HeldActivity, bool) 
 		}
 		for _, pa := range d.GetPendingActivities() {
 			name := pa.GetActivityType().GetName()
-			if pa.GetState() != enums.PENDING_ACTIVITY_STATE_STARTED || (name != activities.NameFlushReplay && name != activities.NameFlushSend) {
+			if pa.GetState() != enums.PENDING_ACTIVITY_STATE_STARTED || name != activity {
+				continue
+			}
+			if startedWithin > 0 && time.Since(pa.GetLastStartedTime().AsTime()) >= startedWithin {
 				continue
 			}
 			for i, w := range c.Workers {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
+	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
@@ -78,11 +79,13 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 	id := run.GetID()
 
 	// Mid-flush: the progress query says flush with partitions still to
-	// replay, and a group child has a started flush activity on a worker.
+	// replay, and a group child has a FlushReplay activity on a worker that
+	// started less than a second ago: its first call to stamp-b takes 2 s,
+	// so it is certainly still running when its worker is killed.
 	var held HeldActivity
-	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) {
 		var ok bool
-		held, ok = c.MidFlush(ctx, id)
+		held, ok = c.MidFlush(ctx, id, activities.NameFlushReplay, time.Second)
 		return ok, nil
 	}), "never saw the failover mid-flush")
 	victim, survivor := held.Worker, 1-held.Worker

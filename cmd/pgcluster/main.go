@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/internal/report"
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
@@ -146,7 +147,7 @@ func failoverUnderTraffic(ctx context.Context, out io.Writer, c *testsuite.Clust
 		defer cancel()
 		err := testsuite.Poll(wctx, 20*time.Millisecond, func() (bool, error) {
 			var ok bool
-			held, ok = c.MidFlush(wctx, run.GetID())
+			held, ok = c.MidFlush(wctx, run.GetID(), activities.NameFlushReplay, latency/2)
 			return ok, nil
 		})
 		if err != nil {
