@@ -172,6 +172,8 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 		}
 		return true, nil
 	}), "the surviving worker's /metrics lacks one of %v:\n%s", want, body)
+	// And the server its own, persistence on PostgreSQL included.
+	require.Contains(t, scrapeMetrics(c.Server.MetricsURL), "persistence_requests{")
 
 	t.Logf("BENCH | temporal server %s on PostgreSQL | 2 workers, one SIGKILLed mid-flush | %d partitions | failover %v (kill to completion %v) | report total %d ms, writes unavailable %d ms | %d writes acknowledged, %d lost | whole test %v",
 		TemporalServerVersion, partitions, done.Sub(submitted).Round(time.Millisecond), done.Sub(killedAt).Round(time.Millisecond),

@@ -124,6 +124,7 @@ type TemporalServer struct {
 	*Process
 	HostPort   string // frontend gRPC
 	HTTPPort   int    // frontend HTTP API
+	MetricsURL string // the server's own Prometheus metrics
 	Namespace  string
 	ConfigFile string
 	Postgres   *Postgres
@@ -174,6 +175,7 @@ func StartServer(ctx context.Context, o ServerOptions) (_ *TemporalServer, err e
 		DynamicConfig: filepath.Join(o.Dir, "temporal-dynamicconfig.yaml"),
 	}
 	s := &TemporalServer{HostPort: addr(cfg.FrontendRPC), HTTPPort: cfg.FrontendHTTP, Namespace: o.Namespace,
+		MetricsURL: "http://" + addr(cfg.MetricsPort) + "/metrics",
 		ConfigFile: filepath.Join(o.Dir, "temporal-server.yaml"), Postgres: o.Postgres}
 	if err := os.WriteFile(cfg.DynamicConfig, []byte(serverDynamicConfig), 0o644); err != nil {
 		return nil, fmt.Errorf("write the server's dynamic config: %w", err)

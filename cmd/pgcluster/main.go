@@ -86,7 +86,7 @@ func run(args []string, out io.Writer) error {
 	defer c.Close()
 	fmt.Fprintf(out, "pgcluster: up in %v\n", time.Since(began).Round(time.Millisecond))
 	fmt.Fprintf(out, "  postgresql       %s (user %s, data %s)\n", c.Postgres.Addr(), c.Postgres.User, c.Postgres.DataDir)
-	fmt.Fprintf(out, "  temporal server  %s %s (config %s)\n", testsuite.TemporalServerVersion, c.Server.HostPort, c.Server.ConfigFile)
+	fmt.Fprintf(out, "  temporal server  %s %s (config %s, metrics %s)\n", testsuite.TemporalServerVersion, c.Server.HostPort, c.Server.ConfigFile, c.Server.MetricsURL)
 	fmt.Fprintf(out, "  location         %s\n", c.LocationURL)
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
 		fmt.Fprintf(out, "  %-16s %s\n", name, c.StampURLs[name])
