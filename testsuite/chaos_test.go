@@ -245,6 +245,10 @@ func TestChaosStampFaults(t *testing.T) {
 	res, cr, err := underTraffic(t, c, "flaky-stamps", workflows.FailoverOptions{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+	// The checks below read the stamps themselves: without the faults.
+	for _, s := range []string{StampA, StampB} {
+		require.NoError(t, c.StampClient(s).ClearFaults(ctx))
+	}
 	promotedOnce(t, c, "flaky-stamps")
 	cr.scenario, cr.faults = "20% errors + 50 ms on every control call", "error_rate 0.2, latency 50 ms, both stamps"
 	cr.log(t)
