@@ -28,6 +28,10 @@ const (
 	PhaseFailed     = "failed"
 )
 
+// DefaultFlushDeadline bounds the fenced window of a failover that sets no
+// FlushDeadline of its own.
+const DefaultFlushDeadline = 2 * time.Minute
+
 // QueryProgress is the query type that returns a Progress.
 const QueryProgress = "progress"
 
@@ -68,6 +72,12 @@ func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	}
 	if o.HeartbeatTimeout <= 0 {
 		o.HeartbeatTimeout = 10 * time.Second
+	}
+	if o.FlushDeadline <= 0 {
+		o.FlushDeadline = DefaultFlushDeadline
+	}
+	if o.PrecheckBudget <= 0 {
+		o.PrecheckBudget = time.Minute
 	}
 	return o
 }

@@ -133,6 +133,16 @@ type FailoverOptions struct {
 	// HeartbeatTimeout: activities heartbeat, so a dead worker's activity is
 	// retried on another worker after this long (default 10s).
 	HeartbeatTimeout time.Duration
+	// FlushDeadline bounds the fenced window before promote: fence,
+	// flush-send and flush-replay of every partition, counted from the
+	// moment the fence starts (default 2m). Past it the failover rolls back:
+	// in-flight work is cancelled, the source is unfenced, and the report
+	// names the partitions that held it up with their last error.
+	FlushDeadline time.Duration
+	// PrecheckBudget bounds how long the precheck retries answers that may
+	// go away by themselves (5xx, injected faults, connection errors) before
+	// it refuses (default 1m). A definitive answer refuses at once.
+	PrecheckBudget time.Duration
 }
 
 // MaxChildren caps a parent's children, well under Temporal's advice of
