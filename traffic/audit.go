@@ -49,8 +49,27 @@ type AuditReport struct {
 	Elapsed    time.Duration `json:"elapsed"`
 }
 
-// OK reports whether nothing was lost, changed or split.
-func (r AuditReport) OK() bool { return r.Lost == 0 && r.Mismatched == 0 && len(r.SplitBrain) == 0 }
+// OK reports whether the audit passed: at least one write was
+// acknowledged, and nothing was lost, changed or split. An audit of no
+// acknowledged writes never passes: it proves nothing (the traffic never
+// reached the account).
+func (r AuditReport) OK() bool { return r.Err() == nil }
+
+// NothingAcknowledged is the failure of an audit that had no acknowledged
+// write to check.
+const NothingAcknowledged = "nothing was acknowledged: the traffic never reached the account, so the audit proves nothing"
+
+// Err is nil when the audit passed, else why it failed, in one line.
+func (r AuditReport) Err() error {
+	if r.Acks == 0 {
+		return fmt.Errorf("audit of %s failed: %s", r.Account, NothingAcknowledged)
+	}
+	if r.Lost == 0 && r.Mismatched == 0 && len(r.SplitBrain) == 0 {
+		return nil
+	}
+	return fmt.Errorf("audit of %s failed: %d of %d acknowledged writes lost, %d changed, %d split-brain findings",
+		r.Account, r.Lost, r.Acks, r.Mismatched, len(r.SplitBrain))
+}
 
 // String is a human-readable report.
 func (r AuditReport) String() string {
@@ -60,6 +79,9 @@ func (r AuditReport) String() string {
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(&b, "audit %s: account %s read from %s (%s) at epoch %d\n", verdict, r.Account, r.Stamp, r.StampURL, r.Epoch)
+	if r.Acks == 0 {
+		fmt.Fprintf(&b, "  %s\n", NothingAcknowledged)
+	}
 	fmt.Fprintf(&b, "  acknowledged writes: %d (%d distinct keys checked) in %s\n", r.Acks, r.Checked, r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  lost:               %d\n", r.Lost)
 	for _, k := range r.LostKeys {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -371,6 +372,33 @@ func TestCheckSplitBrain(t *testing.T) {
 				t.Fatalf("kinds %v, want %v (%v)", kinds, tc.kinds, v)
 			}
 		})
+	}
+}
+
+// An audit of no acknowledged write proves nothing: it fails, and says why.
+func TestAuditOfNoAcksFails(t *testing.T) {
+	e := newEnv(t, 2)
+	for _, acks := range [][]Ack{nil, {}} {
+		rep := audit(t, e, acks)
+		if rep.OK() || rep.Err() == nil {
+			t.Fatalf("an audit of 0 acks passed:\n%s", rep)
+		}
+		if !strings.Contains(rep.Err().Error(), "nothing was acknowledged: the traffic never reached the account") {
+			t.Fatalf("error %q does not say nothing was acknowledged", rep.Err())
+		}
+		s := rep.String()
+		if !strings.HasPrefix(s, "audit FAIL") || !strings.Contains(s, "nothing was acknowledged") {
+			t.Fatalf("report does not fail for 0 acks:\n%s", s)
+		}
+	}
+	// One acknowledged write that is there passes.
+	ctx := context.Background()
+	if _, err := e.ac.Put(ctx, acct, "k", "v", 1); err != nil {
+		t.Fatal(err)
+	}
+	rep := audit(t, e, []Ack{{Account: acct, Key: "k", Value: "v"}})
+	if !rep.OK() || rep.Err() != nil || !strings.HasPrefix(rep.String(), "audit PASS") {
+		t.Fatalf("an audit of 1 ack found:\n%s", rep)
 	}
 }
 

@@ -207,8 +207,8 @@ func lagScenarios(ctx context.Context, out io.Writer, dir string, durable bool, 
 	fmt.Fprintf(out, "  total %.2f s, catch-up %.2f s, write unavailability %d ms (goal <= 1000 ms): %s\n",
 		m.wall.Seconds(), float64(m.res.CatchUpMillis)/1000, m.res.UnavailableMillis, verdict(m.res.UnavailableMillis <= 1000))
 	fmt.Fprintf(out, "  traffic: %d writes acknowledged, audit: %d lost\n", st.Acks, rep.Lost)
-	if !rep.OK() {
-		return fmt.Errorf("audit after the backlog failover: %s", rep)
+	if err := rep.Err(); err != nil {
+		return fmt.Errorf("after the backlog failover: %w\n%s", err, rep)
 	}
 	return nil
 }

@@ -138,8 +138,8 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	fmt.Fprint(out, rep.String())
-	if !rep.OK() {
-		return fmt.Errorf("audit failed: %d acknowledged writes lost, %d changed", rep.Lost, rep.Mismatched)
+	if err := rep.Err(); err != nil {
+		return err
 	}
 	if *exit {
 		return nil

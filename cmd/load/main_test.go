@@ -73,6 +73,18 @@ func TestRunAuditExitStatus(t *testing.T) {
 		t.Fatalf("audit after a loss: %v\n%s", err, out.String())
 	}
 
+	// An empty ack file proves nothing: a finding (exit status 2), not a pass.
+	empty := filepath.Join(t.TempDir(), "empty.jsonl")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = run([]string{"audit", "--location", loc.URL(), "--account", "acct", "--acks", empty}, &out, &out)
+	if !errors.Is(err, errFindings) || !strings.Contains(err.Error(), "nothing was acknowledged") ||
+		!strings.Contains(out.String(), "audit FAIL") {
+		t.Fatalf("audit of no acks: %v\n%s", err, out.String())
+	}
+
 	// Bad usage is an error, not a finding.
 	if err := run([]string{"audit", "--acks", acks}, &out, &out); err == nil || errors.Is(err, errFindings) {
 		t.Fatalf("audit without --account: %v", err)

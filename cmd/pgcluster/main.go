@@ -182,8 +182,8 @@ func failoverUnderTraffic(ctx context.Context, out io.Writer, c *testsuite.Clust
 		return fmt.Errorf("audit: %w", err)
 	}
 	fmt.Fprint(out, rep.String())
-	if !rep.OK() {
-		return fmt.Errorf("audit failed: %d acknowledged writes lost, %d changed", rep.Lost, rep.Mismatched)
+	if err := rep.Err(); err != nil {
+		return err
 	}
 	alive := []string{}
 	for _, w := range c.Workers {
