@@ -203,6 +203,18 @@ type ControlResult struct {
 	LSN    uint64          `json:"lsn"`
 	Done   bool            `json:"done"` // flush-replay: target reached
 	Status PartitionStatus `json:"status"`
+	// Error is set when this partition alone failed: a bulk call answers
+	// 200 with the other partitions done, and this one's refusal as the
+	// per-partition route would have answered it. LSN and Done are then no
+	// answer; Status is the partition's state as it stands.
+	Error *PartitionError `json:"error,omitempty"`
+}
+
+// PartitionError is one partition's refusal inside a bulk control answer.
+type PartitionError struct {
+	// StatusCode is the HTTP status the per-partition route would answer.
+	StatusCode int `json:"status_code"`
+	ErrorBody
 }
 
 // ControlResponse answers a control call.

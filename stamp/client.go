@@ -160,11 +160,59 @@ func (c *Client) Status(ctx context.Context, account string, partitions []int) (
 }
 
 // Control calls POST /v1/accounts/{a}/control/{op}: fence, flush-send,
-// flush-replay, promote or unfence for a group of partitions.
+// flush-replay, promote or unfence for a group of partitions. When some
+// partitions failed on their own it returns the whole answer and a
+// *PartitionErrors naming them, so a caller that needs every partition
+// just checks the error, and one that goes on with the rest reads the
+// answer.
 func (c *Client) Control(ctx context.Context, account, op string, req ControlRequest) (ControlResponse, error) {
 	var r ControlResponse
-	err := c.do(ctx, http.MethodPost, accountPath(account)+"/control/"+url.PathEscape(op), nil, req, &r)
-	return r, err
+	if err := c.do(ctx, http.MethodPost, accountPath(account)+"/control/"+url.PathEscape(op), nil, req, &r); err != nil {
+		return r, err
+	}
+	var failed []ControlResult
+	for _, res := range r.Results {
+		if res.Error != nil {
+			failed = append(failed, res)
+		}
+	}
+	if len(failed) > 0 {
+		return r, &PartitionErrors{Op: op, Of: len(r.Results), Failed: failed}
+	}
+	return r, nil
+}
+
+// Err is the partition's own refusal in a bulk answer, or nil.
+func (r ControlResult) Err() error {
+	if r.Error == nil {
+		return nil
+	}
+	return &APIError{Status: r.Error.StatusCode, ErrorBody: r.Error.ErrorBody}
+}
+
+// PartitionErrors is a bulk control answer in which some partitions were
+// refused on their own while the others were done. It unwraps to the
+// refusal that matters most (the first that retrying cannot change, else
+// the first), so errors.As finds an *APIError and its Retryable.
+type PartitionErrors struct {
+	Op     string
+	Of     int             // partitions in the call
+	Failed []ControlResult // the refused partitions' results (Error set)
+}
+
+func (e *PartitionErrors) Error() string {
+	first := e.Failed[0]
+	return fmt.Sprintf("%s refused for %d of %d partitions (partition %d: %v)", e.Op, len(e.Failed), e.Of, first.Partition, first.Err())
+}
+
+// Unwrap returns the first final refusal, or the first refusal.
+func (e *PartitionErrors) Unwrap() error {
+	for _, f := range e.Failed {
+		if err := f.Err().(*APIError); !err.Retryable() {
+			return err
+		}
+	}
+	return e.Failed[0].Err()
 }
 
 // Fence stops writes on the partitions and returns each one's final LSN.

@@ -54,10 +54,48 @@ func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := s.injectFault(w, r, scopeControl, op, a.spec.Account, inSorted(ps)); err != nil {
+	failed, err := s.injectControlFaults(w, r, op, a.spec.Account, ps)
+	if err != nil {
 		return err
 	}
-	return s.control(w, r, a, op, ps, &req)
+	res, err := s.control(r.Context(), a, op, without(ps, failed), &req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ControlResponse{Account: a.spec.Account, Op: op, Stamp: s.cfg.Name, Results: withFailed(a, ps, res, failed)})
+	return nil
+}
+
+// without returns ps less the partitions in failed.
+func without(ps []int, failed map[int]*apiError) []int {
+	if len(failed) == 0 {
+		return ps
+	}
+	out := make([]int, 0, len(ps))
+	for _, p := range ps {
+		if failed[p] == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// withFailed merges the results of the partitions that ran with the
+// refusals of those that failed on their own, in the order of ps.
+func withFailed(a *account, ps []int, res []ControlResult, failed map[int]*apiError) []ControlResult {
+	if len(failed) == 0 {
+		return res
+	}
+	out := make([]ControlResult, 0, len(ps))
+	for _, p := range ps {
+		if e := failed[p]; e != nil {
+			out = append(out, ControlResult{Partition: p, Status: a.parts[p].status(), Error: e.partitionError()})
+			continue
+		}
+		out = append(out, res[0])
+		res = res[1:]
+	}
+	return out
 }
 
 // controlOne serves POST /v1/accounts/{a}/partitions/{p}/{op}.
@@ -94,31 +132,37 @@ func (s *Server) controlOne(w http.ResponseWriter, r *http.Request) error {
 	if err := s.injectFault(w, r, scopeControl, op, a.spec.Account, inSorted(ps)); err != nil {
 		return err
 	}
-	return s.control(w, r, a, op, ps, &req)
-}
-
-func (s *Server) control(w http.ResponseWriter, r *http.Request, a *account, op string, ps []int, req *ControlRequest) error {
-	var (
-		res []ControlResult
-		err error
-	)
-	switch op {
-	case CtlFence:
-		res, err = s.fence(a, ps, req)
-	case CtlFlushSend:
-		res, err = s.flushSend(r.Context(), a, ps)
-	case CtlFlushReplay:
-		res, err = s.flushReplay(r.Context(), a, ps, req)
-	case CtlPromote:
-		res, err = s.promote(a, ps, req)
-	case CtlUnfence:
-		res, err = s.unfence(r.Context(), a, ps, req)
-	}
+	res, err := s.control(r.Context(), a, op, ps, &req)
 	if err != nil {
 		return err
 	}
+	// The per-partition route answers a partition's refusal as its status.
+	if pe := res[0].Error; pe != nil {
+		return &apiError{status: pe.StatusCode, body: pe.ErrorBody}
+	}
 	writeJSON(w, http.StatusOK, ControlResponse{Account: a.spec.Account, Op: op, Stamp: s.cfg.Name, Results: res})
 	return nil
+}
+
+// control runs op on ps. A refusal of the whole call is its error; a
+// partition refused on its own is answered in its result (Error).
+func (s *Server) control(ctx context.Context, a *account, op string, ps []int, req *ControlRequest) ([]ControlResult, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	switch op {
+	case CtlFence:
+		return s.fence(a, ps, req)
+	case CtlFlushSend:
+		return s.flushSend(ctx, a, ps)
+	case CtlFlushReplay:
+		return s.flushReplay(ctx, a, ps, req)
+	case CtlPromote:
+		return s.promote(a, ps, req)
+	case CtlUnfence:
+		return s.unfence(ctx, a, ps, req)
+	}
+	return nil, validOp(op)
 }
 
 // results answers each partition with the op's LSN and its status.
@@ -359,7 +403,9 @@ func (s *Server) flushSend(ctx context.Context, a *account, ps []int) ([]Control
 }
 
 // flushReplay sets replay targets on ps and, with WaitMillis, waits for
-// replay (which keeps its configured pace) to reach them.
+// replay (which keeps its configured pace) to reach them. A partition whose
+// target is beyond what it received is refused on its own; the others go
+// on.
 func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *ControlRequest) ([]ControlResult, error) {
 	if req.WaitMillis < 0 || time.Duration(req.WaitMillis)*time.Millisecond > maxWait {
 		return nil, errBad("wait_ms %d out of range; use 0..%d", req.WaitMillis, maxWait.Milliseconds())
@@ -370,29 +416,72 @@ func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *Con
 			return nil, errBad("target given for partition %d, which the request does not name; add it to \"partitions\"", p)
 		}
 	}
-	targets := make([]uint64, len(ps))
+	targets, refused, err := s.setReplayTargets(a, ps, req.Targets)
+	if err != nil {
+		return nil, err
+	}
+	reached := func() bool {
+		for i, pi := range ps {
+			if refused[i] != nil {
+				continue
+			}
+			p := a.parts[pi]
+			p.mu.Lock()
+			ok := p.lastReplayed >= targets[i]
+			p.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if err := s.awaitReplay(ctx, a, time.Duration(req.WaitMillis)*time.Millisecond, reached); err != nil {
+		return nil, err
+	}
+	i := 0
+	out := results(a, ps, func(p *partition) (uint64, bool) {
+		done := p.lastReplayed >= targets[i]
+		i++
+		return p.lastReplayed, done
+	})
+	for i := range out {
+		if refused[i] != nil {
+			out[i].LSN, out[i].Done, out[i].Error = 0, false, refused[i].partitionError()
+		}
+	}
+	return out, nil
+}
+
+// setReplayTargets records each partition's replay target (its entry in
+// targets, or everything received) and wakes the replayer. A target beyond
+// what a partition received refuses that partition (refused[i]); a shipping
+// primary refuses the whole call.
+func (s *Server) setReplayTargets(a *account, ps []int, want map[int]uint64) (targets []uint64, refused []*apiError, err error) {
+	targets, refused = make([]uint64, len(ps)), make([]*apiError, len(ps))
 	a.lockParts(ps)
+	defer a.unlockParts(ps)
 	for i, pi := range ps {
 		p := a.parts[pi]
 		if p.role == RolePrimary && p.shipping {
-			a.unlockParts(ps)
-			return nil, errConflict("flush-replay runs on the secondary; partition %d of account %q is the shipping primary on stamp %s", pi, a.spec.Account, s.cfg.Name)
+			return nil, nil, errConflict("flush-replay runs on the secondary; partition %d of account %q is the shipping primary on stamp %s", pi, a.spec.Account, s.cfg.Name)
 		}
-		t, ok := req.Targets[pi]
+		t, ok := want[pi]
 		if !ok {
 			t = p.lastReceived
 		}
 		if t > p.lastReceived {
-			a.unlockParts(ps)
 			e := newErr(http.StatusConflict, CodeBeyondReceived, "flush-replay target %d for partition %d of account %q is beyond the %d entries received; flush-send on the primary first", t, pi, a.spec.Account, p.lastReceived)
 			e.body.Epoch = p.epoch
-			return nil, e
+			refused[i] = e
 		}
 		targets[i] = t
 	}
 	now := time.Now().UTC()
 	var behind []int
 	for i, pi := range ps {
+		if refused[i] != nil {
+			continue
+		}
 		p := a.parts[pi]
 		if p.replayStartedAt.IsZero() || p.replayTarget != targets[i] {
 			p.replayTarget, p.replayStartedAt, p.replayDoneAt = targets[i], now, time.Time{}
@@ -404,51 +493,37 @@ func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *Con
 			behind = append(behind, pi)
 		}
 	}
-	a.unlockParts(ps)
 	if len(behind) > 0 {
 		// Normally already queued by the shipment that brought the entries;
 		// marking again costs nothing and wakes a replayer waiting out a retry.
 		a.markReplayDirty(behind)
 	}
+	return targets, refused, nil
+}
 
-	reached := func() bool {
-		for i, pi := range ps {
-			p := a.parts[pi]
-			p.mu.Lock()
-			ok := p.lastReplayed >= targets[i]
-			p.mu.Unlock()
-			if !ok {
-				return false
-			}
-		}
-		return true
+// awaitReplay waits up to wait for reached to hold, waking on replay
+// progress; it returns early, without error, when wait passes.
+func (s *Server) awaitReplay(ctx context.Context, a *account, wait time.Duration, reached func() bool) error {
+	if wait <= 0 {
+		return nil
 	}
-	if req.WaitMillis > 0 {
-		t := time.NewTimer(time.Duration(req.WaitMillis) * time.Millisecond)
-		defer t.Stop()
-	wait:
-		for {
-			ch := a.progressCh() // taken before the check, so no wake-up is lost
-			if reached() {
-				break
-			}
-			select {
-			case <-ch:
-			case <-t.C:
-				break wait
-			case <-ctx.Done():
-				return nil, fmt.Errorf("flush-replay wait: %w", ctx.Err())
-			case <-s.stop:
-				return nil, errClosed
-			}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		ch := a.progressCh() // taken before the check, so no wake-up is lost
+		if reached() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("flush-replay wait: %w", ctx.Err())
+		case <-s.stop:
+			return errClosed
 		}
 	}
-	i := 0
-	return results(a, ps, func(p *partition) (uint64, bool) {
-		done := p.lastReplayed >= targets[i]
-		i++
-		return p.lastReplayed, done
-	}), nil
 }
 
 // promote makes the secondary partitions ps primary under req.Epoch.

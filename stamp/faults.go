@@ -93,7 +93,39 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 	if len(faults) == 0 {
 		return nil
 	}
-	latency, unreachable, failed, code := 0, false, false, ""
+	return s.applyFault(w, r, matchFaults(faults, scope, op, account, involves, nil), scope, op)
+}
+
+// injectControlFaults applies the faults matching a bulk control call on
+// ps. Faults narrowed to a partition fail that partition alone (returned,
+// with the refusal it gets), as a partition server of a real stamp would;
+// the others, and the latency or dropped connection of any matching fault,
+// apply to the whole call.
+func (s *Server) injectControlFaults(w http.ResponseWriter, r *http.Request, op, account string, ps []int) (map[int]*apiError, error) {
+	faults := s.faults.snapshot()
+	if len(faults) == 0 {
+		return nil, nil
+	}
+	failed := map[int]*apiError{}
+	eff := matchFaults(faults, scopeControl, op, account, inSorted(ps), func(p int, code string) {
+		failed[p] = s.injectedError(code, scopeControl, op)
+	})
+	return failed, s.applyFault(w, r, eff, scopeControl, op)
+}
+
+// faultEffect is what the faults matching one call do to it.
+type faultEffect struct {
+	latency     int
+	unreachable bool
+	failed      bool
+	code        string
+}
+
+// matchFaults sums the effect of faults on a call. With failPart set, a
+// partition-narrowed fault that strikes fails only its partition, through
+// failPart, instead of the whole call.
+func matchFaults(faults []Fault, scope, op, account string, involves func(int) bool, failPart func(p int, code string)) faultEffect {
+	var eff faultEffect
 	for _, f := range faults {
 		if f.Scope != scopeAll && f.Scope != scope {
 			continue
@@ -104,20 +136,31 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 		if f.Account != "" && f.Account != account {
 			continue
 		}
-		if f.Partition != nil && *f.Partition >= 0 && (involves == nil || !involves(*f.Partition)) {
+		narrowed := f.Partition != nil && *f.Partition >= 0
+		if narrowed && (involves == nil || !involves(*f.Partition)) {
 			continue
 		}
-		latency += f.LatencyMillis
-		unreachable = unreachable || f.Unreachable
-		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
-			failed = true
-			if f.Code != "" {
-				code = f.Code
-			}
+		eff.latency += f.LatencyMillis
+		eff.unreachable = eff.unreachable || f.Unreachable
+		if f.ErrorRate <= 0 || rand.Float64() >= f.ErrorRate {
+			continue
+		}
+		if narrowed && failPart != nil {
+			failPart(*f.Partition, f.Code)
+			continue
+		}
+		eff.failed = true
+		if f.Code != "" {
+			eff.code = f.Code
 		}
 	}
-	if latency > 0 {
-		t := time.NewTimer(time.Duration(latency) * time.Millisecond)
+	return eff
+}
+
+// applyFault delays, drops or fails the call as eff says.
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, eff faultEffect, scope, op string) error {
+	if eff.latency > 0 {
+		t := time.NewTimer(time.Duration(eff.latency) * time.Millisecond)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -128,7 +171,7 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 			return errClosed
 		}
 	}
-	if unreachable {
+	if eff.unreachable {
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			// Not hijackable (e.g. HTTP/2): abort the stream instead.
@@ -137,17 +180,22 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 		conn.Close()
 		return errAnswered
 	}
-	if failed {
-		if code == "" {
-			code = CodeInjected
-		}
-		where := scope
-		if op != "" {
-			where += " " + op
-		}
-		return newErr(faultCodes[code], code, "injected fault on stamp %s (%s); clear it with DELETE /v1/faults or retry", s.cfg.Name, where)
+	if eff.failed {
+		return s.injectedError(eff.code, scope, op)
 	}
 	return nil
+}
+
+// injectedError is the refusal an injected fault answers with.
+func (s *Server) injectedError(code, scope, op string) *apiError {
+	if code == "" {
+		code = CodeInjected
+	}
+	where := scope
+	if op != "" {
+		where += " " + op
+	}
+	return newErr(faultCodes[code], code, "injected fault on stamp %s (%s); clear it with DELETE /v1/faults or retry", s.cfg.Name, where)
 }
 
 func (s *Server) addFault(w http.ResponseWriter, r *http.Request) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"testing"
@@ -88,11 +89,12 @@ func jsonBody(t testing.TB, v any) []byte {
 	return b
 }
 
-// wantAPIError checks err is an APIError with status and code.
+// wantAPIError checks err is (or wraps, as a bulk call's *PartitionErrors
+// does) an APIError with status and code.
 func wantAPIError(t testing.TB, err error, status int, code string) *APIError {
 	t.Helper()
-	ae, ok := err.(*APIError)
-	if !ok {
+	var ae *APIError
+	if !errors.As(err, &ae) {
 		t.Fatalf("want API error %d %s, got %v", status, code, err)
 	}
 	if ae.Status != status || ae.Code != code {

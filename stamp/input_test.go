@@ -66,7 +66,7 @@ func TestBadInput(t *testing.T) {
 		{"promote without epoch", "POST", B + acct + "/control/promote", "application/json", []byte(`{"all":true}`), nil, 400, CodeBadRequest},
 		{"stale-epoch promote", "POST", B + acct + "/control/promote", "application/json", []byte(`{"all":true,"epoch":1}`), nil, 409, CodeStaleEpoch},
 		{"promote primary", "POST", A + acct + "/control/promote", "application/json", []byte(`{"all":true,"epoch":2}`), nil, 409, CodeConflict},
-		{"flush-replay beyond received", "POST", B + acct + "/control/flush-replay", "application/json", []byte(`{"partitions":[0,1],"targets":{"1":100000}}`), nil, 409, CodeBeyondReceived},
+		{"flush-replay beyond received", "POST", B + acct + "/partitions/1/flush-replay", "application/json", []byte(`{"targets":{"1":100000}}`), nil, 409, CodeBeyondReceived},
 		{"flush-replay target outside set", "POST", B + acct + "/control/flush-replay", "application/json", []byte(`{"partitions":[0],"targets":{"1":1}}`), nil, 400, CodeBadRequest},
 		{"flush-replay on primary", "POST", A + acct + "/control/flush-replay", "application/json", []byte(`{"all":true}`), nil, 409, CodeConflict},
 		{"flush-send on secondary", "POST", B + acct + "/control/flush-send", "application/json", []byte(`{"all":true}`), nil, 409, CodeConflict},

@@ -235,6 +235,11 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.body.Code + ": " + e.body.Message }
 
+// partitionError is e as one partition's refusal in a bulk answer.
+func (e *apiError) partitionError() *PartitionError {
+	return &PartitionError{StatusCode: e.status, ErrorBody: e.body}
+}
+
 func newErr(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, body: ErrorBody{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
