@@ -37,6 +37,13 @@ type partition struct {
 	// sourceWritten (secondary) is the peer's last report.
 	reported      uint64
 	sourceWritten uint64
+	// The source's write rate (secondary), from its reports: ops/s over the
+	// last second or more before sourceChangedAt, the last report in which
+	// sourceWritten grew.
+	sourceRate      float64
+	rateBase        uint64
+	rateBaseAt      time.Time
+	sourceChangedAt time.Time
 
 	replayTarget    uint64
 	replayStartedAt time.Time
@@ -246,7 +253,7 @@ func (a *account) recordReport(req *ReplicateRequest) {
 		p := a.parts[pi]
 		p.mu.Lock()
 		if p.role == RoleSecondary {
-			p.sourceWritten = max(p.sourceWritten, w)
+			p.noteSourceWrittenLocked(w, req.SentAt)
 		}
 		p.mu.Unlock()
 	}
@@ -255,6 +262,30 @@ func (a *account) recordReport(req *ReplicateRequest) {
 		a.sourceSeenAt = req.SentAt
 	}
 	a.dirtyMu.Unlock()
+}
+
+// noteSourceWrittenLocked records the source's report that it had written
+// w at its clock's at, and keeps its write rate.
+func (p *partition) noteSourceWrittenLocked(w uint64, at time.Time) {
+	if w > p.sourceWritten {
+		p.sourceWritten, p.sourceChangedAt = w, at
+	}
+	switch {
+	case p.rateBaseAt.IsZero() || at.Before(p.rateBaseAt):
+		p.rateBase, p.rateBaseAt = w, at
+	case at.Sub(p.rateBaseAt) >= time.Second:
+		p.sourceRate = float64(w-min(p.rateBase, w)) / at.Sub(p.rateBaseAt).Seconds()
+		p.rateBase, p.rateBaseAt = w, at
+	}
+}
+
+// sourceRateAt is the source's write rate as of seen, its last report: 0
+// when it had reported no new write for a while before then.
+func (p *partition) sourceRateAt(seen time.Time) float64 {
+	if p.sourceChangedAt.IsZero() || seen.Sub(p.sourceChangedAt) > 2*time.Second {
+		return 0
+	}
+	return p.sourceRate
 }
 
 // sourceSeen is when the primary last reported (secondary side).

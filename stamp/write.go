@@ -414,10 +414,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	st := AccountStatus{Account: a.spec.Account, Stamp: s.cfg.Name, Peer: a.spec.Peer, Partitions: make([]PartitionStatus, len(ps))}
 	seen := a.sourceSeen()
 	for i, p := range ps {
-		st.Partitions[i] = a.parts[p].status()
+		part := a.parts[p]
+		part.mu.Lock()
+		st.Partitions[i] = part.statusLocked()
 		if st.Partitions[i].Role == RoleSecondary {
 			st.Partitions[i].SourceSeenAt = seen
+			st.Partitions[i].SourceWriteRate = part.sourceRateAt(seen)
 		}
+		part.mu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
