@@ -80,12 +80,24 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	if in.To == "" {
 		return PrecheckResult{}, precheckFailed("account %s: no destination stamp given: name the stamp to fail over to", in.Account)
 	}
-	acct, err := a.Location.Lookup(ctx, in.Account)
+	// Answers that may go away (5xx, injected faults, a dropped connection)
+	// are asked again until the budget is spent; a definitive one refuses
+	// at once.
+	start, until := activityStart(ctx), budget(ctx, time.Time{})
+	spent := func(what string, err error) error {
+		return precheckFailed("precheck of %s gave up after %s: %s kept failing with answers that may go away (last: %v); nothing was touched: retry once it answers",
+			in.Account, time.Since(start).Round(100*time.Millisecond), what, err)
+	}
+	var acct location.Account
+	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
+		acct, err = a.Location.Lookup(ctx, in.Account)
+		return err
+	})
 	if location.IsNotFound(err) {
 		return PrecheckResult{}, precheckFailed("account %s is not known to the location service: check the name", in.Account)
 	}
 	if err != nil {
-		return PrecheckResult{}, fmt.Errorf("precheck %s: look up the account: %w", in.Account, err)
+		return PrecheckResult{}, spent("the location service", err)
 	}
 	if in.From != "" && acct.Primary != in.From {
 		return PrecheckResult{}, precheckFailed("account %s: its primary is %s (epoch %d), not the expected %s: re-check where it is (baton status) and retry",
@@ -105,12 +117,23 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	}
 
 	dst := a.stamp(res.ToURL)
-	if h, err := dst.Health(ctx); err != nil || !h.OK {
-		return PrecheckResult{}, fmt.Errorf("precheck %s: destination stamp %s at %s does not answer healthy (%v): it cannot take the account", in.Account, res.To, res.ToURL, err)
-	}
-	dstSt, err := dst.Status(ctx, in.Account, nil)
-	if err != nil {
+	var dstSt stamp.AccountStatus
+	err = retryUntil(ctx, until, func(ctx context.Context) error {
+		h, err := dst.Health(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !h.OK:
+			return fmt.Errorf("stamp %s reports unhealthy", h.Stamp)
+		}
+		dstSt, err = dst.Status(ctx, in.Account, nil)
+		return err
+	})
+	if err != nil && !retryable(err) {
 		return PrecheckResult{}, classify(fmt.Sprintf("precheck %s: status on destination %s", in.Account, res.To), err)
+	}
+	if err != nil {
+		return PrecheckResult{}, spent(fmt.Sprintf("the destination stamp %s at %s", res.To, res.ToURL), err)
 	}
 	if len(dstSt.Partitions) != acct.Partitions {
 		return PrecheckResult{}, precheckFailed("account %s: location says %d partitions, destination %s has %d: fix provisioning first",
@@ -130,9 +153,22 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		res.DestinationNote = fmt.Sprintf("%d received ops wait for replay (limit %d): the failover will wait for them", res.ReplayLagOps, in.MaxReplayBacklog)
 	}
 
-	srcSt, srcErr := a.sourceStatus(ctx, res.FromURL, in.Account)
+	// An unplanned failover expects a source that does not answer: a few
+	// seconds tell, the budget is not spent on it.
+	srcUntil := until
+	if probe := time.Now().Add(unplannedSourceProbe); in.Unplanned && probe.Before(until) {
+		srcUntil = probe
+	}
+	var srcSt stamp.AccountStatus
+	srcErr := retryUntil(ctx, srcUntil, func(ctx context.Context) (err error) {
+		srcSt, err = a.sourceStatus(ctx, res.FromURL, in.Account)
+		return err
+	})
 	if srcErr != nil {
-		if !in.Unplanned {
+		switch {
+		case !in.Unplanned && !retryable(srcErr):
+			return PrecheckResult{}, classify(fmt.Sprintf("precheck %s: status on source %s", in.Account, res.From), srcErr)
+		case !in.Unplanned:
 			return PrecheckResult{}, classifyUnreachableSource(in.Account, res.From, srcErr)
 		}
 		// Unplanned: estimate the loss from what the destination last heard.
@@ -197,10 +233,22 @@ func (a *Activities) sourceStatus(ctx context.Context, url, account string) (sta
 	return src.Status(ctx, account, nil)
 }
 
+// unplannedSourceProbe is how long an unplanned precheck keeps asking a
+// source that does not answer.
+const unplannedSourceProbe = 3 * time.Second
+
 // classifyUnreachableSource refuses a planned failover whose source does not
-// answer: refusing is the only way not to lose data quietly. Transport
-// errors stay retryable (a blip), stamp refusals are final.
+// answer, after the precheck budget was spent on it: refusing is the only
+// way not to lose data quietly.
 func classifyUnreachableSource(account, from string, err error) error {
-	return classify(fmt.Sprintf("precheck %s: the source %s (or one of its partitions) does not answer, and a planned failover needs every source partition to flush: retry when it is back, or run an unplanned failover (--mode unplanned), which may lose the unreplicated writes",
-		account, from), err)
+	return precheckFailed("precheck %s: the source %s (or one of its partitions) does not answer (%v), and a planned failover needs every source partition to flush: retry when it is back, or run an unplanned failover (--mode unplanned), which may lose the unreplicated writes",
+		account, from, err)
+}
+
+// activityStart is when this activity attempt started (now, outside one).
+func activityStart(ctx context.Context) time.Time {
+	if t := startedAt(ctx); !t.IsZero() {
+		return t
+	}
+	return time.Now()
 }

@@ -1,0 +1,104 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/batonhq/baton/stamp"
+)
+
+// CatchUpInput lets replication drain while writes still flow, so that the
+// fenced window that follows is short (Vitess's planned reparent does the
+// same before it demotes the primary).
+type CatchUpInput struct {
+	Account    string
+	FromURL    string
+	ToURL      string
+	Partitions int
+	// MaxLagOps: caught up once unacknowledged + unreplayed ops, summed over
+	// all partitions, are at most this.
+	MaxLagOps uint64
+	// Timeout: give up waiting (and fence anyway) after this long.
+	Timeout time.Duration
+	// Poll is the pause between status polls; 0 means 100ms.
+	Poll time.Duration
+}
+
+// CatchUpResult reports how far replication got.
+type CatchUpResult struct {
+	CaughtUp     bool
+	SendLagOps   uint64
+	ReplayLagOps uint64
+	Polls        int
+	// LastError is the last status poll that failed with an answer that
+	// may go away (those are polled through, not fatal).
+	LastError string
+}
+
+// CatchUp polls both stamps until the lag is at most MaxLagOps or Timeout
+// passes. A poll that fails with an answer that may go away is polled
+// through; a final refusal fails it. It changes nothing, so it is trivially
+// idempotent.
+func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResult, error) {
+	defer keepAlive(ctx)()
+	src, dst := a.stamp(in.FromURL), a.stamp(in.ToURL)
+	poll := in.Poll
+	if poll <= 0 {
+		poll = 100 * time.Millisecond
+	}
+	deadline := budget(ctx, time.Now().Add(in.Timeout))
+	var res CatchUpResult
+	for {
+		res.Polls++
+		send, replay, err := lag(ctx, src, dst, in.Account)
+		switch {
+		case err != nil && !retryable(err):
+			return res, classify(fmt.Sprintf("catch up %s", in.Account), err)
+		case err != nil:
+			res.LastError = err.Error()
+		default:
+			res.SendLagOps, res.ReplayLagOps = send, replay
+			if send+replay <= in.MaxLagOps {
+				res.CaughtUp = true
+				return res, nil
+			}
+		}
+		activity.RecordHeartbeat(ctx, res)
+		if !time.Now().Before(deadline) {
+			return res, nil
+		}
+		if !sleep(ctx, poll) {
+			return res, ctx.Err()
+		}
+	}
+}
+
+// lag sums the send lag on src and the replay lag on dst.
+func lag(ctx context.Context, src, dst *stamp.Client, account string) (send, replay uint64, err error) {
+	var (
+		wg         sync.WaitGroup
+		ss, ds     stamp.AccountStatus
+		serr, derr error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); ss, serr = src.Status(ctx, account, nil) }()
+	go func() { defer wg.Done(); ds, derr = dst.Status(ctx, account, nil) }()
+	wg.Wait()
+	if serr != nil {
+		return 0, 0, fmt.Errorf("status on source: %w", serr)
+	}
+	if derr != nil {
+		return 0, 0, fmt.Errorf("status on destination: %w", derr)
+	}
+	for _, p := range ss.Partitions {
+		send += p.LastWritten - min(p.LastAcked, p.LastWritten)
+	}
+	for _, p := range ds.Partitions {
+		replay += p.LastReceived - min(p.LastReplayed, p.LastReceived)
+	}
+	return send, replay, nil
+}

@@ -1,0 +1,91 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/stamp"
+)
+
+// retryable reports whether err may go away by itself: a connection error,
+// a 5xx or 429, an injected fault. A 4xx from a stamp or the location
+// service is the system refusing the request as asked (bad input, stale
+// epoch, conflict): asking again cannot change it.
+func retryable(err error) bool {
+	var se *stamp.APIError
+	if errors.As(err, &se) {
+		return se.Retryable()
+	}
+	var le *location.APIError
+	if errors.As(err, &le) {
+		return le.Status >= 500 || le.Status == http.StatusTooManyRequests
+	}
+	return true
+}
+
+// Backoff between attempts inside an activity: short at first, so a blip
+// costs little, and capped, so a recovered stamp is noticed soon.
+const (
+	firstBackoff = 100 * time.Millisecond
+	maxBackoff   = 2 * time.Second
+)
+
+// retryUntil calls fn until it succeeds, fails with an error retrying
+// cannot change, or the next attempt would start after until (or ctx
+// ends). It returns fn's last error.
+func retryUntil(ctx context.Context, until time.Time, fn func(ctx context.Context) error) error {
+	wait := firstBackoff
+	for {
+		err := fn(ctx)
+		if err == nil || !retryable(err) || !time.Now().Add(wait).Before(until) {
+			return err
+		}
+		if !sleep(ctx, wait) {
+			return err
+		}
+		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// budget is when an activity must stop retrying so that it still answers
+// before Temporal times it out: until (if set) or its deadline, less a
+// margin to answer in. Without either it is a minute from now.
+func budget(ctx context.Context, until time.Time) time.Time {
+	end, ok := ctx.Deadline()
+	if !ok {
+		end = time.Now().Add(time.Minute)
+	}
+	end = end.Add(-min(2*time.Second, time.Until(end)/10))
+	if !until.IsZero() && until.Before(end) {
+		return until
+	}
+	return end
+}
+
+// startedAt is when this attempt of the activity started (zero outside an
+// activity): the workflow compares it with when it scheduled the activity
+// to tell the time spent waiting for a worker, or for a retry after a lost
+// one, from the time spent working.
+func startedAt(ctx context.Context) time.Time {
+	if !activity.IsActivity(ctx) {
+		return time.Time{}
+	}
+	return activity.GetInfo(ctx).StartedTime
+}
