@@ -98,9 +98,9 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 
 // injectControlFaults applies the faults matching a bulk control call on
 // ps. Faults narrowed to a partition fail that partition alone (returned,
-// with the refusal it gets), as a partition server of a real stamp would;
-// the others, and the latency or dropped connection of any matching fault,
-// apply to the whole call.
+// with the refusal it gets: the fault's code, or 503 unavailable for an
+// unreachable partition), as a partition server of a real stamp would; the
+// others, and the latency of any matching fault, apply to the whole call.
 func (s *Server) injectControlFaults(w http.ResponseWriter, r *http.Request, op, account string, ps []int) (map[int]*apiError, error) {
 	faults := s.faults.snapshot()
 	if len(faults) == 0 {
@@ -141,6 +141,12 @@ func matchFaults(faults []Fault, scope, op, account string, involves func(int) b
 			continue
 		}
 		eff.latency += f.LatencyMillis
+		if narrowed && failPart != nil && f.Unreachable {
+			// One partition's server does not answer: the front end says so
+			// for that partition alone.
+			failPart(*f.Partition, CodeUnavailable)
+			continue
+		}
 		eff.unreachable = eff.unreachable || f.Unreachable
 		if f.ErrorRate <= 0 || rand.Float64() >= f.ErrorRate {
 			continue
