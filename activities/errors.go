@@ -23,6 +23,10 @@ const (
 // it: a 4xx is the stamp refusing the request as asked (bad input, stale
 // epoch, a state that retrying cannot change), so it is non-retryable; 5xx,
 // injected faults and network errors are retried by the activity's policy.
+//
+// A final refusal of one partition (a *Refusal in the chain) carries that
+// partition as the error's details, a PartitionFailure, so the workflow
+// names it.
 func classify(what string, err error) error {
 	if err == nil {
 		return nil
@@ -33,7 +37,12 @@ func classify(what string, err error) error {
 		if se.Code == stamp.CodeStaleEpoch {
 			typ = ErrTypeStaleEpoch
 		}
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), typ, err)
+		var details []any
+		var rf *Refusal
+		if errors.As(err, &rf) {
+			details = append(details, PartitionFailure{Partition: rf.Partition, Error: rf.Err.Error()})
+		}
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), typ, err, details...)
 	}
 	var le *location.APIError
 	if errors.As(err, &le) && le.Status/100 == 4 {
@@ -45,4 +54,24 @@ func classify(what string, err error) error {
 // precheckFailed is a non-retryable refusal that touched nothing.
 func precheckFailed(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypePrecheck, nil)
+}
+
+// Refusal is one partition's refusal of a control call.
+type Refusal struct {
+	Partition int
+	Err       error
+}
+
+func (r *Refusal) Error() string { return fmt.Sprintf("partition %d: %v", r.Partition, r.Err) }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// RefusedPartition returns the partition a final refusal names (from its
+// details), if it names one.
+func RefusedPartition(err error) (PartitionFailure, bool) {
+	var ae *temporal.ApplicationError
+	var pf PartitionFailure
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&pf) == nil {
+		return pf, true
+	}
+	return pf, false
 }

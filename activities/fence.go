@@ -56,7 +56,7 @@ func controlAll(ctx context.Context, until time.Time, ps []int,
 				case perr == nil:
 					done = append(done, res)
 				case !retryable(perr):
-					return fmt.Errorf("partition %d: %w", res.Partition, perr)
+					return &Refusal{Partition: res.Partition, Err: perr}
 				default:
 					failed = append(failed, PartitionFailure{Partition: res.Partition, Error: perr.Error()})
 				}

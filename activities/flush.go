@@ -65,7 +65,7 @@ func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (FlushSen
 			case perr == nil:
 				res.Sent = append(res.Sent, sendResult(pr))
 			case !retryable(perr):
-				return FlushSendResult{}, classify(fmt.Sprintf("%s: partition %d", what, pr.Partition), perr)
+				return FlushSendResult{}, classify(what, &Refusal{Partition: pr.Partition, Err: perr})
 			default:
 				res.fail(pr.Partition, perr)
 			}
@@ -239,7 +239,7 @@ func (rp *replayPoll) take(ctx context.Context, results []stamp.ControlResult) e
 		perr := pr.Err()
 		switch {
 		case perr != nil && !retryable(perr):
-			return classify(fmt.Sprintf("%s: partition %d", rp.what(), pr.Partition), perr)
+			return classify(rp.what(), &Refusal{Partition: pr.Partition, Err: perr})
 		case perr != nil:
 			rp.setAside([]int{pr.Partition}, perr)
 		case pr.Done:

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -12,6 +13,10 @@ type LossLedgerInput struct {
 	Account    string
 	ToURL      string
 	Partitions []int
+	// GivenUpAt is when the failover gave the partitions up: the end of
+	// the window in which the source may have acknowledged writes nobody
+	// else saw (zero: no estimate).
+	GivenUpAt time.Time
 }
 
 // LossEntry is one partition's known loss: LSNs FromLSN..ToLSN were written
@@ -23,7 +28,15 @@ type LossEntry struct {
 	FromLSN   uint64 // first lost LSN (replayed + 1)
 	ToLSN     uint64 // last LSN the source reported written
 	Ops       uint64 // ToLSN - FromLSN + 1, or 0
+	// KnownAsOf is the last contact with the source (its clock when it
+	// last reported): the ledger is exact up to it.
 	KnownAsOf time.Time
+	// SourceWriteRate (ops/s) is how fast the source wrote just before the
+	// last contact; UnseenOpsEstimate = that rate x (GivenUpAt -
+	// KnownAsOf): an estimate, not a count, of what it may have
+	// acknowledged after the last contact.
+	SourceWriteRate   float64
+	UnseenOpsEstimate uint64
 }
 
 // LossLedger reads the destination's view (replayed LSN, and the source's
@@ -39,7 +52,11 @@ func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]Loss
 	}
 	out := make([]LossEntry, 0, len(st.Partitions))
 	for _, p := range st.Partitions {
-		e := LossEntry{Partition: p.Partition, FromLSN: p.LastReplayed + 1, ToLSN: p.SourceWritten, KnownAsOf: p.SourceSeenAt}
+		e := LossEntry{Partition: p.Partition, FromLSN: p.LastReplayed + 1, ToLSN: p.SourceWritten, KnownAsOf: p.SourceSeenAt,
+			SourceWriteRate: p.SourceWriteRate}
+		if gap := in.GivenUpAt.Sub(p.SourceSeenAt); !in.GivenUpAt.IsZero() && !p.SourceSeenAt.IsZero() && gap > 0 {
+			e.UnseenOpsEstimate = uint64(math.Round(p.SourceWriteRate * gap.Seconds()))
+		}
 		if p.SourceWritten > p.LastReplayed {
 			e.Ops = p.SourceWritten - p.LastReplayed
 		} else {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -135,6 +136,16 @@ type failover struct {
 	// work is cancelled by an abort; everything before promote runs on it.
 	work         workflow.Context
 	fenceStarted bool
+	// version is the workflow version this run follows (versionBoundedFlush
+	// or workflow.DefaultVersion for histories from before it).
+	version workflow.Version
+	groups  [][]int
+	// deadline ends the fenced window before promote (fence + FlushDeadline).
+	deadline time.Time
+	// For the report's breakdown of the fenced window.
+	fencedDone            time.Time
+	flushWait, replayWait int64
+	window                []PhaseTiming
 }
 
 // AccountFailover fails an account over from its primary stamp to its
@@ -169,21 +180,69 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 	return *res, err
 }
 
-// run is the failover proper; every way out goes through end.
+// run is the failover proper, as named phases; every way out goes through
+// end.
 func (f *failover) run(ctx workflow.Context) error {
-	req, res := f.req, f.res
+	req := f.req
 	f.phase(ctx, PhasePrecheck, fmt.Sprintf("account %s to %s (%s, %s)", req.Account, req.ToStamp, req.Mode, req.Trigger))
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account), SearchMode.ValueSet(req.Mode), SearchTrigger.ValueSet(req.Trigger))
+	f.version = workflow.GetVersion(ctx, changeBoundedFlush, workflow.DefaultVersion, versionBoundedFlush)
 
 	// 1. Precheck: touches nothing; a refusal is non-retryable.
-	hb := req.Options.withDefaults(0).HeartbeatTimeout
-	err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, hb, 3, "precheck "+req.Account), acts.Precheck,
+	if err := f.precheck(ctx); err != nil {
+		return err
+	}
+	if req.DryRun {
+		return f.end(ctx, OutcomeDryRun, PhaseDryRun, nil)
+	}
+	// 2. Approval gate.
+	if err := f.gate(ctx); err != nil {
+		return err
+	}
+	// 3. Catch up while writes still flow, so the fenced window is short.
+	if err := f.catchUp(ctx); err != nil {
+		return err
+	}
+	// 4. Fence. From here until promote, an abort or a failure rolls back.
+	fence, err := f.fence(ctx)
+	if err != nil {
+		return f.rollback(ctx, err)
+	}
+	// 5. Per partition: flush-send then flush-replay, a child per group.
+	if err := f.flush(ctx, fence); err != nil {
+		return f.rollback(ctx, err)
+	}
+	if err := f.lossLedger(ctx); err != nil {
+		return f.rollback(ctx, err)
+	}
+	if f.ctl.abort != nil {
+		return f.aborted(ctx)
+	}
+	// 6. Promote: the point of no return.
+	if err := f.promote(ctx); err != nil {
+		return err
+	}
+	// 7. Report.
+	return f.completed(ctx)
+}
+
+// precheck checks, touching nothing, that the failover can go ahead, and
+// records its picture. Answers that may go away are asked again within the
+// precheck budget.
+func (f *failover) precheck(ctx workflow.Context) error {
+	req, res := f.req, f.res
+	opts := req.Options.withDefaults(0)
+	actx := withActivity(f.work, 30*time.Second, opts.HeartbeatTimeout, 3, "precheck "+req.Account)
+	if f.version >= versionBoundedFlush {
+		actx = boundedActivity(f.work, opts.PrecheckBudget, opts.PrecheckBudget, opts.HeartbeatTimeout, "precheck "+req.Account)
+	}
+	err := workflow.ExecuteActivity(actx, acts.Precheck,
 		activities.PrecheckInput{Account: req.Account, From: req.FromStamp, To: req.ToStamp, Unplanned: req.Mode == ModeUnplanned}).Get(ctx, &f.pre)
 	if err != nil {
 		if f.ctl.abort != nil {
 			return f.aborted(ctx)
 		}
-		return f.end(ctx, OutcomeRefused, PhaseFailed, fmt.Errorf("precheck refused failover of %s (nothing was touched): %w", req.Account, err))
+		return f.end(ctx, OutcomeRefused, PhaseFailed, because(fmt.Sprintf("precheck refused failover of %s (nothing was touched)", req.Account), err))
 	}
 	pre := f.pre
 	f.opts = req.Options.withDefaults(pre.Partitions)
@@ -191,87 +250,12 @@ func (f *failover) run(ctx workflow.Context) error {
 	res.From, res.To, res.OldEpoch, res.NewEpoch = pre.From, pre.To, pre.Epoch, pre.Epoch+1
 	res.Partitions = pre.Partitions
 	res.PrecheckSendLagOps, res.PrecheckReplayLagOps = pre.SendLagOps, pre.ReplayLagOps
-	gs := groups(pre.Partitions, f.opts.GroupSize)
-	res.Groups, f.prog.Partitions, f.prog.Groups = len(gs), pre.Partitions, len(gs)
+	f.groups = groups(pre.Partitions, f.opts.GroupSize)
+	res.Groups, f.prog.Partitions, f.prog.Groups = len(f.groups), pre.Partitions, len(f.groups)
+	if f.version >= versionBoundedFlush {
+		res.FlushDeadline = f.opts.FlushDeadline
+	}
 	res.ApprovalRequired, res.ApprovalReason = needsApproval(req, pre)
-	if req.DryRun {
-		return f.end(ctx, OutcomeDryRun, PhaseDryRun, nil)
-	}
-
-	// 2. Approval gate.
-	if err := f.gate(ctx); err != nil {
-		return err
-	}
-
-	// 3. Catch up while writes still flow, so the fenced window is short.
-	if f.opts.CatchUpTimeout > 0 && pre.SourceReachable {
-		f.phase(ctx, PhaseCatchUp, fmt.Sprintf("%d ops behind", pre.SendLagOps+pre.ReplayLagOps))
-		t0 := workflow.Now(ctx)
-		var cu activities.CatchUpResult
-		err := workflow.ExecuteActivity(withActivity(f.work, f.opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication"), acts.CatchUp,
-			activities.CatchUpInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Partitions: pre.Partitions,
-				MaxLagOps: f.opts.CatchUpMaxLagOps, Timeout: f.opts.CatchUpTimeout}).Get(ctx, &cu)
-		switch {
-		case f.ctl.abort != nil:
-			return f.aborted(ctx)
-		case err != nil && req.Mode == ModePlanned:
-			return f.end(ctx, OutcomeRolledBack, PhaseRolledBack, fmt.Errorf("catch up %s failed before fencing, nothing was touched: %w", req.Account, err))
-		}
-		res.CaughtUp, res.LagAtFenceOps = cu.CaughtUp, cu.SendLagOps+cu.ReplayLagOps
-		res.CatchUpMillis = workflow.Now(ctx).Sub(t0).Milliseconds()
-	}
-
-	// 4. Fence. From here until promote, an abort or a failure rolls back.
-	fence, err := f.fence(ctx)
-	if err != nil {
-		return f.rollback(ctx, err)
-	}
-
-	// 5. Per partition: flush-send then flush-replay, a child per group.
-	if err := f.flush(ctx, gs, fence); err != nil {
-		return f.rollback(ctx, err)
-	}
-	if len(res.GivenUp) > 0 {
-		if err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, 0, 5, "data-loss ledger"), acts.LossLedger,
-			activities.LossLedgerInput{Account: pre.Account, ToURL: pre.ToURL, Partitions: res.GivenUp}).Get(ctx, &res.Ledger); err != nil {
-			return f.rollback(ctx, fmt.Errorf("read the data-loss ledger of %s: %w", req.Account, err))
-		}
-		for _, e := range res.Ledger {
-			res.LostOps += e.Ops
-		}
-	}
-	if f.ctl.abort != nil {
-		return f.aborted(ctx)
-	}
-
-	// 6. Promote: the point of no return. From here an abort is refused,
-	// and promote runs on the workflow's own context so nothing cancels it.
-	f.ctl.noReturn = true
-	f.phase(ctx, PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
-	err = workflow.ExecuteActivity(withActivity(ctx, 2*time.Minute, f.opts.HeartbeatTimeout, 0, fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)), acts.Promote,
-		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
-			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, nil)
-	if err != nil {
-		return f.end(ctx, OutcomeFailed, PhaseFailed, fmt.Errorf("promote %s on %s failed after the point of no return; the source stays fenced: %w", req.Account, pre.To, err))
-	}
-	res.PromotedAt = workflow.Now(ctx)
-	f.prog.Done[StepPromote] = pre.Partitions
-	if len(res.GivenUp) > 0 {
-		f.fenceGivenUp(ctx)
-	}
-	for i := range res.Table.Partition {
-		res.SlowestSendMillis = max(res.SlowestSendMillis, res.Table.SendMillis[i])
-		res.SlowestReplayMillis = max(res.SlowestReplayMillis, res.Table.ReplayMillis[i])
-		res.SlowestFlushMillis = max(res.SlowestFlushMillis, res.Table.SendMillis[i]+res.Table.ReplayMillis[i])
-	}
-	res.UnavailableMillis = res.PromotedAt.Sub(res.FencedAt).Milliseconds()
-	loss := ""
-	if req.Mode == ModeUnplanned {
-		loss = fmt.Sprintf("; %d ops known lost on %d given-up partitions", res.LostOps, len(res.GivenUp))
-	}
-	_ = f.end(ctx, OutcomeCompleted, PhaseDone, nil)
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**done** %s now primary on %s at epoch %d; writes unavailable %d ms%s",
-		req.Account, pre.To, res.NewEpoch, res.UnavailableMillis, loss))
 	return nil
 }
 
@@ -314,13 +298,39 @@ func (f *failover) gate(ctx workflow.Context) error {
 	return nil
 }
 
-// fence fences the source partitions. Planned: all of them, or the
-// failover rolls back. Unplanned: partitions that do not answer are retried
-// until SourceTimeout and then given up on.
+// catchUp lets replication drain while writes still flow. A planned
+// failover whose catch-up fails rolls back (nothing was touched yet).
+func (f *failover) catchUp(ctx workflow.Context) error {
+	pre, res := f.pre, f.res
+	if f.opts.CatchUpTimeout <= 0 || !pre.SourceReachable {
+		return nil
+	}
+	f.phase(ctx, PhaseCatchUp, fmt.Sprintf("%d ops behind", pre.SendLagOps+pre.ReplayLagOps))
+	t0 := workflow.Now(ctx)
+	var cu activities.CatchUpResult
+	err := workflow.ExecuteActivity(withActivity(f.work, f.opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication"), acts.CatchUp,
+		activities.CatchUpInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Partitions: pre.Partitions,
+			MaxLagOps: f.opts.CatchUpMaxLagOps, Timeout: f.opts.CatchUpTimeout}).Get(ctx, &cu)
+	switch {
+	case f.ctl.abort != nil:
+		return f.aborted(ctx)
+	case err != nil && f.req.Mode == ModePlanned:
+		return f.end(ctx, OutcomeRolledBack, PhaseRolledBack, because(fmt.Sprintf("catch up %s failed before fencing, nothing was touched", f.req.Account), err))
+	}
+	res.CaughtUp, res.LagAtFenceOps = cu.CaughtUp, cu.SendLagOps+cu.ReplayLagOps
+	res.CatchUpMillis = workflow.Now(ctx).Sub(t0).Milliseconds()
+	return nil
+}
+
+// fence fences the source partitions. Planned: all of them by the flush
+// deadline, or the failover rolls back naming the ones that did not fence.
+// Unplanned: partitions that do not answer are retried until SourceTimeout
+// and then given up on.
 func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 	pre, res := f.pre, f.res
 	f.phase(ctx, PhaseFence, fmt.Sprintf("%d partitions on %s", pre.Partitions, pre.From))
 	res.FencedAt = workflow.Now(ctx)
+	f.deadline = res.FencedAt.Add(f.opts.FlushDeadline)
 	f.fenceStarted = true
 	unplanned := f.req.Mode == ModeUnplanned
 	in := activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch, BestEffort: unplanned}
@@ -328,14 +338,34 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 	if unplanned {
 		actx = withActivity(f.work, 15*time.Second, f.opts.HeartbeatTimeout, 2, fmt.Sprintf("fence %d partitions (best effort)", pre.Partitions))
 	}
+	bounded := f.version >= versionBoundedFlush
+	if bounded && !unplanned {
+		// The workflow decides: partitions not fenced by the deadline
+		// roll the failover back, named.
+		in.BestEffort, in.Until = true, f.deadline
+		actx = boundedActivity(f.work, 2*time.Minute, f.deadline.Sub(res.FencedAt), f.opts.HeartbeatTimeout, fmt.Sprintf("fence %d partitions", pre.Partitions))
+	}
+	if bounded && unplanned {
+		in.Until = res.FencedAt.Add(min(f.opts.SourceTimeout, 10*time.Second))
+	}
 	var fence activities.FenceResult
 	if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &fence); err != nil {
 		if !unplanned || f.ctl.abort != nil {
-			return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
+			f.heldUpAll(StepFence, err)
+			return fence, because("fence "+pre.Account, err)
 		}
 		// The whole source is unreachable: every partition is retried below.
 		fence = activities.FenceResult{FinalLSN: make([]uint64, pre.Partitions), Fenced: make([]bool, pre.Partitions),
 			Unreachable: activities.AllPartitions(pre.Partitions), LastError: err.Error()}
+	}
+	f.noteFenced(ctx, fence)
+	if !unplanned && len(fence.Unreachable) > 0 {
+		for i, p := range fence.Unreachable {
+			res.HeldUp = append(res.HeldUp, PartitionIssue{Partition: p, Step: StepFence, Error: errorAt(fence.Errors, i, fence.LastError)})
+		}
+		first := res.HeldUp[0]
+		return fence, fmt.Errorf("fence %s: %d partitions not fenced by the flush deadline (%s); partition %d: %s",
+			pre.Account, len(fence.Unreachable), f.opts.FlushDeadline, first.Partition, first.Error)
 	}
 	giveUp := workflow.Now(ctx).Add(f.opts.SourceTimeout)
 	for len(fence.Unreachable) > 0 && workflow.Now(ctx).Before(giveUp) {
@@ -344,6 +374,9 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 		}
 		var again activities.FenceResult
 		in.Only = fence.Unreachable
+		if bounded {
+			in.Until = workflow.Now(ctx).Add(min(giveUp.Sub(workflow.Now(ctx)), 10*time.Second))
+		}
 		if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &again); err != nil {
 			if f.ctl.abort != nil {
 				return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
@@ -363,22 +396,62 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 	return fence, nil
 }
 
-// flush starts a PartitionGroupFailover child per group and waits for all.
-func (f *failover) flush(ctx workflow.Context, gs [][]int, fence activities.FenceResult) error {
+// noteFenced records the fence phase's timing for the report.
+func (f *failover) noteFenced(ctx workflow.Context, fence activities.FenceResult) {
+	f.fencedDone = workflow.Now(ctx)
+	wait := int64(0)
+	if !fence.Started.IsZero() {
+		wait = waited(f.res.FencedAt, fence.Started)
+	}
+	f.window = append(f.window[:0], PhaseTiming{Phase: StepFence, Millis: f.fencedDone.Sub(f.res.FencedAt).Milliseconds(), WaitMillis: wait})
+}
+
+// errorAt is errs[i], or def when the answer carried no per-partition errors.
+func errorAt(errs []string, i int, def string) string {
+	if i < len(errs) && errs[i] != "" {
+		return errs[i]
+	}
+	return def
+}
+
+// heldUpAll names every partition as holding the failover up at step.
+func (f *failover) heldUpAll(step string, err error) {
+	for p := range f.pre.Partitions {
+		f.res.HeldUp = append(f.res.HeldUp, PartitionIssue{Partition: p, Step: step, Error: rootMessage(err)})
+	}
+}
+
+// flush starts a PartitionGroupFailover child per group and waits for
+// them: all done, or the first that fails for good, or the deadline.
+func (f *failover) flush(ctx workflow.Context, fence activities.FenceResult) error {
 	pre, res := f.pre, f.res
-	f.phase(ctx, PhaseFlush, fmt.Sprintf("%d groups of up to %d partitions", len(gs), f.opts.GroupSize))
+	f.phase(ctx, PhaseFlush, fmt.Sprintf("%d groups of up to %d partitions", len(f.groups), f.opts.GroupSize))
 	res.Table = newTable(pre.Partitions)
 	copy(res.Table.FinalLSN, fence.FinalLSN)
+	futures := f.startGroups(ctx, fence)
+	if f.version < versionBoundedFlush {
+		return f.awaitGroupsInOrder(ctx, futures)
+	}
+	if err := f.awaitGroups(ctx, futures); err != nil {
+		return err
+	}
+	return f.checkReplayed()
+}
+
+// startGroups starts one child per group.
+func (f *failover) startGroups(ctx workflow.Context, fence activities.FenceResult) []workflow.ChildWorkflowFuture {
+	pre := f.pre
 	skip := make([]bool, pre.Partitions)
-	for _, p := range res.GivenUp {
+	for _, p := range f.res.GivenUp {
 		skip[p] = true
 	}
-	futures := make([]workflow.ChildWorkflowFuture, len(gs))
+	futures := make([]workflow.ChildWorkflowFuture, len(f.groups))
 	parentID := workflow.GetInfo(ctx).WorkflowExecution.ID
-	for i, g := range gs {
+	for i, g := range f.groups {
 		in := GroupInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Group: i, Partitions: g,
 			FinalLSN: make([]uint64, len(g)), ReplayTimeout: f.opts.ReplayTimeout, FlushSendGiveUp: f.opts.FlushSendGiveUp,
-			Unplanned: f.req.Mode == ModeUnplanned, HeartbeatTimeout: f.opts.HeartbeatTimeout}
+			Unplanned: f.req.Mode == ModeUnplanned, HeartbeatTimeout: f.opts.HeartbeatTimeout,
+			FencedAt: f.res.FencedAt, Deadline: f.deadline}
 		if in.Unplanned {
 			in.FlushSendGiveUp = f.opts.SourceTimeout
 			in.Skip = make([]bool, len(g))
@@ -389,13 +462,258 @@ func (f *failover) flush(ctx workflow.Context, gs [][]int, fence activities.Fenc
 				in.Skip[j] = skip[p]
 			}
 		}
-		cctx := workflow.WithChildOptions(f.work, workflow.ChildWorkflowOptions{
+		opts := workflow.ChildWorkflowOptions{
 			WorkflowID:    fmt.Sprintf("%s/group-%04d", parentID, i),
 			StaticSummary: fmt.Sprintf("flush partitions %d-%d of %s", g[0], g[len(g)-1], pre.Account),
-			RetryPolicy:   &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-		})
-		futures[i] = workflow.ExecuteChildWorkflow(cctx, PartitionGroupFailover, in)
+		}
+		if f.version < versionBoundedFlush {
+			opts.RetryPolicy = &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3}
+		}
+		futures[i] = workflow.ExecuteChildWorkflow(workflow.WithChildOptions(f.work, opts), PartitionGroupFailover, in)
 	}
+	return futures
+}
+
+// groupGrace is how long past the flush deadline the parent waits for its
+// groups to report (each stops at the deadline itself) before it rolls
+// back without them.
+const groupGrace = 5 * time.Second
+
+// awaitGroups waits for every group, acting on the first that fails for
+// good at once, whatever the order: it cancels the others and returns. A
+// group that hit the deadline is not alone: the others report theirs
+// within the grace, so the report names every partition held up.
+func (f *failover) awaitGroups(ctx workflow.Context, futures []workflow.ChildWorkflowFuture) error {
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	sel := workflow.NewSelector(ctx)
+	answered := make([]bool, len(futures))
+	var firstErr error
+	lateOnly := true // every failure so far is a group past the deadline
+	for i, fu := range futures {
+		sel.AddFuture(fu, func(fu workflow.Future) {
+			answered[i] = true
+			var gr GroupResult
+			err := fu.Get(ctx, &gr)
+			if err == nil {
+				f.groupDone(i, gr)
+				return
+			}
+			f.groupFailed(i, err)
+			if firstErr == nil {
+				firstErr = f.groupError(i, err)
+			}
+			lateOnly = lateOnly && isDeadline(err)
+		})
+	}
+	timedOut := false
+	sel.AddFuture(workflow.NewTimer(timerCtx, f.deadline.Sub(workflow.Now(ctx))+groupGrace), func(workflow.Future) { timedOut = true })
+	for remaining := len(futures); remaining > 0 && !timedOut && (firstErr == nil || lateOnly); {
+		sel.Select(ctx)
+		if !timedOut {
+			remaining--
+		}
+	}
+	if firstErr == nil && !timedOut {
+		return nil
+	}
+	f.ctl.cancelWork()
+	for i, ok := range answered {
+		if !ok && (timedOut || lateOnly) {
+			f.groupSilent(i)
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("no answer from %d groups of %s within %s of the flush deadline: is a worker running?", countFalse(answered), f.pre.Account, groupGrace)
+	}
+	return firstErr
+}
+
+// groupDone records a group that finished.
+func (f *failover) groupDone(i int, gr GroupResult) {
+	g := f.groups[i]
+	f.prog.GroupsDone++
+	f.res.GroupsDone++
+	f.prog.Done[StepFlushReplay] += len(g)
+	f.res.Table.fill(g, gr)
+	f.ctl.noteSlowest(g, gr)
+	f.res.GivenUp = append(f.res.GivenUp, gr.GivenUp...)
+	f.flushWait = max(f.flushWait, gr.SendWaitMillis)
+	f.replayWait = max(f.replayWait, gr.ReplayWaitMillis)
+}
+
+// groupFailed records what a failed group said of its partitions.
+func (f *failover) groupFailed(i int, err error) {
+	var ae *temporal.ApplicationError
+	var gr GroupResult
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&gr) == nil {
+		f.res.HeldUp = append(f.res.HeldUp, gr.HeldUp...)
+	}
+}
+
+// groupSilent names the partitions of a group that did not answer.
+func (f *failover) groupSilent(i int) {
+	for _, p := range f.groups[i] {
+		f.res.HeldUp = append(f.res.HeldUp, PartitionIssue{Partition: p, Step: StepFlushSend,
+			Error: "its group did not answer by the flush deadline (no worker, or the group was cancelled)"})
+	}
+}
+
+func (f *failover) groupError(i int, err error) error {
+	g := f.groups[i]
+	return because(fmt.Sprintf("flush group %d (partitions %d-%d) of %s", i, g[0], g[len(g)-1], f.pre.Account), err)
+}
+
+// isDeadline reports whether a group failed because of the flush deadline.
+func isDeadline(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.Type() == ErrTypeFlushDeadline
+}
+
+func countFalse(bs []bool) (n int) {
+	for _, b := range bs {
+		if !b {
+			n++
+		}
+	}
+	return n
+}
+
+// checkReplayed refuses to promote unless every partition not given up on
+// replayed up to its final LSN, and records the flush phases' timing.
+func (f *failover) checkReplayed() error {
+	pre, res := f.pre, f.res
+	givenUp := make([]bool, pre.Partitions)
+	for _, p := range res.GivenUp {
+		givenUp[p] = true
+	}
+	res.GivenUp = res.GivenUp[:0]
+	var lastSent, lastReplayed int64
+	for p := range pre.Partitions {
+		lastSent = max(lastSent, res.Table.SentAfterMillis[p])
+		lastReplayed = max(lastReplayed, res.Table.ReplayedAfterMillis[p])
+		if givenUp[p] {
+			res.GivenUp = append(res.GivenUp, p)
+			continue
+		}
+		if res.Table.ReplayedLSN[p] < res.Table.FinalLSN[p] {
+			return fmt.Errorf("partition %d of %s replayed to %d, short of its final LSN %d: refusing to promote",
+				p, pre.Account, res.Table.ReplayedLSN[p], res.Table.FinalLSN[p])
+		}
+	}
+	fenced := f.fencedDone.Sub(res.FencedAt).Milliseconds()
+	lastSent = max(lastSent, fenced)
+	f.window = append(f.window,
+		PhaseTiming{Phase: StepFlushSend, Millis: lastSent - fenced, WaitMillis: f.flushWait},
+		PhaseTiming{Phase: StepFlushReplay, Millis: max(lastReplayed, lastSent) - lastSent, WaitMillis: f.replayWait})
+	f.prog.GivenUp = len(res.GivenUp)
+	workflow.GetMetricsHandler(f.work).Counter(MetricPartitionsFlushed).Inc(int64(pre.Partitions - len(res.GivenUp)))
+	workflow.GetMetricsHandler(f.work).Counter(MetricPartitionsReplayed).Inc(int64(pre.Partitions))
+	return nil
+}
+
+// lossLedger reads, for an unplanned failover's given-up partitions, what
+// is known lost and an estimate of what the source may have acknowledged
+// after its last contact.
+func (f *failover) lossLedger(ctx workflow.Context) error {
+	res := f.res
+	if len(res.GivenUp) == 0 {
+		return nil
+	}
+	in := activities.LossLedgerInput{Account: f.pre.Account, ToURL: f.pre.ToURL, Partitions: res.GivenUp}
+	if f.version >= versionBoundedFlush {
+		in.GivenUpAt = workflow.Now(ctx)
+	}
+	if err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, 0, 5, "data-loss ledger"), acts.LossLedger, in).Get(ctx, &res.Ledger); err != nil {
+		return because("read the data-loss ledger of "+f.req.Account, err)
+	}
+	for _, e := range res.Ledger {
+		res.LostOps += e.Ops
+		res.UnseenOpsEstimate += e.UnseenOpsEstimate
+	}
+	return nil
+}
+
+// promote makes the destination the primary and points the account at
+// it: the point of no return. From here an abort is refused, and promote
+// runs on the workflow's own context so nothing cancels it.
+func (f *failover) promote(ctx workflow.Context) error {
+	pre, res := f.pre, f.res
+	f.ctl.noReturn = true
+	f.phase(ctx, PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
+	summary := fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)
+	actx := withActivity(ctx, 2*time.Minute, f.opts.HeartbeatTimeout, 0, summary)
+	if f.version >= versionBoundedFlush {
+		actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+			StartToCloseTimeout: 2 * time.Minute, ScheduleToCloseTimeout: promoteBound, HeartbeatTimeout: f.opts.HeartbeatTimeout, Summary: summary,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second},
+		})
+	}
+	scheduled := workflow.Now(ctx)
+	var pr activities.PromoteResult
+	err := workflow.ExecuteActivity(actx, acts.Promote,
+		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
+			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, &pr)
+	if err != nil {
+		return f.end(ctx, OutcomeFailed, PhaseFailed, because(fmt.Sprintf("promote %s on %s failed after the point of no return; the source stays fenced, run the failover again to finish it", f.req.Account, pre.To), err))
+	}
+	res.PromotedAt = workflow.Now(ctx)
+	f.prog.Done[StepPromote] = pre.Partitions
+	f.window = append(f.window, PhaseTiming{Phase: StepPromote, WaitMillis: waited(scheduled, pr.Started),
+		Millis: res.PromotedAt.Sub(res.FencedAt).Milliseconds() - sumMillis(f.window)})
+	if len(res.GivenUp) > 0 {
+		f.fenceGivenUp(ctx)
+	}
+	return nil
+}
+
+// promoteBound bounds promote's retries: past it the failover fails, saying
+// that the source stays fenced and how to finish.
+const promoteBound = 10 * time.Minute
+
+func sumMillis(ws []PhaseTiming) (n int64) {
+	for _, w := range ws {
+		n += w.Millis
+	}
+	return n
+}
+
+// completed fills the report of a failover that promoted and ends it.
+func (f *failover) completed(ctx workflow.Context) error {
+	pre, res := f.pre, f.res
+	for i := range res.Table.Partition {
+		res.SlowestSendMillis = max(res.SlowestSendMillis, res.Table.SendMillis[i])
+		res.SlowestReplayMillis = max(res.SlowestReplayMillis, res.Table.ReplayMillis[i])
+		res.SlowestFlushMillis = max(res.SlowestFlushMillis, res.Table.SendMillis[i]+res.Table.ReplayMillis[i])
+	}
+	res.UnavailableMillis = res.PromotedAt.Sub(res.FencedAt).Milliseconds()
+	if f.version >= versionBoundedFlush {
+		res.Window = f.window
+	}
+	loss := ""
+	if f.req.Mode == ModeUnplanned {
+		loss = fmt.Sprintf("; %s", lossSummary(*res))
+	}
+	_ = f.end(ctx, OutcomeCompleted, PhaseDone, nil)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**done** %s now primary on %s at epoch %d; writes unavailable %d ms%s",
+		f.req.Account, pre.To, res.NewEpoch, res.UnavailableMillis, loss))
+	return nil
+}
+
+// lossSummary says what an unplanned failover lost, leading with what is
+// not known.
+func lossSummary(res FailoverResult) string {
+	if len(res.GivenUp) == 0 {
+		return "no partition given up, nothing lost"
+	}
+	return fmt.Sprintf("%d ops known lost on %d given-up partitions up to their last contact, and an estimated %d more the source may have acknowledged after it",
+		res.LostOps, len(res.GivenUp), res.UnseenOpsEstimate)
+}
+
+// awaitGroupsInOrder is how groups were awaited before versionBoundedFlush
+// (one after the other, no deadline), kept for histories of that version.
+func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.ChildWorkflowFuture) error {
+	pre, res := f.pre, f.res
 	var flushErr error
 	givenUp := map[int]bool{}
 	for _, p := range res.GivenUp {
@@ -405,15 +723,15 @@ func (f *failover) flush(ctx workflow.Context, gs [][]int, fence activities.Fenc
 		var gr GroupResult
 		if err := fu.Get(ctx, &gr); err != nil {
 			if flushErr == nil {
-				flushErr = fmt.Errorf("flush group %d (partitions %d-%d) of %s: %w", i, gs[i][0], gs[i][len(gs[i])-1], pre.Account, err)
+				flushErr = f.groupError(i, err)
 				f.ctl.cancelWork()
 			}
 			continue
 		}
 		f.prog.GroupsDone++
-		f.prog.Done[StepFlushReplay] += len(gs[i])
-		res.Table.fill(gs[i], gr)
-		f.ctl.noteSlowest(gs[i], gr)
+		f.prog.Done[StepFlushReplay] += len(f.groups[i])
+		res.Table.fill(f.groups[i], gr)
+		f.ctl.noteSlowest(f.groups[i], gr)
 		for _, p := range gr.GivenUp {
 			givenUp[p] = true
 		}
@@ -477,13 +795,41 @@ func (f *failover) rollback(ctx workflow.Context, cause error) error {
 	f.phase(ctx, PhaseRollback, "unfencing the source")
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	err := workflow.ExecuteActivity(withActivity(dctx, time.Minute, f.opts.HeartbeatTimeout, 0, "rollback: unfence source"), acts.Unfence,
+	actx := withActivity(dctx, time.Minute, f.opts.HeartbeatTimeout, 0, "rollback: unfence source")
+	if f.version >= versionBoundedFlush {
+		actx = workflow.WithScheduleToCloseTimeout(actx, rollbackBound)
+	}
+	err := workflow.ExecuteActivity(actx, acts.Unfence,
 		activities.UnfenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch}).Get(dctx, nil)
 	if err != nil {
 		return f.end(ctx, OutcomeFailed, PhaseFailed, errors.Join(cause,
-			fmt.Errorf("rollback (unfence %s on %s) failed, unfence it by hand: %w", pre.Account, pre.From, err)))
+			because(fmt.Sprintf("rollback (unfence %s on %s) failed, unfence it by hand", pre.Account, pre.From), err)))
+	}
+	if f.version >= versionBoundedFlush {
+		f.res.UnavailableMillis = workflow.Now(ctx).Sub(f.res.FencedAt).Milliseconds()
+		slices.SortFunc(f.res.HeldUp, func(a, b PartitionIssue) int { return a.Partition - b.Partition })
 	}
 	return f.end(ctx, outcome, PhaseRolledBack, fmt.Errorf("%w (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From))
+}
+
+// rollbackBound bounds the rollback's retries of unfence: past it the
+// failover fails, saying the source must be unfenced by hand.
+const rollbackBound = 10 * time.Minute
+
+// readable is an error whose message is written for operators (the root
+// cause, without the SDK's wrapping) and which still wraps the chain it
+// came from, for errors.As.
+type readable struct {
+	msg string
+	err error
+}
+
+func (r readable) Error() string { return r.msg }
+func (r readable) Unwrap() error { return r.err }
+
+// because says what failed and its root cause, keeping err in the chain.
+func because(what string, err error) error {
+	return readable{msg: what + ": " + rootMessage(err), err: err}
 }
 
 // end records the outcome, emits the metrics and returns err (nil when the
@@ -543,6 +889,7 @@ func newTable(n int) PartitionTable {
 	return PartitionTable{
 		Partition: activities.AllPartitions(n), FinalLSN: make([]uint64, n), SentLSN: make([]uint64, n),
 		ReplayedLSN: make([]uint64, n), SendMillis: make([]int64, n), ReplayMillis: make([]int64, n),
+		SentAfterMillis: make([]int64, n), ReplayedAfterMillis: make([]int64, n),
 	}
 }
 
@@ -550,5 +897,8 @@ func (t *PartitionTable) fill(g []int, gr GroupResult) {
 	for j, p := range g {
 		t.SentLSN[p], t.ReplayedLSN[p] = gr.SentLSN[j], gr.ReplayedLSN[j]
 		t.SendMillis[p], t.ReplayMillis[p] = gr.SendMillis[j], gr.ReplayMillis[j]
+		if j < len(gr.SentAfterMillis) { // groups from before versionBoundedFlush lack these
+			t.SentAfterMillis[p], t.ReplayedAfterMillis[p] = gr.SentAfterMillis[j], gr.ReplayedAfterMillis[j]
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,19 +166,37 @@ func (f *fakeStamps) unfence(context.Context, activities.UnfenceInput) error {
 
 func newEnv(t *testing.T, f *fakeStamps) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
+	return newEnvWithout(t, f)
+}
+
+// newEnvWithout is newEnv leaving the named activities for the test to
+// mock itself.
+func newEnvWithout(t *testing.T, f *fakeStamps, own ...string) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(AccountFailover)
 	env.RegisterWorkflow(PartitionGroupFailover)
 	env.RegisterActivity(acts)
-	env.OnActivity(acts.Precheck, mock.Anything, mock.Anything).After(f.delay["Precheck"]).Return(f.precheck).Maybe()
-	env.OnActivity(acts.CatchUp, mock.Anything, mock.Anything).After(f.delay["CatchUp"]).Return(f.catchUp).Maybe()
-	env.OnActivity(acts.Fence, mock.Anything, mock.Anything).After(f.delay["Fence"]).Return(f.fence).Maybe()
-	env.OnActivity(acts.FlushSend, mock.Anything, mock.Anything).After(f.delay["FlushSend"]).Return(f.flushSend).Maybe()
-	env.OnActivity(acts.FlushReplay, mock.Anything, mock.Anything).After(f.delay["FlushReplay"]).Return(f.flushReplay).Maybe()
-	env.OnActivity(acts.Promote, mock.Anything, mock.Anything).After(f.delay["Promote"]).Return(f.promote).Maybe()
-	env.OnActivity(acts.Unfence, mock.Anything, mock.Anything).After(f.delay["Unfence"]).Return(f.unfence).Maybe()
-	env.OnActivity(acts.LossLedger, mock.Anything, mock.Anything).After(f.delay["LossLedger"]).Return(f.ledger).Maybe()
+	fakes := []struct {
+		name string
+		fn   any
+		fake any
+	}{
+		{"Precheck", acts.Precheck, f.precheck},
+		{"CatchUp", acts.CatchUp, f.catchUp},
+		{"Fence", acts.Fence, f.fence},
+		{"FlushSend", acts.FlushSend, f.flushSend},
+		{"FlushReplay", acts.FlushReplay, f.flushReplay},
+		{"Promote", acts.Promote, f.promote},
+		{"Unfence", acts.Unfence, f.unfence},
+		{"LossLedger", acts.LossLedger, f.ledger},
+	}
+	for _, a := range fakes {
+		if !slices.Contains(own, a.name) {
+			env.OnActivity(a.fn, mock.Anything, mock.Anything).After(f.delay[a.name]).Return(a.fake).Maybe()
+		}
+	}
 	return env
 }
 

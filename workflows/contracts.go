@@ -153,12 +153,36 @@ const MaxChildren = 500
 // partition, same index in every column), so that a 10,000-partition report
 // stays a few hundred kilobytes in the history.
 type PartitionTable struct {
-	Partition    []int
-	FinalLSN     []uint64
-	SentLSN      []uint64
-	ReplayedLSN  []uint64
+	Partition   []int
+	FinalLSN    []uint64
+	SentLSN     []uint64
+	ReplayedLSN []uint64
+	// The stamps' view: how long flush-send and flush-replay took on them.
 	SendMillis   []int64
 	ReplayMillis []int64
+	// The workflow's view, from the fence: when it saw the partition sent,
+	// and replayed. The difference to the stamps' view is time spent
+	// outside the stamps (waiting for a worker, retries, scheduling).
+	SentAfterMillis     []int64
+	ReplayedAfterMillis []int64
+}
+
+// PartitionIssue names a partition that held a failover up, the step it
+// was in and the last error it got.
+type PartitionIssue struct {
+	Partition int
+	Step      string // StepFence, StepFlushSend or StepFlushReplay
+	Error     string
+}
+
+// PhaseTiming is one phase of the write-unavailability window, from the
+// workflow's view: how long it took and, of that, how long its activities
+// waited to run (for a worker, or for a retry after a failed attempt or a
+// lost worker) rather than ran.
+type PhaseTiming struct {
+	Phase      string
+	Millis     int64
+	WaitMillis int64
 }
 
 // Outcomes of a failover (FailoverResult.Outcome, and the baton_failovers
@@ -203,10 +227,22 @@ type FailoverResult struct {
 	Alerts   []AlertRef
 
 	// Unplanned: partitions whose source was given up on, and the
-	// data-loss ledger (known lost LSN ranges) for them.
-	GivenUp []int
-	Ledger  []activities.LossEntry
-	LostOps uint64
+	// data-loss ledger (known lost LSN ranges) for them. LostOps is what is
+	// known lost up to each partition's last contact with the source;
+	// UnseenOpsEstimate is an estimate of what the source may have
+	// acknowledged after it (its write rate then x the time until it was
+	// given up): nobody but the source knows those.
+	GivenUp           []int
+	Ledger            []activities.LossEntry
+	LostOps           uint64
+	UnseenOpsEstimate uint64
+
+	// FlushDeadline bounded the fenced window; HeldUp names the partitions
+	// that held up a failover that rolled back, with their last error.
+	FlushDeadline time.Duration
+	HeldUp        []PartitionIssue
+	// GroupsDone counts the groups that finished their flush.
+	GroupsDone int
 
 	StartedAt  time.Time
 	FencedAt   time.Time
@@ -228,6 +264,9 @@ type FailoverResult struct {
 	SlowestReplayMillis int64
 	// SlowestFlushMillis is the slowest partition's send + replay.
 	SlowestFlushMillis int64
+	// Window breaks UnavailableMillis down by phase: fence, flush-send,
+	// flush-replay, promote.
+	Window []PhaseTiming
 
 	Table PartitionTable
 }
@@ -251,15 +290,31 @@ type GroupInput struct {
 	Skip      []bool
 	// HeartbeatTimeout of the group's activities (see FailoverOptions).
 	HeartbeatTimeout time.Duration
+	// FencedAt is when the parent started the fence; Deadline when the
+	// group must be done (FencedAt + FlushDeadline). Past it the group
+	// stops, cancels its work and fails with ErrTypeFlushDeadline, naming
+	// the partitions that held it up.
+	FencedAt time.Time
+	Deadline time.Time
 }
 
-// GroupResult reports one group, aligned with GroupInput.Partitions.
+// GroupResult reports one group, aligned with GroupInput.Partitions. A
+// group that fails carries it as its error's details.
 type GroupResult struct {
 	SentLSN      []uint64
 	ReplayedLSN  []uint64
 	SendMillis   []int64
 	ReplayMillis []int64
 	GivenUp      []int // unplanned: partitions only replayed, not flushed
+	// From the fence, in the workflow's view (PartitionTable).
+	SentAfterMillis     []int64
+	ReplayedAfterMillis []int64
+	// Time the group's flush-send and flush-replay activities waited to run
+	// (for a worker, or a retry) on its slowest path.
+	SendWaitMillis   int64
+	ReplayWaitMillis int64
+	// HeldUp: the partitions not done when the group stopped.
+	HeldUp []PartitionIssue
 }
 
 // SignalGroupProgress is how a group child tells its parent how many
