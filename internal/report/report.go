@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/workflows"
@@ -62,11 +63,60 @@ func Failover(w io.Writer, res workflows.FailoverResult, maxRows int) {
 		Plan(w, res)
 		return
 	}
-	fmt.Fprintf(w, "%s failover of %s: %s -> %s, epoch %d -> %d (%d partitions in %d groups): %s\n",
-		res.Mode, res.Account, res.From, res.To, res.OldEpoch, res.NewEpoch, res.Partitions, res.Groups, res.Outcome)
+	fmt.Fprintln(w, headline(res))
 	if res.Reason != "" || res.RequestedBy != "" {
 		fmt.Fprintf(w, "  reason: %q, requested by %q (trigger %s)\n", res.Reason, res.RequestedBy, res.Trigger)
 	}
+	decisions(w, res)
+	if len(res.Alerts) > 0 {
+		fmt.Fprintf(w, "  alerts: %d recorded\n", len(res.Alerts))
+	}
+	for _, r := range res.Refusals {
+		fmt.Fprintf(w, "  refused: %s\n", r)
+	}
+	if len(res.GivenUp) > 0 {
+		dataLoss(w, res)
+	}
+	if len(res.HeldUp) > 0 {
+		heldUp(w, res, maxRows)
+	}
+	if res.Outcome == workflows.OutcomeRolledBack || res.Outcome == workflows.OutcomeAborted {
+		if res.UnavailableMillis > 0 {
+			fmt.Fprintf(w, "  writes unavailable: %s (fence to unfence; flush deadline %s)\n", ms(res.UnavailableMillis), res.FlushDeadline)
+		}
+		return
+	}
+	if res.Outcome != workflows.OutcomeCompleted {
+		return
+	}
+	timings(w, res)
+	partitionTable(w, res.Table, maxRows)
+}
+
+// headline is the report's first line, naming only what is known: a
+// failover refused before its precheck answered has no stamps or epochs.
+func headline(res workflows.FailoverResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s failover of %s", res.Mode, res.Account)
+	if res.From != "" && res.To != "" {
+		fmt.Fprintf(&b, ": %s -> %s, epoch %d -> %d", res.From, res.To, res.OldEpoch, res.NewEpoch)
+	}
+	if res.Partitions > 0 {
+		fmt.Fprintf(&b, " (%s in %s)", plural(res.Partitions, "partition"), plural(res.Groups, "group"))
+	}
+	fmt.Fprintf(&b, ": %s", res.Outcome)
+	return b.String()
+}
+
+// plural writes n and the noun, with an s unless n is 1: "1 group".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func decisions(w io.Writer, res workflows.FailoverResult) {
 	for _, d := range []struct {
 		what string
 		d    *workflows.Decision
@@ -75,29 +125,84 @@ func Failover(w io.Writer, res workflows.FailoverResult, maxRows int) {
 			fmt.Fprintf(w, "  %s by %s at %s: %s\n", d.what, d.d.By, d.d.At.Format(time.RFC3339), d.d.Reason)
 		}
 	}
-	if len(res.Alerts) > 0 {
-		fmt.Fprintf(w, "  alerts: %d recorded\n", len(res.Alerts))
-	}
-	for _, r := range res.Refusals {
-		fmt.Fprintf(w, "  refused: %s\n", r)
-	}
-	if len(res.GivenUp) > 0 {
-		fmt.Fprintf(w, "  DATA LOSS: %d ops known lost on %d partitions whose source was given up on:\n", res.LostOps, len(res.GivenUp))
-		for _, e := range res.Ledger {
-			fmt.Fprintf(w, "    partition %d: LSNs %d..%d (%d ops), known as of %s\n", e.Partition, e.FromLSN, e.ToLSN, e.Ops, e.KnownAsOf.Format(time.RFC3339Nano))
+}
+
+// dataLoss leads with what nobody but the lost source knows: the writes it
+// may have acknowledged after its last contact (an estimate), then what is
+// known lost up to that contact, per partition.
+func dataLoss(w io.Writer, res workflows.FailoverResult) {
+	lastContact := time.Time{}
+	for _, e := range res.Ledger {
+		if e.KnownAsOf.After(lastContact) {
+			lastContact = e.KnownAsOf
 		}
 	}
-	if res.Outcome != workflows.OutcomeCompleted {
-		return
+	fmt.Fprintf(w, "  DATA LOSS on %s whose source was given up on: up to ~%d ops (estimate) = %d known lost before the last contact%s + ~%d estimated after it\n",
+		plural(len(res.GivenUp), "partition"), res.LostOps+res.UnseenOpsEstimate, res.LostOps, asOf(lastContact), res.UnseenOpsEstimate)
+	fmt.Fprintf(w, "    (after the last contact only the old primary knows what it acknowledged; the estimate is its write rate then x the time until it was given up)\n")
+	for _, e := range res.Ledger {
+		lost := "none"
+		if e.Ops > 0 {
+			lost = fmt.Sprintf("LSNs %d..%d (%d ops)", e.FromLSN, e.ToLSN, e.Ops)
+		}
+		fmt.Fprintf(w, "    partition %d: last contact %s; known lost: %s; after it: ~%d ops (at %.0f ops/s)\n",
+			e.Partition, stamp(e.KnownAsOf), lost, e.UnseenOpsEstimate, e.SourceWriteRate)
 	}
-	fmt.Fprintf(w, "  total time:                 %d ms\n", res.TotalMillis)
-	fmt.Fprintf(w, "  write unavailability:       %d ms (fence to promote)\n", res.UnavailableMillis)
-	fmt.Fprintf(w, "  catch-up before fence:      %d ms (caught up: %v, %d ops behind at fence; %d send + %d replay behind at precheck)\n",
-		res.CatchUpMillis, res.CaughtUp, res.LagAtFenceOps, res.PrecheckSendLagOps, res.PrecheckReplayLagOps)
-	fmt.Fprintf(w, "  slowest flush-send:         %d ms\n", res.SlowestSendMillis)
-	fmt.Fprintf(w, "  slowest flush-replay:       %d ms\n", res.SlowestReplayMillis)
-	fmt.Fprintf(w, "  slowest partition (s + r):  %d ms\n", res.SlowestFlushMillis)
-	t := res.Table
+}
+
+func asOf(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " (" + stamp(t) + ")"
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("15:04:05.000Z07:00")
+}
+
+// heldUp names the partitions that held a failover up, with their last
+// error: the first rows in full, then a count.
+func heldUp(w io.Writer, res workflows.FailoverResult, maxRows int) {
+	fmt.Fprintf(w, "  held up by %s:\n", plural(len(res.HeldUp), "partition"))
+	rows := len(res.HeldUp)
+	if maxRows > 0 && rows > maxRows {
+		rows = maxRows
+	}
+	for _, h := range res.HeldUp[:rows] {
+		fmt.Fprintf(w, "    partition %d at %s: %s\n", h.Partition, h.Step, h.Error)
+	}
+	if rows < len(res.HeldUp) {
+		fmt.Fprintf(w, "    ... and %d more (--rows 0 lists all)\n", len(res.HeldUp)-rows)
+	}
+}
+
+// timings says where the time of a completed failover went.
+func timings(w io.Writer, res workflows.FailoverResult) {
+	fmt.Fprintf(w, "  total time:                 %s\n", ms(res.TotalMillis))
+	fmt.Fprintf(w, "  write unavailability:       %s (fence to promote)\n", ms(res.UnavailableMillis))
+	for _, p := range res.Window {
+		wait := ""
+		if p.WaitMillis > 0 {
+			wait = fmt.Sprintf(" (of which %s waiting for a worker or a retry)", ms(min(p.WaitMillis, p.Millis)))
+		}
+		fmt.Fprintf(w, "    %-13s %10s%s\n", p.Phase+":", ms(p.Millis), wait)
+	}
+	fmt.Fprintf(w, "  catch-up before fence:      %s (caught up: %v, %d ops behind at fence; %d send + %d replay behind at precheck)\n",
+		ms(res.CatchUpMillis), res.CaughtUp, res.LagAtFenceOps, res.PrecheckSendLagOps, res.PrecheckReplayLagOps)
+	if res.FlushDeadline > 0 {
+		fmt.Fprintf(w, "  flush deadline:             %s\n", res.FlushDeadline)
+	}
+	fmt.Fprintf(w, "  on the stamps: slowest flush-send %s, slowest flush-replay %s, slowest partition (send + replay) %s\n",
+		ms(res.SlowestSendMillis), ms(res.SlowestReplayMillis), ms(res.SlowestFlushMillis))
+}
+
+// partitionTable lists the partitions, slowest first by the workflow's view
+// (fence to replayed), then by the stamps'.
+func partitionTable(w io.Writer, t workflows.PartitionTable, maxRows int) {
 	n := len(t.Partition)
 	if n == 0 {
 		return
@@ -109,20 +214,35 @@ func Failover(w io.Writer, res workflows.FailoverResult, maxRows int) {
 		replayed += t.ReplayedLSN[i]
 	}
 	fmt.Fprintf(w, "  LSNs summed over partitions: final %d, sent %d, replayed %d\n", final, sent, replayed)
+	workflowView := len(t.ReplayedAfterMillis) == n
+	cost := func(i int) int64 {
+		if workflowView {
+			return t.ReplayedAfterMillis[i]*1_000_000 + t.SendMillis[i] + t.ReplayMillis[i]
+		}
+		return t.SendMillis[i] + t.ReplayMillis[i]
+	}
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool {
-		return t.SendMillis[order[a]]+t.ReplayMillis[order[a]] > t.SendMillis[order[b]]+t.ReplayMillis[order[b]]
-	})
+	sort.SliceStable(order, func(a, b int) bool { return cost(order[a]) > cost(order[b]) })
 	rows := n
 	if maxRows > 0 && rows > maxRows {
 		rows = maxRows
 		fmt.Fprintf(w, "  slowest %d of %d partitions:\n", rows, n)
 	}
-	fmt.Fprintf(w, "  %9s %10s %10s %10s %9s %9s\n", "partition", "final", "sent", "replayed", "send ms", "replay ms")
-	for _, i := range order[:rows] {
-		fmt.Fprintf(w, "  %9d %10d %10d %10d %9d %9d\n", t.Partition[i], t.FinalLSN[i], t.SentLSN[i], t.ReplayedLSN[i], t.SendMillis[i], t.ReplayMillis[i])
+	if !workflowView {
+		fmt.Fprintf(w, "  %9s %10s %10s %10s %9s %9s\n", "partition", "final", "sent", "replayed", "send ms", "replay ms")
+		for _, i := range order[:rows] {
+			fmt.Fprintf(w, "  %9d %10d %10d %10d %9d %9d\n", t.Partition[i], t.FinalLSN[i], t.SentLSN[i], t.ReplayedLSN[i], t.SendMillis[i], t.ReplayMillis[i])
+		}
+		return
 	}
+	fmt.Fprintf(w, "  %9s %10s %10s %10s %11s %13s %9s %9s\n", "partition", "final", "sent", "replayed",
+		"sent at ms", "replayed at ms", "send ms", "replay ms")
+	for _, i := range order[:rows] {
+		fmt.Fprintf(w, "  %9d %10d %10d %10d %11d %13d %9d %9d\n", t.Partition[i], t.FinalLSN[i], t.SentLSN[i], t.ReplayedLSN[i],
+			t.SentAfterMillis[i], t.ReplayedAfterMillis[i], t.SendMillis[i], t.ReplayMillis[i])
+	}
+	fmt.Fprintf(w, "  (\"at\" columns: from the fence, as the workflow saw it; send/replay ms: on the stamps)\n")
 }
