@@ -32,6 +32,7 @@ type globals struct {
 	taskQueue string
 	timeout   time.Duration
 	output    string
+	verbose   bool
 }
 
 // json reports whether results are wanted as JSON (--output json).
@@ -52,6 +53,13 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newRoot() *cobra.Command {
+	root, _ := newRootWithGlobals()
+	return root
+}
+
+// newRootWithGlobals builds the command tree and returns the flags every
+// command shares, which main reads to print an error.
+func newRootWithGlobals() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "baton",
@@ -60,7 +68,15 @@ func newRoot() *cobra.Command {
 
 Temporal connection settings come from the environment: TEMPORAL_ADDRESS
 (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
-TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.`,
+TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.
+
+Every command about one account takes the account as its argument:
+baton failover|status|result|watch|approve|reject|abort|list ACCOUNT
+(--account ACCOUNT is accepted too).
+
+A command that fails prints one line: the cause and what to do next. -v
+adds the whole error chain; with --output json the failure is a JSON object
+on stderr whose "chain" field holds it.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return g.validate() },
@@ -71,11 +87,13 @@ TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.`,
 	pf.StringVar(&g.taskQueue, "task-queue", workflows.TaskQueue, "Temporal task queue of Baton's workers")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout for calls that do not wait for a failover")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "on failure, print the whole error chain too, not only the cause")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{cmd: c, err: err} })
 	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g), newWatchCmd(g), newListCmd(g),
 		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject), newDecisionCmd(g, workflows.UpdateAbort))
 	root.AddCommand(newWebhookCmd(g))
 	root.AddCommand(newPlanCmd(g))
-	return root
+	return root, g
 }
 
 func newFailoverCmd(g *globals) *cobra.Command {
@@ -83,9 +101,10 @@ func newFailoverCmd(g *globals) *cobra.Command {
 		req                    workflows.FailoverRequest
 		wait, approve, require bool
 		rows                   int
+		account                *accountArg
 	)
 	cmd := &cobra.Command{
-		Use:   "failover --account A --to STAMP",
+		Use:   "failover ACCOUNT --to STAMP",
 		Short: "Start a planned failover of an account to its secondary stamp",
 		Long: `Start a failover: precheck, approval (if the policy asks), catch up
 replication, fence the source, flush-send and flush-replay every partition,
@@ -99,15 +118,20 @@ unreachable partitions are given up on and the report carries the data-loss
 ledger. Unplanned and automatic failovers wait for an approval (baton
 approve) unless --approve is given.
 
+Every phase before promote is bounded by the flush deadline
+(--flush-deadline, default ` + workflows.DefaultFlushDeadline.String() + `): past it a planned failover rolls
+back and the source takes writes again.
+
 Only one failover per account runs at a time (the workflow ID is derived from
 the account); until promote, baton abort rolls it back.`,
-		Example: `  baton failover --account acct-1 --to stamp-b --reason "stamp-a maintenance" --wait
-  baton failover --account acct-1 --to stamp-b --dry-run
-  baton failover --account acct-1 --to stamp-b --mode unplanned --approve --reason "stamp-a down"`,
-		Args: cobra.NoArgs,
+		Example: `  baton failover acct-1 --to stamp-b --reason "stamp-a maintenance" --wait
+  baton failover acct-1 --to stamp-b --dry-run
+  baton failover acct-1 --to stamp-b --flush-deadline 90s --wait
+  baton failover acct-1 --to stamp-b --mode unplanned --approve --reason "stamp-a down"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if req.Account == "" || req.ToStamp == "" {
-				return errors.New("--account and --to are required: name the account and the stamp to fail over to")
+			req.Account = account.value
+			if req.ToStamp == "" {
+				return usageError{cmd: cmd, err: errors.New("no destination: name the stamp to fail over to, baton failover ACCOUNT --to STAMP")}
 			}
 			if req.FromStamp != "" && req.FromStamp == req.ToStamp {
 				return fmt.Errorf("--from and --to are both %q: a failover needs two different stamps", req.ToStamp)
@@ -120,6 +144,9 @@ the account); until promote, baton abort rolls it back.`,
 			}
 			if req.Approval.Timeout <= 0 {
 				return fmt.Errorf("--approval-timeout %s: must be positive", req.Approval.Timeout)
+			}
+			if cmd.Flags().Changed("flush-deadline") && req.Options.FlushDeadline <= 0 {
+				return fmt.Errorf("--flush-deadline %s: must be positive (leave it out for the default, %s)", req.Options.FlushDeadline, workflows.DefaultFlushDeadline)
 			}
 			req.Trigger, req.Approval.Required = workflows.TriggerManual, require
 			if approve {
@@ -148,11 +175,14 @@ the account); until promote, baton abort rolls it back.`,
 				}
 				return nil
 			}
-			return waitAndReport(ctx, out, g, run, rows)
+			if err := waitAndReport(ctx, out, g, run, rows); err != nil {
+				return requestError{account: req.Account, to: req.ToStamp, err: err}
+			}
+			return nil
 		},
 	}
+	account = addAccountArg(cmd, "account to fail over", false)
 	f := cmd.Flags()
-	f.StringVar(&req.Account, "account", "", "account to fail over (required)")
 	f.StringVar(&req.ToStamp, "to", "", "stamp to fail over to: the account's secondary (required)")
 	f.StringVar(&req.FromStamp, "from", "", "expected current primary; refused if it is not (default: accept the current one)")
 	f.StringVar(&req.Reason, "reason", "manual failover", "why, recorded in the workflow")
@@ -164,28 +194,26 @@ the account); until promote, baton abort rolls it back.`,
 	f.BoolVar(&require, "require-approval", false, "wait for an approval (baton approve) even if the policy would not")
 	f.DurationVar(&req.Approval.Timeout, "approval-timeout", time.Hour, "abort if no approval comes within this")
 	f.Uint64Var(&req.Approval.LossBudgetOps, "loss-budget", 0, "ask for approval when the estimated loss exceeds this many ops (0 = no budget)")
+	f.DurationVar(&req.Options.FlushDeadline, "flush-deadline", 0,
+		fmt.Sprintf("bound on the fenced window before promote; past it a planned failover rolls back (default %s)", workflows.DefaultFlushDeadline))
 	f.BoolVar(&wait, "wait", false, "wait for the failover to finish and print its report")
 	f.IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
 	return cmd
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var account string
+	var account *accountArg
 	cmd := &cobra.Command{
-		Use:     "status --account A",
+		Use:     "status ACCOUNT",
 		Short:   "Show where an account's primary is, its epoch and replication lag",
-		Example: `  baton status --account acct-1`,
-		Args:    cobra.NoArgs,
+		Example: `  baton status acct-1`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if account == "" {
-				return errors.New("--account is required")
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			return printStatus(ctx, cmd.OutOrStdout(), g, location.NewClient(g.location, nil), account)
+			return printStatus(ctx, cmd.OutOrStdout(), g, location.NewClient(g.location, nil), account.value)
 		},
 	}
-	cmd.Flags().StringVar(&account, "account", "", "account to show (required)")
+	account = addAccountArg(cmd, "account to show", false)
 	return cmd
 }
 
@@ -222,24 +250,31 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 }
 
 func newResultCmd(g *globals) *cobra.Command {
-	var rows int
+	var (
+		rows    int
+		account *accountArg
+	)
 	cmd := &cobra.Command{
-		Use:     "result ACCOUNT|WORKFLOW-ID",
+		Use:     "result ACCOUNT",
 		Short:   "Wait for an account's latest failover and print its report",
+		Long:    "Wait for an account's latest failover and print its report.\n\n" + workflowIDNote,
 		Example: "  baton result acct-1\n  baton result acct-1 --output json",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			return waitAndReport(cmd.Context(), cmd.OutOrStdout(), g, c.GetWorkflow(cmd.Context(), workflowID(args[0]), ""), rows)
+			return waitAndReport(cmd.Context(), cmd.OutOrStdout(), g, c.GetWorkflow(cmd.Context(), workflowID(account.value), ""), rows)
 		},
 	}
+	account = addAccountArg(cmd, "account whose failover to report", false)
 	cmd.Flags().IntVar(&rows, "rows", 20, "partitions to list, slowest first (0 = all)")
 	return cmd
 }
+
+// workflowIDNote is the help of the commands that also take a workflow ID.
+const workflowIDNote = "ACCOUNT may also be a failover's workflow ID (failover-ACCOUNT, as baton list shows it)."
 
 // workflowID accepts an account name or a failover's workflow ID.
 func workflowID(arg string) string {
@@ -264,10 +299,9 @@ func waitAndReport(ctx context.Context, out io.Writer, g *globals, run client.Wo
 	} else {
 		report.Failover(out, res, rows)
 	}
-	if ended != nil {
-		return fmt.Errorf("failover %s ended %s: %w", run.GetID(), res.Outcome, ended)
-	}
-	return nil
+	// The error's message names the account and says what happened (and
+	// baton prints its root cause): no wrapping here.
+	return ended
 }
 
 // waitResult waits for run and decodes its result into res, also from a

@@ -14,19 +14,22 @@ import (
 // same-named update to a running failover and reports whether the
 // workflow took it.
 func newDecisionCmd(g *globals, update string) *cobra.Command {
-	var d workflows.Decision
+	var (
+		d       workflows.Decision
+		account *accountArg
+	)
 	short := map[string]string{
 		workflows.UpdateApprove: "Approve a failover waiting at its approval gate",
 		workflows.UpdateReject:  "Reject a failover waiting at its approval gate (nothing is touched)",
 		workflows.UpdateAbort:   "Abort a failover before promote: in-flight work stops and the source is unfenced",
 	}[update]
 	cmd := &cobra.Command{
-		Use:     update + " ACCOUNT|WORKFLOW-ID --reason WHY",
-		Short:   short,
-		Long:    short + ".\n\nThe workflow records who and why. The same decision can be sent from the Temporal\nWeb UI as a signal named \"" + update + "\" with the JSON {\"By\": \"...\", \"Reason\": \"...\"}.",
+		Use:   update + " ACCOUNT --reason WHY",
+		Short: short,
+		Long: short + ".\n\nThe workflow records who and why. The same decision can be sent from the Temporal\nWeb UI as a signal named \"" + update + "\" with the JSON {\"By\": \"...\", \"Reason\": \"...\"}.\n\n" +
+			workflowIDNote,
 		Example: fmt.Sprintf("  baton %s acct-1 --reason \"checked with the storage on-call\"", update),
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if d.Reason == "" {
 				return fmt.Errorf("--reason is required: say why you %s", update)
 			}
@@ -38,7 +41,7 @@ func newDecisionCmd(g *globals, update string) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			id := workflowID(args[0])
+			id := workflowID(account.value)
 			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
 				WorkflowID: id, UpdateName: update, Args: []any{d}, WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
@@ -55,6 +58,7 @@ func newDecisionCmd(g *globals, update string) *cobra.Command {
 			return nil
 		},
 	}
+	account = addAccountArg(cmd, "account whose failover to "+update, false)
 	cmd.Flags().StringVar(&d.Reason, "reason", "", "why (required, recorded in the workflow)")
 	cmd.Flags().StringVar(&d.By, "by", currentUser(), "who decides, recorded in the workflow")
 	return cmd

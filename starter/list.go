@@ -27,15 +27,15 @@ type listed struct {
 
 func newListCmd(g *globals) *cobra.Command {
 	var (
-		account string
-		limit   int
+		acct  *accountArg
+		limit int
 	)
 	cmd := &cobra.Command{
-		Use:     "list [--account A]",
+		Use:     "list [ACCOUNT]",
 		Short:   "List failovers, newest first (all, or one account's)",
-		Example: "  baton list\n  baton list --account acct-1 --output json",
-		Args:    cobra.NoArgs,
+		Example: "  baton list\n  baton list acct-1 --output json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			account := acct.value
 			if limit <= 0 {
 				return fmt.Errorf("--limit %d: must be positive", limit)
 			}
@@ -47,7 +47,7 @@ func newListCmd(g *globals) *cobra.Command {
 			q := fmt.Sprintf("WorkflowType = '%s'", workflows.NameAccountFailover)
 			if account != "" {
 				if strings.ContainsAny(account, `'"\`) {
-					return fmt.Errorf("--account %q: quotes are not part of an account name", account)
+					return fmt.Errorf("account %q: quotes are not part of an account name", account)
 				}
 				q += fmt.Sprintf(" AND %s = '%s'", workflows.SearchAccount.GetName(), account)
 			}
@@ -97,7 +97,7 @@ func newListCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&account, "account", "", "only this account's failovers")
+	acct = addAccountArg(cmd, "only this account's failovers", true)
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many")
 	return cmd
 }

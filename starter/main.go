@@ -3,17 +3,35 @@
 package main
 
 import (
-	"fmt"
+	"io"
 	"os"
+	"strings"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "baton:", err)
-		os.Exit(1)
-	}
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// execute runs the command line and returns the exit code; a failure is
+// printed as one line (see describeError), with the whole error chain
+// under -v or --output json.
+func execute(args []string, stdout, stderr io.Writer) int {
+	root, g := newRootWithGlobals()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = usageError{cmd: cmd, err: err}
+	}
+	printFailure(stderr, err, g)
+	return 1
+}
+
+// run runs the command line and returns its error, unprinted.
 func run(args []string) error {
 	root := newRoot()
 	root.SetArgs(args)

@@ -108,7 +108,7 @@ component, well-formed actions. Prints warnings for things that work but are
 probably unintended (no restore action, no expected duration). Exits non-zero
 on an invalid plan.`,
 		Example: "  baton plan validate examples/plans/patent.yaml",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, gr, err := pf.load(cmd, args[0])
 			if err != nil {
@@ -162,7 +162,7 @@ the critical path, and the predicted time against the two baselines of
 today's DR tools: fully sequential (everything offline, then everything
 online) and barrier groups (dependency levels one group at a time).`,
 		Example: "  baton plan simulate examples/plans/patent.yaml\n  baton plan simulate examples/plans/patent.yaml --source-slots 1 --target-slots 1",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, gr, err := pf.load(cmd, args[0])
 			if err != nil {
@@ -215,7 +215,7 @@ aborted (baton plan abort): the components taken offline come back online on
 the source.`,
 		Example: `  baton plan run examples/plans/patent.yaml --wait
   STAMP_A_URL=http://127.0.0.1:7201 baton plan run examples/plans/shop.yaml --set ACCOUNT=acct-1`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, _, err := pf.load(cmd, args[0])
 			if err != nil {
@@ -269,10 +269,9 @@ func waitAndReportApp(ctx context.Context, out io.Writer, g *globals, run client
 	} else {
 		report.AppFailover(out, res, width)
 	}
-	if ended != nil {
-		return fmt.Errorf("application failover %s ended %s: %w", run.GetID(), res.Outcome, ended)
-	}
-	return nil
+	// The error's message names the plan and says what happened: no
+	// wrapping here.
+	return ended
 }
 
 // appWorkflowID accepts a plan name or an application failover's ID.
@@ -288,7 +287,7 @@ func newPlanStatusCmd(g *globals) *cobra.Command {
 		Use:     "status PLAN|WORKFLOW-ID",
 		Short:   "Show the progress of a plan's latest failover, step by step",
 		Example: "  baton plan status shop",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial()
 			if err != nil {
@@ -326,7 +325,7 @@ offline is brought back online on the source, dependencies first. The same
 decision can be sent from the Temporal Web UI as a signal named "abort" with
 the JSON {"By": "...", "Reason": "..."}.`,
 		Example: `  baton plan abort shop --reason "drill over"`,
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if d.Reason == "" {
 				return errors.New("--reason is required: say why you abort")

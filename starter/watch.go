@@ -17,18 +17,20 @@ import (
 
 func newWatchCmd(g *globals) *cobra.Command {
 	var (
-		rows  int
-		every time.Duration
+		rows    int
+		every   time.Duration
+		account *accountArg
 	)
 	cmd := &cobra.Command{
-		Use:   "watch ACCOUNT|WORKFLOW-ID",
+		Use:   "watch ACCOUNT",
 		Short: "Show a failover's live progress, then its report",
 		Long: `Polls the failover's progress query and shows, per step, how many partitions
 are through it (fence, flush-send, flush-replay, promote), the phase and the
-elapsed time; when the failover ends, prints its report.`,
+elapsed time; when the failover ends, prints its report.
+
+` + workflowIDNote,
 		Example: "  baton watch acct-1",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if every <= 0 {
 				return fmt.Errorf("--every %s: must be positive", every)
 			}
@@ -38,13 +40,14 @@ elapsed time; when the failover ends, prints its report.`,
 			}
 			defer c.Close()
 			ctx, out := cmd.Context(), cmd.OutOrStdout()
-			id := workflowID(args[0])
+			id := workflowID(account.value)
 			if err := watch(ctx, out, c, id, every, !g.json()); err != nil {
 				return err
 			}
 			return waitAndReport(ctx, out, g, c.GetWorkflow(ctx, id, ""), rows)
 		},
 	}
+	account = addAccountArg(cmd, "account whose failover to watch", false)
 	cmd.Flags().IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
 	cmd.Flags().DurationVar(&every, "every", 500*time.Millisecond, "how often to refresh")
 	return cmd
