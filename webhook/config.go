@@ -24,6 +24,11 @@ const DefaultCooldown = 30 * time.Minute
 type Config struct {
 	// Cooldown is the default of every rule and of the plain JSON trigger.
 	Cooldown Duration `yaml:"cooldown"`
+	// FlushDeadline is the default flush deadline of every rule and of the
+	// plain JSON trigger: the bound on a failover's fenced window before
+	// promote, past which a planned failover rolls back. Unset: the
+	// workflow's default (workflows.DefaultFlushDeadline, 2m).
+	FlushDeadline *Duration `yaml:"flush_deadline"`
 	// Rules are tried in order; the first whose matchers all match an alert
 	// decides what happens with it.
 	Rules []Rule `yaml:"rules"`
@@ -61,17 +66,20 @@ type Rule struct {
 	CancelOnResolve bool `yaml:"cancel_on_resolve"`
 	// Cooldown overrides Config.Cooldown for this rule.
 	Cooldown *Duration `yaml:"cooldown"`
+	// FlushDeadline overrides Config.FlushDeadline for this rule.
+	FlushDeadline *Duration `yaml:"flush_deadline"`
 }
 
 // TriggerConfig configures the plain JSON trigger.
 type TriggerConfig struct {
 	// Disabled refuses every plain JSON trigger (404).
 	Disabled bool `yaml:"disabled"`
-	// ApprovalRequired (default true), ApprovalTimeout and Cooldown mean
-	// what they mean in a Rule.
+	// ApprovalRequired (default true), ApprovalTimeout, Cooldown and
+	// FlushDeadline mean what they mean in a Rule.
 	ApprovalRequired *bool     `yaml:"approval_required"`
 	ApprovalTimeout  Duration  `yaml:"approval_timeout"`
 	Cooldown         *Duration `yaml:"cooldown"`
+	FlushDeadline    *Duration `yaml:"flush_deadline"`
 }
 
 // Duration is a time.Duration written as "30m" in YAML.
@@ -126,6 +134,12 @@ func (c *Config) validate() error {
 	if len(c.Rules) == 0 && c.Trigger.Disabled {
 		return errors.New("no rules and the plain trigger is disabled: this receiver would refuse everything")
 	}
+	if err := positiveFlushDeadline(c.FlushDeadline); err != nil {
+		return err
+	}
+	if err := positiveFlushDeadline(c.Trigger.FlushDeadline); err != nil {
+		return fmt.Errorf("trigger: %w", err)
+	}
 	seen := map[string]bool{}
 	for i := range c.Rules {
 		r := &c.Rules[i]
@@ -158,11 +172,32 @@ func (r *Rule) validate() error {
 	if r.Mode != workflows.ModePlanned && r.Mode != workflows.ModeUnplanned {
 		return fmt.Errorf("mode %q: use %s or %s", r.Mode, workflows.ModePlanned, workflows.ModeUnplanned)
 	}
+	return positiveFlushDeadline(r.FlushDeadline)
+}
+
+// positiveFlushDeadline refuses a flush_deadline of 0: a failover cannot
+// flush in no time, and 0 must not quietly mean "the default" either.
+func positiveFlushDeadline(d *Duration) error {
+	if d != nil && *d <= 0 {
+		return fmt.Errorf("flush_deadline %s: must be positive (leave it out for the default, %s)", time.Duration(*d), workflows.DefaultFlushDeadline)
+	}
 	return nil
 }
 
 // approvalRequired is the rule's (or trigger's) setting, true by default.
 func approvalRequired(p *bool) bool { return p == nil || *p }
+
+// flushDeadline is the rule's (or trigger's) own flush deadline, else the
+// config's, else 0: the workflow's default.
+func (c *Config) flushDeadline(own *Duration) time.Duration {
+	switch {
+	case own != nil:
+		return time.Duration(*own)
+	case c.FlushDeadline != nil:
+		return time.Duration(*c.FlushDeadline)
+	}
+	return 0
+}
 
 // cooldown is the rule's own cooldown or the config's.
 func (c *Config) cooldown(own *Duration) time.Duration {

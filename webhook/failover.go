@@ -182,6 +182,7 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 		Account: it.route.Account, FromStamp: it.route.From, ToStamp: it.route.To,
 		Reason: it.reason, RequestedBy: it.requestedBy, Mode: it.mode, Trigger: it.trigger,
 		Approval: workflows.ApprovalPolicy{Required: it.approval, Timeout: it.approvalTimeout},
+		Options:  workflows.FailoverOptions{FlushDeadline: it.flushDeadline},
 	}
 	if !it.approval {
 		req.Approval.PreApproved = &workflows.Decision{By: "webhook rule " + it.rule, Reason: "approval_required: false in the webhook config"}

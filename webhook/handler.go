@@ -223,6 +223,7 @@ type item struct {
 	mode            string
 	approval        bool
 	approvalTimeout time.Duration
+	flushDeadline   time.Duration // 0: the workflow's default
 	cooldown        time.Duration
 	cancelOnResolve bool
 	trigger         string
@@ -264,6 +265,7 @@ func (h *Handler) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 		it.res.Rule, it.res.Account = rule.Name, route.Account
 		it.mode, it.approval, it.approvalTimeout = rule.Mode, approvalRequired(rule.ApprovalRequired), time.Duration(rule.ApprovalTimeout)
 		it.cooldown, it.cancelOnResolve = h.o.Config.cooldown(rule.Cooldown), rule.CancelOnResolve
+		it.flushDeadline = h.o.Config.flushDeadline(rule.FlushDeadline)
 		it.reason = fmt.Sprintf("alert %s %s", a.Name(), a.Status)
 		if s := a.Annotations["summary"]; s != "" {
 			it.reason += ": " + s
@@ -300,7 +302,8 @@ func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
 		ref:   t.Ref(h.o.Now()),
 		route: Route{Account: t.Account, To: t.To, From: t.From}, rule: "trigger",
 		mode: t.Mode, approval: approvalRequired(tc.ApprovalRequired), approvalTimeout: time.Duration(tc.ApprovalTimeout),
-		cooldown: h.o.Config.cooldown(tc.Cooldown), trigger: workflows.TriggerAPI, reason: t.Reason, requestedBy: by,
+		flushDeadline: h.o.Config.flushDeadline(tc.FlushDeadline), cooldown: h.o.Config.cooldown(tc.Cooldown),
+		trigger: workflows.TriggerAPI, reason: t.Reason, requestedBy: by,
 	}
 	h.process(r.Context(), []*item{it})
 	h.answer(w, endpoint, []*item{it})
