@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/internal/temporalx"
@@ -22,20 +23,34 @@ import (
 	"github.com/batonhq/baton/workflows"
 )
 
-// chaosRun is one chaos scenario's numbers, for the test output and
-// docs/RELIABILITY.md.
+// chaosRun is one chaos scenario's measured figures, printed as a
+// RELIABILITY line that cmd/reliability turns into docs/RELIABILITY.md.
 type chaosRun struct {
 	scenario string
+	outcome  string
 	kills    int
 	faults   string
-	retries  int
-	acked    int64
-	lost     int
+	// elapsed is the failover's time from start to end as the test saw it;
+	// fencedMillis the write-unavailability window the workflow measured
+	// (fence to promote, or to unfence on a rollback); ackGap the longest
+	// time the clients saw no write acknowledged.
+	elapsed      time.Duration
+	fencedMillis int64
+	ackGap       time.Duration
+	// retries: activity attempts beyond the first, plus runs of a workflow
+	// beyond its first, across every run of the failover and its groups.
+	retries int
+	acked   int64
+	lost    int
+	// note adds what the scenario checked beyond the columns.
+	note string
 }
 
 func (r chaosRun) log(t *testing.T) {
-	t.Logf("RELIABILITY | %s | kills %d | faults %s | activity retries %d | writes acknowledged %d | writes lost %d",
-		r.scenario, r.kills, r.faults, r.retries, r.acked, r.lost)
+	t.Helper()
+	t.Logf("RELIABILITY | %s | outcome %s | kills %d | faults %s | time %s | fenced %s | longest ack gap %s | retries %d | acknowledged %d | lost %d | %s",
+		r.scenario, r.outcome, r.kills, r.faults, r.elapsed.Round(10*time.Millisecond), (time.Duration(r.fencedMillis) * time.Millisecond).Round(10*time.Millisecond),
+		r.ackGap.Round(10*time.Millisecond), r.retries, r.acked, r.lost, r.note)
 }
 
 // phase reads a failover's BatonPhase search attribute: it works while no
@@ -83,8 +98,8 @@ func awaitRunning(ctx context.Context, t *testing.T, c client.Client, root, wid,
 	}))
 }
 
-// retries counts activity attempts beyond the first in a failover's parent
-// and group histories.
+// retries counts, across every run of a failover's parent and of each of
+// its groups, activity attempts beyond the first and runs beyond the first.
 func retries(ctx context.Context, t *testing.T, c client.Client, id string, groups int) int {
 	t.Helper()
 	n := 0
@@ -93,20 +108,58 @@ func retries(ctx context.Context, t *testing.T, c client.Client, id string, grou
 		ids = append(ids, fmt.Sprintf("%s/group-%04d", id, i))
 	}
 	for _, wid := range ids {
-		it := c.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			var nf *serviceerror.NotFound
-			if errors.As(err, &nf) {
-				break // a group that never started (the failover stopped first)
-			}
-			require.NoError(t, err)
-			if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
-				n += int(a.GetAttempt() - 1)
+		runs := runsOf(ctx, t, c, wid)
+		n += max(0, len(runs)-1)
+		for _, rid := range runs {
+			it := c.GetWorkflowHistory(ctx, wid, rid, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for it.HasNext() {
+				ev, err := it.Next()
+				require.NoError(t, err)
+				if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+					n += int(a.GetAttempt() - 1)
+				}
 			}
 		}
 	}
 	return n
+}
+
+// runsOf lists every run of workflow wid, the first first: a retried
+// workflow is a new run under the same ID, named by its predecessor's close
+// event.
+func runsOf(ctx context.Context, t *testing.T, c client.Client, wid string) []string {
+	t.Helper()
+	d, err := c.DescribeWorkflowExecution(ctx, wid, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil // never started (the failover stopped first)
+	}
+	require.NoError(t, err)
+	info := d.GetWorkflowExecutionInfo()
+	rid := info.GetFirstRunId()
+	if rid == "" {
+		rid = info.GetExecution().GetRunId()
+	}
+	var runs []string
+	for rid != "" {
+		runs = append(runs, rid)
+		it := c.GetWorkflowHistory(ctx, wid, rid, false, enums.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+		next := ""
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			switch {
+			case ev.GetWorkflowExecutionFailedEventAttributes() != nil:
+				next = ev.GetWorkflowExecutionFailedEventAttributes().GetNewExecutionRunId()
+			case ev.GetWorkflowExecutionTimedOutEventAttributes() != nil:
+				next = ev.GetWorkflowExecutionTimedOutEventAttributes().GetNewExecutionRunId()
+			case ev.GetWorkflowExecutionContinuedAsNewEventAttributes() != nil:
+				next = ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
+			}
+		}
+		rid = next
+	}
+	return runs
 }
 
 // underTraffic provisions an account, runs traffic on it, starts a planned
@@ -126,6 +179,7 @@ func underTraffic(t *testing.T, c *Cluster, account string, opts workflows.Failo
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 500, gen.Err() }))
 
 	opts.HeartbeatTimeout = 2 * time.Second
+	started := time.Now()
 	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "chaos", RequestedBy: t.Name(), Options: opts,
 	})
@@ -134,8 +188,8 @@ func underTraffic(t *testing.T, c *Cluster, account string, opts workflows.Failo
 	if strike != nil {
 		kills = strike(ctx, run.GetID())
 	}
-	var res workflows.FailoverResult
-	ferr := run.Get(ctx, &res)
+	res, ferr := result(ctx, run)
+	elapsed := time.Since(started)
 	// Traffic goes on a little on whichever stamp is primary now.
 	acks := gen.AckCount()
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= acks+200, gen.Err() }))
@@ -143,8 +197,24 @@ func underTraffic(t *testing.T, c *Cluster, account string, opts workflows.Failo
 	rep, err := traffic.Audit(ctx, c.Loc, account, gen.Acked(), traffic.AuditConfig{})
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.String())
-	cr := chaosRun{kills: kills, acked: st.Acks, lost: rep.Lost, retries: retries(ctx, t, c.Client, run.GetID(), (partitions+249)/250)}
+	cr := chaosRun{kills: kills, acked: st.Acks, lost: rep.Lost, retries: retries(ctx, t, c.Client, run.GetID(), (partitions+249)/250),
+		outcome: res.Outcome, elapsed: elapsed, fencedMillis: res.UnavailableMillis, ackGap: traffic.LongestGap(gen.Acked())}
 	return res, cr, ferr
+}
+
+// result waits for a failover and reads its report: its result if it
+// completed, else the details of the error it ended with; and that error.
+func result(ctx context.Context, run client.WorkflowRun) (workflows.FailoverResult, error) {
+	var res workflows.FailoverResult
+	err := run.Get(ctx, &res)
+	if err == nil {
+		return res, nil
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.HasDetails() {
+		_ = ae.Details(&res)
+	}
+	return res, err
 }
 
 // promotedOnce checks the epoch was bumped exactly once and every

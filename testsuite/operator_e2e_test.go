@@ -3,6 +3,8 @@ package testsuite
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/batonhq/baton/internal/report"
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
@@ -48,6 +51,7 @@ func TestUnplannedFailoverLedgerEqualsAudit(t *testing.T) {
 	c.Stamps[StampA].Kill()
 	acksBefore := gen.AckCount()
 
+	started := time.Now()
 	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Mode: workflows.ModeUnplanned, Reason: "stamp-a down", RequestedBy: t.Name(),
 		Approval: workflows.ApprovalPolicy{PreApproved: &workflows.Decision{By: t.Name(), Reason: "test"}},
@@ -56,6 +60,7 @@ func TestUnplannedFailoverLedgerEqualsAudit(t *testing.T) {
 	require.NoError(t, err)
 	var res workflows.FailoverResult
 	require.NoError(t, run.Get(ctx, &res))
+	elapsed := time.Since(started)
 	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
 	require.False(t, res.Precheck.SourceReachable)
 	require.Len(t, res.GivenUp, partitions)
@@ -91,6 +96,10 @@ func TestUnplannedFailoverLedgerEqualsAudit(t *testing.T) {
 		require.Equal(t, StampA, a.Stamp)
 		require.True(t, a.LSN >= r[0] && a.LSN <= r[1], "lost %s (partition %d LSN %d) outside the ledger's %d..%d", a.Key, a.Partition, a.LSN, r[0], r[1])
 	}
+	chaosRun{scenario: "unplanned: source's data plane cut, then kill -9, replication behind", outcome: res.Outcome, kills: 1,
+		faults: "data plane unreachable on stamp-a, then SIGKILL", elapsed: elapsed, fencedMillis: res.UnavailableMillis,
+		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: st.Acks, lost: rep.Lost,
+		note: fmt.Sprintf("ledger %d = audit's lost %d (known: contact lasted until the kill)", res.LostOps, rep.Lost)}.log(t)
 }
 
 // TestAbortMidFlightKeepsTheOldPrimary: an abort during flush-replay stops
@@ -111,6 +120,7 @@ func TestAbortMidFlightKeepsTheOldPrimary(t *testing.T) {
 	defer gen.Stop()
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 2000, gen.Err() }))
 
+	started := time.Now()
 	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, ToStamp: StampB, Reason: "abort test", RequestedBy: t.Name(),
 		Options: workflows.FailoverOptions{CatchUpTimeout: -1},
@@ -161,4 +171,70 @@ func TestAbortMidFlightKeepsTheOldPrimary(t *testing.T) {
 	rep, err := traffic.Audit(ctx, c.Loc, account, gen.Acked(), traffic.AuditConfig{})
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.String())
+	chaosRun{scenario: "abort mid flush-replay", outcome: res.Outcome, faults: "replay throttled to 50 ops/s/partition",
+		elapsed: time.Since(started), fencedMillis: res.UnavailableMillis, ackGap: traffic.LongestGap(gen.Acked()),
+		retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: stats.Acks, lost: rep.Lost,
+		note: "source unfenced, location unchanged, writes resume on stamp-a"}.log(t)
+}
+
+// TestUnplannedAfterAPartitionSaysWhatItCannotKnow: the stamps lose each
+// other while clients keep writing to the primary for 3 s, then the
+// primary dies and an unplanned failover runs. The ledger only knows what
+// the primary reported before contact was lost, so the report must not
+// claim "0 lost": it leads with an estimate of what the primary may have
+// acknowledged after the last contact, and the audit's real loss lies
+// between the known and the estimate.
+func TestUnplannedAfterAPartitionSaysWhatItCannotKnow(t *testing.T) {
+	c := startCluster(t, Options{Durable: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const account, partitions = "partitioned-acct", 16
+	_, err := c.Provision(ctx, account, partitions)
+	require.NoError(t, err)
+	gen := traffic.New(traffic.Config{Location: c.Loc, Account: account, Rate: 600, Workers: 8})
+	require.NoError(t, gen.Start(ctx))
+	defer gen.Stop()
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 1500, gen.Err() }))
+
+	// The network between the stamps goes: no shipment or heartbeat reaches
+	// stamp-b, while clients still write to stamp-a for 3 s.
+	require.NoError(t, c.StampClient(StampB).AddFault(ctx, stamp.Fault{Scope: "replication", Unreachable: true}))
+	partitioned := gen.AckCount()
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= partitioned+1500, gen.Err() }))
+	c.Stamps[StampA].Kill()
+	require.NoError(t, c.StampClient(StampB).ClearFaults(ctx))
+
+	started := time.Now()
+	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+		Account: account, FromStamp: StampA, ToStamp: StampB, Mode: workflows.ModeUnplanned, Reason: "stamp-a lost", RequestedBy: t.Name(),
+		Approval: workflows.ApprovalPolicy{PreApproved: &workflows.Decision{By: t.Name(), Reason: "test"}},
+		Options:  workflows.FailoverOptions{SourceTimeout: 3 * time.Second},
+	})
+	require.NoError(t, err)
+	var res workflows.FailoverResult
+	require.NoError(t, run.Get(ctx, &res))
+	elapsed := time.Since(started)
+	require.Len(t, res.GivenUp, partitions)
+	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		return gen.Stats().AcksByStamp[StampB] >= 200, gen.Err()
+	}))
+	st := gen.Stop()
+	rep, err := traffic.Audit(ctx, c.Loc, account, gen.Acked(), traffic.AuditConfig{ListLimit: 1 << 20})
+	require.NoError(t, err)
+	unseen := uint64(rep.Lost) - min(uint64(rep.Lost), res.LostOps)
+	t.Logf("known lost %d, estimated after the last contact %d, audit lost %d (unseen by the ledger: %d)",
+		res.LostOps, res.UnseenOpsEstimate, rep.Lost, unseen)
+	require.Greater(t, uint64(rep.Lost), res.LostOps, "writes after the partition must be lost beyond what the ledger knows")
+	require.Positive(t, res.UnseenOpsEstimate, "the report must estimate what it cannot know")
+	for _, e := range res.Ledger {
+		require.Positive(t, e.SourceWriteRate, "partition %d: the write rate before contact was lost", e.Partition)
+	}
+	var b strings.Builder
+	report.Failover(&b, res, 5)
+	require.Contains(t, b.String(), fmt.Sprintf("DATA LOSS on %d partitions whose source was given up on: up to ~%d ops (estimate)",
+		partitions, res.LostOps+res.UnseenOpsEstimate))
+	chaosRun{scenario: "unplanned after a network partition (clients wrote to the old primary for 3 s), then kill -9", outcome: res.Outcome, kills: 1,
+		faults: "replication unreachable on stamp-b, then SIGKILL of stamp-a", elapsed: elapsed, fencedMillis: res.UnavailableMillis,
+		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: st.Acks, lost: rep.Lost,
+		note: fmt.Sprintf("ledger knew %d (lower bound), estimated ~%d more after the last contact; audit lost %d", res.LostOps, res.UnseenOpsEstimate, rep.Lost)}.log(t)
 }
