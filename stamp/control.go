@@ -58,6 +58,9 @@ func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for p := range failed {
+		delete(req.Targets, p) // the op runs without the failed partitions
+	}
 	res, err := s.control(r.Context(), a, op, without(ps, failed), &req)
 	if err != nil {
 		return err

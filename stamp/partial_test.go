@@ -64,6 +64,22 @@ func TestBulkControlAnswersPerPartition(t *testing.T) {
 		}
 	}
 
+	// With targets named for every partition, the faulted one's target goes
+	// with it: the others still replay.
+	targets := map[int]uint64{}
+	for _, ps := range st.Partitions {
+		targets[ps.Partition] = ps.LastReceived
+	}
+	r, err = p.cb.FlushReplay(ctx, p.acct, ControlRequest{All: true, Targets: targets, WaitMillis: 5000})
+	if !errors.As(err, &pe) || len(pe.Failed) != 1 || pe.Failed[0].Partition != 3 {
+		t.Fatalf("flush-replay with targets and partition 3 faulted: %v", err)
+	}
+	for _, res := range r.Results {
+		if res.Partition != 3 && !res.Done {
+			t.Fatalf("partition %d not replayed: %+v", res.Partition, res)
+		}
+	}
+
 	// The per-partition route still answers a refusal as its status.
 	_, err = p.cb.Control(ctx, p.acct, CtlFlushReplay, ControlRequest{Partitions: []int{3}})
 	wantAPIError(t, err, http.StatusServiceUnavailable, CodeInjected)
