@@ -7,7 +7,10 @@
 #   2. runs `go run ./cmd/pgcluster`, which:
 #        - initdb's a PostgreSQL data directory in the temp dir and starts
 #          postgres on 127.0.0.1 on a free port (as the postgres user when
-#          run as root: PostgreSQL refuses root);
+#          run as root: PostgreSQL refuses root) with PostgreSQL's durable
+#          defaults, as production runs it: fsync, full_page_writes and
+#          synchronous_commit on (--non-durable turns them off, and says
+#          so: a quicker experiment, not production);
 #        - builds the pinned Temporal server and temporal-sql-tool
 #          (go.temporal.io/server, testsuite.TemporalServerVersion) with
 #          `go install` from the Go module proxy, once, into ~/.cache/baton;
@@ -21,10 +24,15 @@
 #          the task queue "baton", each serving Prometheus /metrics;
 #        - fails a 1,000-partition account over under live traffic, SIGKILLs
 #          the worker running a flush activity mid-flush, lets the other
-#          finish, and audits every acknowledged write (lost must be 0).
+#          finish, and audits every acknowledged write (lost must be 0);
+#        - on its way out, whichever it is (Ctrl-C, SIGTERM, a closed
+#          terminal, --exit), stops every process it started and removes
+#          its temporary directory and PostgreSQL's data directory; a run
+#          that failed keeps its logs and prints "logs kept in DIR".
 #
 # Arguments go to cmd/pgcluster: e.g. --exit (stop after the audit),
-# --failover=false (only start the cluster), --workers 3, --partitions 10000.
+# --failover=false (only start the cluster), --workers 3, --partitions 10000,
+# --non-durable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

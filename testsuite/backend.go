@@ -41,9 +41,10 @@ func (c *Cluster) startTemporal(ctx context.Context) (err error) {
 			return fmt.Errorf("testsuite: the Web UI (Options.UI) is only served with the dev server backend")
 		}
 		c.say("starting PostgreSQL")
-		if c.Postgres, err = StartPostgres(ctx, PostgresOptions{Dir: o.Dir}); err != nil {
+		if c.Postgres, err = StartPostgres(ctx, PostgresOptions{Dir: o.Dir, NonDurable: o.PostgresNonDurable}); err != nil {
 			return err
 		}
+		c.say("PostgreSQL on %s, %s", c.Postgres.Addr(), c.Postgres.Mode())
 		c.say("creating Temporal's schema with temporal-sql-tool and starting the Temporal server on PostgreSQL %s", c.Postgres.Addr())
 		if c.Server, err = StartServer(ctx, ServerOptions{Dir: o.Dir, Postgres: c.Postgres, Progress: o.Progress}); err != nil {
 			return err

@@ -43,6 +43,10 @@ type Options struct {
 	// Backend is the Temporal server: BackendDevServer (the default) or
 	// BackendPostgres, the real server on PostgreSQL (see server.go).
 	Backend Backend
+	// PostgresNonDurable runs BackendPostgres's PostgreSQL without fsync
+	// (PostgresOptions.NonDurable): never what production runs. The
+	// default is PostgreSQL's durable defaults.
+	PostgresNonDurable bool
 	// Workers is how many worker processes poll the task queue (default 1).
 	Workers int
 	// WorkerMetrics has every worker serve Prometheus metrics on a free

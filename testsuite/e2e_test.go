@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,21 +25,12 @@ func startCluster(t *testing.T, o Options) *Cluster {
 		t.Skip("end-to-end test: needs the Temporal dev server (skipped with -short)")
 	}
 	// Not t.TempDir: a failed run keeps its logs for the post-mortem.
-	dir, err := os.MkdirTemp("", "baton-"+strings.ReplaceAll(t.Name(), "/", "-")+"-")
-	require.NoError(t, err)
-	o.Dir = dir
+	o.Dir = runDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, o)
+	c, err := Start(ctx, o) // closes what it started if it fails
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			t.Logf("logs of the failed run are in %s", o.Dir)
-			return
-		}
-		_ = os.RemoveAll(o.Dir)
-	})
+	t.Cleanup(c.Close) // before runDir's cleanup, which removes or keeps the logs
 	return c
 }
 

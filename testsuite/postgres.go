@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -66,6 +67,11 @@ type PostgresOptions struct {
 	// User and Password of the superuser that initdb creates (default
 	// temporal/temporal). Connections from 127.0.0.1 are trusted.
 	User, Password string
+	// NonDurable turns fsync, full_page_writes and synchronous_commit off
+	// (and initdb --no-sync): faster, but a crash of the machine can lose
+	// or corrupt committed data. For quick experiments only, never what
+	// production runs; the default is PostgreSQL's durable defaults.
+	NonDurable bool
 }
 
 // Postgres is a running PostgreSQL server on 127.0.0.1, made by initdb for
@@ -80,6 +86,16 @@ type Postgres struct {
 	Port     int
 	User     string
 	Password string
+	// NonDurable: started with PostgresOptions.NonDurable.
+	NonDurable bool
+}
+
+// Mode names the durability settings it runs with, for people to read.
+func (pg *Postgres) Mode() string {
+	if pg.NonDurable {
+		return "NON-DURABLE: fsync, full_page_writes and synchronous_commit off; not production"
+	}
+	return "durable: PostgreSQL's defaults, fsync, full_page_writes and synchronous_commit on"
 }
 
 // Addr is host:port.
@@ -103,9 +119,15 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (_ *Postgres, err err
 	if err != nil {
 		return nil, fmt.Errorf("create the PostgreSQL data directory: %w", err)
 	}
+	// On the list that Cleanup removes (a signal), until Stop removes it.
+	if !trackDir(data) {
+		_ = os.RemoveAll(data)
+		return nil, ErrCleanedUp
+	}
 	defer func() {
 		if err != nil {
 			_ = os.RemoveAll(data)
+			untrackDir(data)
 		}
 	}()
 	if cred != nil {
@@ -113,8 +135,11 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (_ *Postgres, err err
 			return nil, fmt.Errorf("give %s to the postgres user: %w", data, err)
 		}
 	}
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-		"-D", data, "-U", o.User, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	initArgs := []string{"-D", data, "-U", o.User, "--auth=trust", "-E", "UTF8", "--locale=C"}
+	if o.NonDurable {
+		initArgs = append(initArgs, "--no-sync")
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), initArgs...)
 	initdb.Dir = os.TempDir() // the caller's directory may be closed to the postgres user
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
@@ -124,14 +149,16 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (_ *Postgres, err err
 	if err != nil {
 		return nil, err
 	}
-	pg := &Postgres{BinDir: bin, DataDir: data, Host: "127.0.0.1", Port: port, User: o.User, Password: o.Password}
+	pg := &Postgres{BinDir: bin, DataDir: data, Host: "127.0.0.1", Port: port, User: o.User, Password: o.Password, NonDurable: o.NonDurable}
+	args := []string{"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", data,
+		// Room for every service's connection pool.
+		"-c", "max_connections=300", "-c", "shared_buffers=128MB"}
+	if o.NonDurable {
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
+	}
+	// SIGINT is PostgreSQL's fast shutdown: active connections are closed.
 	pg.Process = &Process{Name: "postgres", Path: filepath.Join(bin, "postgres"), Log: logPath(o.Dir, "postgres"), Credential: cred, WorkDir: os.TempDir(),
-		Args: []string{"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", data,
-			// A test database: no fsync (a crash of this machine loses the
-			// test, not data anyone needs), and room for every service's
-			// connection pool.
-			"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-			"-c", "max_connections=300", "-c", "shared_buffers=128MB"}}
+		Args: args, StopSignal: syscall.SIGINT}
 	if err := pg.Start(); err != nil {
 		return nil, err
 	}
@@ -150,13 +177,25 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (_ *Postgres, err err
 	return pg, nil
 }
 
-// Stop stops the server (fast shutdown) and removes its data directory.
-func (pg *Postgres) Stop(grace time.Duration) {
-	// SIGINT is PostgreSQL's fast shutdown: active connections are closed.
-	if !pg.signal(syscall.SIGINT, grace) {
-		pg.Kill()
+// Setting is the value of a server setting as the server reports it
+// (SHOW name), read with psql.
+func (pg *Postgres) Setting(ctx context.Context, name string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(pg.BinDir, "psql"), "-X", "-A", "-t",
+		"-h", pg.Host, "-p", strconv.Itoa(pg.Port), "-U", pg.User, "-d", "postgres", "-c", "SHOW "+name)
+	cmd.Dir = os.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("psql SHOW %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Stop stops the server (fast shutdown, SIGKILL after grace) and removes
+// its data directory.
+func (pg *Postgres) Stop(grace time.Duration) {
+	pg.Process.Stop(grace)
 	_ = os.RemoveAll(pg.DataDir)
+	untrackDir(pg.DataDir)
 }
 
 // postgresCredential is who runs PostgreSQL: nil (the current user) unless

@@ -28,18 +28,28 @@ type Process struct {
 	// under a root harness); WorkDir is its working directory ("" = ours).
 	Credential *syscall.Credential
 	WorkDir    string
+	// StopSignal is what Stop sends first (0 = SIGTERM).
+	StopSignal syscall.Signal
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// Start starts the process.
+// Start starts the process. Until it exits it is on the harness's list of
+// running processes, which Cleanup stops (a command or test ended by a
+// signal); once Cleanup has run, Start refuses.
 func (p *Process) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// On the list before it runs: Cleanup, which stops what is on the
+	// list, waits for this Start (p.mu) and then stops the process.
+	if !track(p) {
+		return fmt.Errorf("start %s: %w", p.Name, ErrCleanedUp)
+	}
 	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		untrack(p)
 		return fmt.Errorf("open log of %s: %w", p.Name, err)
 	}
 	cmd := exec.Command(p.Path, p.Args...)
@@ -51,10 +61,11 @@ func (p *Process) Start() error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.Credential}
 	if err := cmd.Start(); err != nil {
 		f.Close()
+		untrack(p)
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	go func() { _ = cmd.Wait(); f.Close(); untrack(p); close(done) }()
 	p.cmd, p.done = cmd, done
 	return nil
 }
@@ -87,9 +98,14 @@ func (p *Process) PID() int {
 // Kill sends SIGKILL and waits for the process to be gone.
 func (p *Process) Kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
 
-// Stop sends SIGTERM, waits up to grace, then SIGKILL.
+// Stop sends StopSignal (SIGTERM by default), waits up to grace, then
+// SIGKILL.
 func (p *Process) Stop(grace time.Duration) {
-	if !p.signal(syscall.SIGTERM, grace) {
+	sig := p.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if !p.signal(sig, grace) {
 		p.Kill()
 	}
 }

@@ -6,6 +6,10 @@
 //
 //	go run ./cmd/bench                       # 1, 100, 1000, 10000 partitions + lag scenarios
 //	go run ./cmd/bench --sizes 1000 --lag=false
+//
+// Whichever way it ends (Ctrl-C, SIGTERM, a closed terminal, the last
+// scenario) it stops every process it started and removes its temporary
+// directory; a failed run keeps its logs and prints "logs kept in DIR".
 package main
 
 import (
@@ -15,11 +19,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -42,12 +44,12 @@ func main() {
 	}
 }
 
-func run(args []string, out io.Writer) error {
+func run(args []string, out io.Writer) (err error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	sizes := fs.String("sizes", "1,100,1000,10000", "comma-separated partition counts")
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
 	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
-	dir := fs.String("dir", "", "logs and data (default: a temporary directory)")
+	dir := fs.String("dir", "", "logs and data, kept (default: a temporary directory, removed at the end unless something fails)")
 	groupSize := fs.Int("group-size", 0, "partitions per child workflow (0 = the workflow's default)")
 	timeline := fs.Bool("timeline", false, "print the parent workflow's event timeline of each run")
 	if err := fs.Parse(args); err != nil {
@@ -61,17 +63,23 @@ func run(args []string, out io.Writer) error {
 		}
 		ps = append(ps, n)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
+	// files; a failure keeps the logs and says where.
+	ctx, stop := testsuite.SignalContext(context.Background(), out, "bench", time.Minute)
 	defer stop()
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "baton-bench-")
-		if err != nil {
-			return err
-		}
-		*dir = d
+	rd, err := testsuite.NewRunDir(*dir, "bench")
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "# baton bench, %s, %d CPUs, %s/%s, logs in %s\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, *dir)
-	c, err := testsuite.Start(ctx, testsuite.Options{Dir: *dir, Durable: *durable, Progress: io.Discard})
+	defer func() {
+		interrupted := ctx.Err() != nil
+		if err != nil && interrupted {
+			err = context.Cause(ctx)
+		}
+		rd.Finish(out, err != nil && !interrupted)
+	}()
+	fmt.Fprintf(out, "# baton bench, %s, %d CPUs, %s/%s, logs in %s\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, rd)
+	c, err := testsuite.Start(ctx, testsuite.Options{Dir: rd.Path, Durable: *durable, Progress: io.Discard})
 	if err != nil {
 		return err
 	}
@@ -94,7 +102,7 @@ func run(args []string, out io.Writer) error {
 	if !*lag {
 		return nil
 	}
-	return lagScenarios(ctx, out, *dir, *durable, *groupSize)
+	return lagScenarios(ctx, out, rd.Path, *durable, *groupSize)
 }
 
 type measure struct {

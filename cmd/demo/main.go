@@ -2,7 +2,10 @@
 // Temporal dev server with its Web UI, a location service, two stamps, a
 // worker and live traffic on an account, runs a planned failover under that
 // traffic, prints the failover's report and the traffic tool's audit, and
-// leaves the Web UI up until Ctrl-C.
+// leaves the Web UI up until Ctrl-C. Whichever way it ends (Ctrl-C,
+// SIGTERM, a closed terminal, --exit) it stops every process it started and
+// removes its temporary directory; a failed run keeps its logs and prints
+// "logs kept in DIR".
 //
 //	go run ./cmd/demo
 package main
@@ -14,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/batonhq/baton/internal/report"
@@ -40,7 +41,7 @@ func main() {
 // (its worker.log is read by people); in production the worker logs JSON.
 var demoWorkerArgs = []string{"--log-format", "console"}
 
-func run(args []string, out io.Writer) error {
+func run(args []string, out io.Writer) (err error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	account := fs.String("account", "demo-account", "account to create and fail over")
 	partitions := fs.Int("partitions", 256, "partitions of the account")
@@ -50,7 +51,7 @@ func run(args []string, out io.Writer) error {
 	delay := fs.Duration("replication-delay", 50*time.Millisecond, "stamps' added WAN delay per shipment")
 	replayRate := fs.Float64("replay-rate", 2000, "secondary replay rate, ops/s per partition (0 = unthrottled)")
 	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port (0 = any free port)")
-	dir := fs.String("dir", "", "where logs and data go (default: a new temporary directory)")
+	dir := fs.String("dir", "", "where logs and data go, kept (default: a new temporary directory, removed at the end unless something fails)")
 	exit := fs.Bool("exit", false, "exit after the report instead of keeping the UI up until Ctrl-C")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,29 +59,32 @@ func run(args []string, out io.Writer) error {
 	if *partitions < 1 || *rate < 0 || *warmup < 0 || *after < 0 {
 		return errors.New("--partitions must be >= 1, and --rate, --warmup and --after must not be negative")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
+	// files; a failure keeps the logs and says where.
+	ctx, stop := testsuite.SignalContext(context.Background(), out, "baton demo", time.Minute)
 	defer stop()
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "baton-demo-")
-		if err != nil {
-			return fmt.Errorf("create a directory for the demo: %w", err)
+	rd, err := testsuite.NewRunDir(*dir, "demo")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		interrupted := ctx.Err() != nil
+		if err != nil && interrupted {
+			err = context.Cause(ctx)
 		}
-		*dir = d
-	}
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", *dir, err)
-	}
-	fmt.Fprintf(out, "baton demo: logs and data in %s\n", *dir)
+		rd.Finish(out, err != nil && !interrupted)
+	}()
+	fmt.Fprintf(out, "baton demo: logs and data in %s\n", rd)
 
 	c, err := testsuite.Start(ctx, testsuite.Options{
-		Dir: *dir, UI: true, UIPort: *uiPort, Durable: true,
+		Dir: rd.Path, UI: true, UIPort: *uiPort, Durable: true,
 		ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out, WorkerArgs: demoWorkerArgs,
 	})
 	if err != nil && *uiPort != 0 {
 		// The usual UI port may be taken; any free one will do.
 		fmt.Fprintf(out, "baton: %v; retrying with a free UI port\n", err)
 		c, err = testsuite.Start(ctx, testsuite.Options{
-			Dir: filepath.Join(*dir, "retry"), UI: true, Durable: true,
+			Dir: filepath.Join(rd.Path, "retry"), UI: true, Durable: true,
 			ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out, WorkerArgs: demoWorkerArgs,
 		})
 	}
@@ -146,7 +150,7 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nbaton: the Temporal Web UI stays up at %s — Ctrl-C to stop everything\n", c.Temporal.UIURL)
 	<-ctx.Done()
-	return nil
+	return nil // the way this run ends: not a failure
 }
 
 // pause waits d or until ctx ends (the demo's own pacing, not a test wait).

@@ -6,8 +6,14 @@
 // and several Baton workers on the same task queue, everything on
 // 127.0.0.1. It then fails an account over under live traffic, SIGKILLs
 // the worker that runs a flush activity in the middle of the flush, and
-// audits every acknowledged write. scripts/pg-cluster.sh installs
-// PostgreSQL first if needed. Run "go run ./cmd/pgcluster --help".
+// audits every acknowledged write. PostgreSQL runs with its durable
+// defaults (fsync, full_page_writes, synchronous_commit on), as production
+// does; --non-durable turns them off for a quicker experiment and says so
+// in its output. Whichever way it ends (Ctrl-C, SIGTERM, a closed terminal,
+// --exit) it stops every process it started and removes its temporary
+// directory and PostgreSQL's data; a failed run keeps its logs and prints
+// "logs kept in DIR". scripts/pg-cluster.sh installs PostgreSQL first if
+// needed. Run "go run ./cmd/pgcluster --help".
 package main
 
 import (
@@ -17,9 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/batonhq/baton/activities"
@@ -41,9 +45,9 @@ func main() {
 	}
 }
 
-func run(args []string, out io.Writer) error {
+func run(args []string, out io.Writer) (err error) {
 	fs := flag.NewFlagSet("pgcluster", flag.ContinueOnError)
-	dir := fs.String("dir", "", "where logs, configs and data go (default: a new temporary directory)")
+	dir := fs.String("dir", "", "where logs, configs and data go, kept (default: a new temporary directory, removed at the end unless something fails; PostgreSQL's data directory is a temporary one, always removed)")
 	workers := fs.Int("workers", 2, "Baton worker processes on the task queue")
 	account := fs.String("account", "pg-acct", "account to create and fail over")
 	partitions := fs.Int("partitions", 1000, "partitions of the account")
@@ -52,6 +56,7 @@ func run(args []string, out io.Writer) error {
 	latency := fs.Duration("flush-latency", 2*time.Second, "added latency of each flush-replay call on the destination stamp (a slow destination, so the flush lasts long enough to kill a worker in it); 0 = none")
 	failover := fs.Bool("failover", true, "run the failover; false = only start the cluster")
 	exit := fs.Bool("exit", false, "exit after the audit instead of keeping the cluster up until Ctrl-C")
+	nonDurable := fs.Bool("non-durable", false, "run PostgreSQL with fsync, full_page_writes and synchronous_commit off: quicker, NON-DURABLE, not how production runs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,28 +69,34 @@ func run(args []string, out io.Writer) error {
 	if *kill && *workers < 2 {
 		return errors.New("--kill-worker needs --workers >= 2: the other workers finish the failover")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
+	// files; a failure keeps the logs and says where.
+	ctx, stop := testsuite.SignalContext(context.Background(), out, "pgcluster", time.Minute)
 	defer stop()
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "baton-pgcluster-")
-		if err != nil {
-			return fmt.Errorf("create a directory: %w", err)
-		}
-		*dir = d
+	rd, err := testsuite.NewRunDir(*dir, "pgcluster")
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "pgcluster: logs, configs and data in %s\n", *dir)
+	defer func() {
+		interrupted := ctx.Err() != nil
+		if err != nil && interrupted {
+			err = context.Cause(ctx)
+		}
+		rd.Finish(out, err != nil && !interrupted)
+	}()
+	fmt.Fprintf(out, "pgcluster: logs and configs in %s\n", rd)
 
 	began := time.Now()
 	c, err := testsuite.Start(ctx, testsuite.Options{
-		Dir: *dir, Backend: testsuite.BackendPostgres, Workers: *workers, WorkerMetrics: true,
+		Dir: rd.Path, Backend: testsuite.BackendPostgres, PostgresNonDurable: *nonDurable, Workers: *workers, WorkerMetrics: true,
 		Durable: true, ReplicationDelay: 20 * time.Millisecond, ReplayRate: 3000, Progress: out,
 	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(out, "pgcluster: up in %v\n", time.Since(began).Round(time.Millisecond))
-	fmt.Fprintf(out, "  postgresql       %s (user %s, data %s)\n", c.Postgres.Addr(), c.Postgres.User, c.Postgres.DataDir)
+	fmt.Fprintf(out, "pgcluster: up in %v (PostgreSQL %s)\n", time.Since(began).Round(time.Millisecond), c.Postgres.Mode())
+	fmt.Fprintf(out, "  postgresql       %s (user %s, data %s), %s\n", c.Postgres.Addr(), c.Postgres.User, c.Postgres.DataDir, c.Postgres.Mode())
 	fmt.Fprintf(out, "  temporal server  %s %s (config %s, metrics %s)\n", testsuite.TemporalServerVersion, c.Server.HostPort, c.Server.ConfigFile, c.Server.MetricsURL)
 	fmt.Fprintf(out, "  location         %s\n", c.LocationURL)
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
@@ -107,7 +118,7 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "\npgcluster: the cluster stays up — Ctrl-C to stop everything")
 	<-ctx.Done()
-	return nil
+	return nil // the way this run ends: not a failure
 }
 
 func failoverUnderTraffic(ctx context.Context, out io.Writer, c *testsuite.Cluster, account string, partitions int, rate float64, latency time.Duration, kill bool) error {
@@ -165,7 +176,7 @@ func failoverUnderTraffic(ctx context.Context, out io.Writer, c *testsuite.Clust
 	took := time.Since(start)
 	fmt.Fprintln(out)
 	report.Failover(out, res, 10)
-	fmt.Fprintf(out, "\npgcluster: failover done in %v\n", took.Round(time.Millisecond))
+	fmt.Fprintf(out, "\npgcluster: failover done in %v (PostgreSQL %s)\n", took.Round(time.Millisecond), c.Postgres.Mode())
 
 	acks := gen.AckCount()
 	wctx2, cancel2 := context.WithTimeout(ctx, time.Minute)
