@@ -390,7 +390,8 @@ func TestComposeBindMountsExist(t *testing.T) {
 }
 
 // TestComposeImagesPinnedInEnv: every image tag is a variable of .env, so
-// versions live in one place.
+// versions live in one place, and the Temporal server's is the one the
+// tests run.
 func TestComposeImagesPinnedInEnv(t *testing.T) {
 	spec := loadCompose(t)
 	env, err := os.ReadFile("../.env")
@@ -411,6 +412,11 @@ func TestComposeImagesPinnedInEnv(t *testing.T) {
 		m := ref.FindStringSubmatch(tag)
 		require.NotNil(t, m, "%s: image %q: pin its version in .env as ${VAR}", name, s.Image)
 		require.NotEmpty(t, vars[m[1]], "%s: %s is not set in .env", name, m[1])
+	}
+	// Compose runs the Temporal server the tests run.
+	want := strings.TrimPrefix(TemporalServerVersion, "v")
+	for _, v := range []string{"TEMPORAL_VERSION", "TEMPORAL_ADMINTOOLS_VERSION"} {
+		require.Equal(t, want, vars[v], ".env's %s is not the server the tests run (testsuite.TemporalServerVersion %s)", v, TemporalServerVersion)
 	}
 }
 

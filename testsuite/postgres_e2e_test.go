@@ -36,7 +36,8 @@ func requirePostgres(t *testing.T) {
 
 // TestPostgresClusterWorkerKilledMidFlush runs Baton the way production
 // does: the real Temporal server (all services, one process) on PostgreSQL
-// with the schema made by temporal-sql-tool, and two worker processes on
+// with its durable defaults (fsync, full_page_writes, synchronous_commit
+// on; checked) and the schema made by temporal-sql-tool, and two worker processes on
 // the same task queue. A 1,000-partition account fails over under live
 // traffic; mid-flush the worker that holds a running flush activity is
 // SIGKILLed and not restarted. The other worker takes that activity over
@@ -52,6 +53,12 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 		c.Postgres.Addr(), started.Sub(began).Round(time.Millisecond), c.Server.HostPort, c.Workers[0].PID(), c.Workers[1].PID())
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	// As production runs it: PostgreSQL's durable defaults.
+	for _, name := range []string{"fsync", "full_page_writes", "synchronous_commit"} {
+		v, err := c.Postgres.Setting(ctx, name)
+		require.NoError(t, err)
+		require.Equal(t, "on", v, "PostgreSQL's %s", name)
+	}
 
 	const account, partitions = "pg-acct", 1000
 	_, err := c.Provision(ctx, account, partitions)
@@ -175,8 +182,8 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 	// And the server its own, persistence on PostgreSQL included.
 	require.Contains(t, scrapeMetrics(c.Server.MetricsURL), "persistence_requests{")
 
-	t.Logf("BENCH | temporal server %s on PostgreSQL | 2 workers, one SIGKILLed mid-flush | %d partitions | failover %v (kill to completion %v) | report total %d ms, writes unavailable %d ms | %d writes acknowledged, %d lost | whole test %v",
-		TemporalServerVersion, partitions, done.Sub(submitted).Round(time.Millisecond), done.Sub(killedAt).Round(time.Millisecond),
+	t.Logf("BENCH | temporal server %s on PostgreSQL (%s) | 2 workers, one SIGKILLed mid-flush | %d partitions | failover %v (kill to completion %v) | report total %d ms, writes unavailable %d ms | %d writes acknowledged, %d lost | whole test %v",
+		TemporalServerVersion, c.Postgres.Mode(), partitions, done.Sub(submitted).Round(time.Millisecond), done.Sub(killedAt).Round(time.Millisecond),
 		res.TotalMillis, res.UnavailableMillis, st.Acks, rep.Lost, time.Since(began).Round(time.Second))
 }
 

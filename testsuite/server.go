@@ -31,6 +31,7 @@ import (
 // schema tool (cmd/tools/sql, temporal-sql-tool), built from the Go module
 // proxy with `go install`, which checks them against the checksum database.
 // v1.32.1 is the newest whose go.mod asks for no newer Go than ours.
+// docker-compose.yml runs the same (.env; TestComposeImagesPinnedInEnv).
 const TemporalServerVersion = "v1.32.1"
 
 const temporalServerModule = "go.temporal.io/server"
