@@ -124,8 +124,7 @@ type FenceResult struct {
 	Unreachable []int
 	Errors      []string
 	LastError   string
-	// Started is when the attempt that answered started.
-	Started time.Time
+	Timing
 }
 
 // Fence stops writes on the source partitions and returns their final LSNs.
@@ -133,8 +132,14 @@ type FenceResult struct {
 // own until Until; a final refusal (stale epoch, not primary) fails it.
 func (a *Activities) Fence(ctx context.Context, in FenceInput) (FenceResult, error) {
 	defer keepAlive(ctx)()
+	res, err := a.fence(ctx, in)
+	res.Timing = timing(ctx)
+	return res, err
+}
+
+func (a *Activities) fence(ctx context.Context, in FenceInput) (FenceResult, error) {
 	src := a.stamp(in.FromURL)
-	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions), Started: startedAt(ctx)}
+	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
 	ps := in.Only
 	if ps == nil {
 		ps = AllPartitions(in.Partitions)

@@ -36,8 +36,7 @@ type FlushSendResult struct {
 	Failed    []int
 	Errors    []string
 	LastError string
-	// Started is when the attempt that answered started.
-	Started time.Time
+	Timing
 }
 
 func (r *FlushSendResult) fail(p int, err error) {
@@ -53,8 +52,14 @@ func (r *FlushSendResult) fail(p int, err error) {
 // returns an error only if nothing was sent, or for a final refusal.
 func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (FlushSendResult, error) {
 	defer keepAlive(ctx)()
+	res, err := a.flushSend(ctx, in)
+	res.Timing = timing(ctx)
+	return res, err
+}
+
+func (a *Activities) flushSend(ctx context.Context, in FlushSendInput) (FlushSendResult, error) {
 	src := a.stamp(in.FromURL)
-	res := FlushSendResult{Started: startedAt(ctx)}
+	var res FlushSendResult
 	what := fmt.Sprintf("flush-send %s (%d partitions from %d)", in.Account, len(in.Partitions), in.Partitions[0])
 	r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: in.Partitions})
 	var pe *stamp.PartitionErrors
@@ -145,8 +150,7 @@ type FlushReplayResult struct {
 	Replayed []PartitionLSN
 	Failed   []int
 	Errors   []string
-	// Started is when the attempt that answered started.
-	Started time.Time
+	Timing
 }
 
 // FlushReplay waits, long-polling the destination, until every partition has
@@ -158,7 +162,7 @@ type FlushReplayResult struct {
 func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (FlushReplayResult, error) {
 	// A slow answer must not look like a dead worker.
 	defer keepAlive(ctx)()
-	rp := replayPoll{dst: a.stamp(in.ToURL), in: in, res: FlushReplayResult{Started: startedAt(ctx)}}
+	rp := replayPoll{dst: a.stamp(in.ToURL), in: in}
 	rp.wait, rp.retryFor = in.Wait, in.RetryFor
 	if rp.wait <= 0 {
 		rp.wait = time.Second
@@ -179,6 +183,7 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 	if len(rp.res.Failed) > 0 && !in.ReportFailed {
 		return FlushReplayResult{}, fmt.Errorf("flush-replay %s: partition %d: %s", in.Account, rp.res.Failed[0], rp.res.Errors[0])
 	}
+	rp.res.Timing = timing(ctx)
 	return rp.res, nil
 }
 

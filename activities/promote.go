@@ -26,8 +26,9 @@ type PromoteInput struct {
 type PromoteResult struct {
 	StartLSN []uint64
 	Location location.Account
-	// Started is when the attempt that answered started.
-	Started time.Time
+	// Timing: Finished is when the location service moved the account,
+	// the moment traffic moves to the new primary.
+	Timing
 }
 
 // Promote is the patent's promote step: the destination partitions take
@@ -39,7 +40,7 @@ type PromoteResult struct {
 func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
 	defer keepAlive(ctx)()
 	dst := a.stamp(in.ToURL)
-	res := PromoteResult{StartLSN: make([]uint64, in.Partitions), Started: startedAt(ctx)}
+	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
 	done, failed, err := controlAll(ctx, budget(ctx, time.Time{}), AllPartitions(in.Partitions), func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
 		return dst.Promote(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
 	})
@@ -56,5 +57,6 @@ func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResul
 	res.Location, err = a.Location.Move(ctx, in.Account, location.MoveRequest{
 		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch,
 	})
+	res.Timing = timing(ctx)
 	return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)
 }

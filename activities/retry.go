@@ -79,6 +79,20 @@ func budget(ctx context.Context, until time.Time) time.Time {
 	return end
 }
 
+// Timing is when the attempt that answered started (the server's clock)
+// and when it answered (the worker's): from them the workflow tells the
+// time spent waiting, for a worker or a retry before the work and for a
+// workflow task after it, from the time spent working.
+type Timing struct {
+	Started  time.Time
+	Finished time.Time
+}
+
+// timing is the Timing of the activity answering now.
+func timing(ctx context.Context) Timing {
+	return Timing{Started: startedAt(ctx), Finished: time.Now()}
+}
+
 // startedAt is when this attempt of the activity started (zero outside an
 // activity): the workflow compares it with when it scheduled the activity
 // to tell the time spent waiting for a worker, or for a retry after a lost

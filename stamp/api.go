@@ -269,6 +269,9 @@ type Fault struct {
 	// retryable), unavailable (503) or stale_epoch / conflict (409, which a
 	// caller must not retry).
 	Code string `json:"code,omitempty"`
+	// Struck (answers only) counts the calls the fault struck: delayed,
+	// dropped, or answered with its error.
+	Struck int64 `json:"struck,omitempty"`
 }
 
 // ReplicateRequest is the internal log shipment from a primary to its

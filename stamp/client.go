@@ -246,6 +246,14 @@ func (c *Client) AddFault(ctx context.Context, f Fault) error {
 	return c.do(ctx, http.MethodPost, "/v1/faults", nil, f, nil)
 }
 
+// Faults calls GET /v1/faults: the faults in force, with the calls each
+// one struck.
+func (c *Client) Faults(ctx context.Context) ([]Fault, error) {
+	var fs []Fault
+	err := c.do(ctx, http.MethodGet, "/v1/faults", nil, nil, &fs)
+	return fs, err
+}
+
 // ClearFaults calls DELETE /v1/faults.
 func (c *Client) ClearFaults(ctx context.Context) error {
 	return c.do(ctx, http.MethodDelete, "/v1/faults", nil, nil, nil)

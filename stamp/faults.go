@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,12 +19,19 @@ const (
 
 type faultSet struct {
 	mu   sync.Mutex
-	list []Fault
+	list []*activeFault
+}
+
+// activeFault is a fault in force and how many calls it struck.
+type activeFault struct {
+	Fault
+	struck atomic.Int64
 }
 
 func (fs *faultSet) add(f Fault) {
+	f.Struck = 0
 	fs.mu.Lock()
-	fs.list = append(fs.list, f)
+	fs.list = append(fs.list, &activeFault{Fault: f})
 	fs.mu.Unlock()
 }
 
@@ -33,10 +41,23 @@ func (fs *faultSet) clear() {
 	fs.mu.Unlock()
 }
 
-func (fs *faultSet) snapshot() []Fault {
+// active returns the faults in force, to match calls against.
+func (fs *faultSet) active() []*activeFault {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	return slices.Clone(fs.list)
+}
+
+// snapshot lists the faults in force with the calls each one struck.
+func (fs *faultSet) snapshot() []Fault {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]Fault, len(fs.list))
+	for i, af := range fs.list {
+		out[i] = af.Fault
+		out[i].Struck = af.struck.Load()
+	}
+	return out
 }
 
 func validateFault(f *Fault) error {
@@ -89,7 +110,7 @@ var faultCodes = map[string]int{
 // partition-narrowed faults do not apply). It returns an error to answer
 // with, errAnswered if the connection was dropped, or nil to go on.
 func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, account string, involves func(int) bool) error {
-	faults := s.faults.snapshot()
+	faults := s.faults.active()
 	if len(faults) == 0 {
 		return nil
 	}
@@ -102,7 +123,7 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 // unreachable partition), as a partition server of a real stamp would; the
 // others, and the latency of any matching fault, apply to the whole call.
 func (s *Server) injectControlFaults(w http.ResponseWriter, r *http.Request, op, account string, ps []int) (map[int]*apiError, error) {
-	faults := s.faults.snapshot()
+	faults := s.faults.active()
 	if len(faults) == 0 {
 		return nil, nil
 	}
@@ -124,9 +145,10 @@ type faultEffect struct {
 // matchFaults sums the effect of faults on a call. With failPart set, a
 // partition-narrowed fault that strikes fails only its partition, through
 // failPart, instead of the whole call.
-func matchFaults(faults []Fault, scope, op, account string, involves func(int) bool, failPart func(p int, code string)) faultEffect {
+func matchFaults(faults []*activeFault, scope, op, account string, involves func(int) bool, failPart func(p int, code string)) faultEffect {
 	var eff faultEffect
-	for _, f := range faults {
+	for _, af := range faults {
+		f := &af.Fault
 		if f.Scope != scopeAll && f.Scope != scope {
 			continue
 		}
@@ -140,24 +162,29 @@ func matchFaults(faults []Fault, scope, op, account string, involves func(int) b
 		if narrowed && (involves == nil || !involves(*f.Partition)) {
 			continue
 		}
+		struck := f.LatencyMillis > 0 || f.Unreachable
 		eff.latency += f.LatencyMillis
-		if narrowed && failPart != nil && f.Unreachable {
+		switch {
+		case narrowed && failPart != nil && f.Unreachable:
 			// One partition's server does not answer: the front end says so
 			// for that partition alone.
 			failPart(*f.Partition, CodeUnavailable)
-			continue
+		case f.Unreachable:
+			eff.unreachable = true
 		}
-		eff.unreachable = eff.unreachable || f.Unreachable
-		if f.ErrorRate <= 0 || rand.Float64() >= f.ErrorRate {
-			continue
+		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
+			struck = true
+			if narrowed && failPart != nil {
+				failPart(*f.Partition, f.Code)
+			} else {
+				eff.failed = true
+				if f.Code != "" {
+					eff.code = f.Code
+				}
+			}
 		}
-		if narrowed && failPart != nil {
-			failPart(*f.Partition, f.Code)
-			continue
-		}
-		eff.failed = true
-		if f.Code != "" {
-			eff.code = f.Code
+		if struck {
+			af.struck.Add(1)
 		}
 	}
 	return eff

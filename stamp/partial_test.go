@@ -42,6 +42,11 @@ func TestBulkControlAnswersPerPartition(t *testing.T) {
 			t.Fatalf("partition %d: want it shipped to its last written LSN, got %+v", res.Partition, res)
 		}
 	}
+	fl, err := p.ca.Faults(ctx)
+	must(t, err)
+	if len(fl) != 1 || fl[0].Struck != 1 {
+		t.Fatalf("the fault struck one call: %+v", fl)
+	}
 	must(t, p.ca.ClearFaults(ctx))
 	_, err = p.ca.FlushSend(ctx, p.acct, ControlRequest{Partitions: []int{2}})
 	must(t, err)

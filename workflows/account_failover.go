@@ -399,11 +399,8 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 // noteFenced records the fence phase's timing for the report.
 func (f *failover) noteFenced(ctx workflow.Context, fence activities.FenceResult) {
 	f.fencedDone = workflow.Now(ctx)
-	wait := int64(0)
-	if !fence.Started.IsZero() {
-		wait = waited(f.res.FencedAt, fence.Started)
-	}
-	f.window = append(f.window[:0], PhaseTiming{Phase: StepFence, Millis: f.fencedDone.Sub(f.res.FencedAt).Milliseconds(), WaitMillis: wait})
+	f.window = append(f.window[:0], PhaseTiming{Phase: StepFence, Millis: f.fencedDone.Sub(f.res.FencedAt).Milliseconds(),
+		WaitMillis: idle(f.res.FencedAt, fence.Timing, f.fencedDone)})
 }
 
 // errorAt is errs[i], or def when the answer carried no per-partition errors.
@@ -658,6 +655,11 @@ func (f *failover) promote(ctx workflow.Context) error {
 		return f.end(ctx, OutcomeFailed, PhaseFailed, because(fmt.Sprintf("promote %s on %s failed after the point of no return; the source stays fenced, run the failover again to finish it", f.req.Account, pre.To), err))
 	}
 	res.PromotedAt = workflow.Now(ctx)
+	if moved := pr.Finished; f.version >= versionBoundedFlush && moved.After(res.FencedAt) && moved.Before(res.PromotedAt) {
+		// Traffic moved when the location service did; the workflow may
+		// hear of it later (a workflow task on a lost worker's queue).
+		res.PromotedAt = moved
+	}
 	f.prog.Done[StepPromote] = pre.Partitions
 	f.window = append(f.window, PhaseTiming{Phase: StepPromote, WaitMillis: waited(scheduled, pr.Started),
 		Millis: res.PromotedAt.Sub(res.FencedAt).Milliseconds() - sumMillis(f.window)})

@@ -194,7 +194,7 @@ func (g *group) startSend(ctx workflow.Context, ps []int) {
 			}
 			sr = activities.FlushSendResult{Failed: ps, Errors: repeat(err.Error(), len(ps))}
 		}
-		g.res.SendWaitMillis += waited(scheduled, sr.Started)
+		g.res.SendWaitMillis += idle(scheduled, sr.Timing, workflow.Now(ctx))
 		g.sent(ctx, sr)
 	})
 }
@@ -272,7 +272,7 @@ func (g *group) startReplay(ctx workflow.Context, targets []activities.Partition
 			}
 			rr = activities.FlushReplayResult{Failed: partitionsOf(targets), Errors: repeat(err.Error(), len(targets))}
 		}
-		g.res.ReplayWaitMillis = max(g.res.ReplayWaitMillis, waited(scheduled, rr.Started))
+		g.res.ReplayWaitMillis = max(g.res.ReplayWaitMillis, idle(scheduled, rr.Timing, workflow.Now(ctx)))
 		g.replayedSome(ctx, targets, rr)
 	})
 }
@@ -402,6 +402,18 @@ func waited(scheduled, started time.Time) int64 {
 		return 0
 	}
 	return started.Sub(scheduled).Milliseconds()
+}
+
+// idle is the time an activity scheduled at scheduled and noticed done at
+// noticed did not run: waiting for a worker or a retry before the attempt
+// that answered, and for a workflow task after it (a workflow cached on a
+// lost worker waits for its sticky queue to time out).
+func idle(scheduled time.Time, t activities.Timing, noticed time.Time) int64 {
+	n := waited(scheduled, t.Started)
+	if !t.Finished.IsZero() && noticed.After(t.Finished) {
+		n += noticed.Sub(t.Finished).Milliseconds()
+	}
+	return n
 }
 
 func partitionsOf(ts []activities.PartitionLSN) []int {
