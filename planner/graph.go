@@ -93,7 +93,12 @@ func Compile(p Plan) (*Graph, error) {
 	if err := Validate(p); err != nil {
 		return nil, err
 	}
-	g := &Graph{plan: p, strategy: p.Strategy, limits: p.Concurrency, index: map[string]int{}}
+	g := &Graph{
+		plan:     p,
+		strategy: p.Strategy,
+		limits:   p.Concurrency,
+		index:    map[string]int{},
+	}
 	if g.strategy == "" {
 		g.strategy = StrategyOverlap
 	}
@@ -138,9 +143,6 @@ func (g *Graph) Concurrency() Concurrency { return g.limits }
 
 // Names are the components in name order.
 func (g *Graph) Names() []string { return append([]string(nil), g.names...) }
-
-// Component returns the named component.
-func (g *Graph) Component(name string) Component { return g.comp[g.index[name]] }
 
 // Action is the action a step runs (nil for a restore the plan does not
 // give).
@@ -454,19 +456,4 @@ func (g *Graph) ReadyRestore(st *State) []Step {
 		}
 	}
 	return out
-}
-
-// RestoreComplete reports whether every component taken offline has been
-// restored (or its restore attempted) and nothing runs.
-func (g *Graph) RestoreComplete(st *State) bool {
-	if st.running["source"]+st.running["target"] > 0 {
-		return false
-	}
-	for _, n := range g.names {
-		off := st.status[Step{n, PhaseOffline}]
-		if (off == Done || off == Failed) && st.status[Step{n, PhaseRestore}] == Pending {
-			return false
-		}
-	}
-	return true
 }

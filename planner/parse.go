@@ -129,8 +129,8 @@ func Expand(data []byte, lookup func(string) (string, bool)) ([]byte, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("variables %s are not set: set them in the environment (or with --set NAME=VALUE), or give a default as ${NAME:-value}",
-			strings.Join(names, ", "))
+		return nil, fmt.Errorf("variables %s are not set: set them in the environment (or with --set NAME=VALUE), "+
+			"or give a default as ${NAME:-value}", strings.Join(names, ", "))
 	}
 	return out, nil
 }

@@ -98,13 +98,16 @@ func TestParseRefusesMalformedInput(t *testing.T) {
 		{"bad indentation", "name: x\n components:\n- a", "malformed YAML: yaml: line 2"},
 		{"unclosed flow", "name: x\ncomponents: [", "malformed YAML"},
 		{"misspelt key", "name: x\ncomponents:\n  - name: a\n    dependson: [b]\n", "field dependson not found"},
-		{"duration without unit", "name: x\ncomponents:\n  - name: a\n    offline: {wait: 5}\n", `line 4: "5": a duration is a string with a unit`},
-		{"duration nonsense", "name: x\ncomponents:\n  - name: a\n    offline: {wait: soon}\n", `"soon": a duration is a string with a unit`},
+		{"duration without unit", "name: x\ncomponents:\n  - name: a\n    offline: {wait: 5}\n",
+			`line 4: "5": a duration is a string with a unit`},
+		{"duration nonsense", "name: x\ncomponents:\n  - name: a\n    offline: {wait: soon}\n",
+			`"soon": a duration is a string with a unit`},
 		{"two documents", "name: x\n---\nname: y\n", "more than one document"},
 		{"list instead of plan", "- a\n- b\n", "malformed YAML"},
 		{"json syntax", "{\n  \"name\": \"x\",\n  \"components\": [,]\n}", "malformed JSON at line 3, column 18"},
 		{"json unknown field", `{"name": "x", "nmae": "y"}`, `unknown field "nmae"`},
-		{"json duration number", `{"name": "x", "components": [{"name": "a", "offline": {"wait": 5}}]}`, "a duration is a string with a unit"},
+		{"json duration number", `{"name": "x", "components": [{"name": "a", "offline": {"wait": 5}}]}`,
+			"a duration is a string with a unit"},
 		{"json trailing text", `{"name": "x"} {}`, "text after the plan object"},
 	}
 	for _, tt := range tests {
@@ -119,7 +122,8 @@ func TestParseRefusesMalformedInput(t *testing.T) {
 func TestExpand(t *testing.T) {
 	env := map[string]string{"URL": "http://h:1", "EMPTY": ""}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	out, err := Expand([]byte(`a: ${URL}/x b: ${NOPE:-dflt} c: ${EMPTY:-e} d: $HOME e: $${URL} f: ${URL:-unused}`), lookup)
+	in := `a: ${URL}/x b: ${NOPE:-dflt} c: ${EMPTY:-e} d: $HOME e: $${URL} f: ${URL:-unused}`
+	out, err := Expand([]byte(in), lookup)
 	require.NoError(t, err)
 	require.Equal(t, `a: http://h:1/x b: dflt c: e d: $HOME e: ${URL} f: http://h:1`, string(out))
 
@@ -132,7 +136,8 @@ func TestExpand(t *testing.T) {
 func TestParseFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.yaml")
-	require.NoError(t, os.WriteFile(path, []byte("name: ${NAME}\ncomponents:\n  - {name: a, offline: {wait: 1s}, online: {wait: 1s}}\n"), 0o644))
+	text := "name: ${NAME}\ncomponents:\n  - {name: a, offline: {wait: 1s}, online: {wait: 1s}}\n"
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 	p, err := ParseFile(path, func(string) (string, bool) { return "from-env", true })
 	require.NoError(t, err)
 	require.Equal(t, "from-env", p.Name)

@@ -2,9 +2,7 @@ package planner
 
 import (
 	"fmt"
-	"io"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -159,77 +157,6 @@ func (g *Graph) CriticalPath() ([]Step, time.Duration) {
 	return path, length
 }
 
-// Bar is one row of a Gantt chart.
-type Bar struct {
-	Label      string
-	Phase      Phase
-	Start, End time.Duration
-}
-
-// Bars turns a schedule into Gantt rows, in start order.
-func (s Schedule) Bars() []Bar {
-	out := make([]Bar, len(s.Slots))
-	for i, sl := range s.Slots {
-		out[i] = Bar{Label: sl.Step.String(), Phase: sl.Step.Phase, Start: sl.Start, End: sl.End}
-	}
-	return out
-}
-
-// fills per phase: the source's steps and the target's look different.
-var fills = map[Phase]string{PhaseOffline: "#", PhaseOnline: "=", PhaseRestore: "~"}
-
-// Gantt writes a text Gantt chart of bars scaled to width columns.
-func Gantt(w io.Writer, bars []Bar, width int) {
-	width = max(width, 10)
-	var total time.Duration
-	labelW := len("step")
-	for _, b := range bars {
-		total = max(total, b.End)
-		labelW = max(labelW, len(b.Label))
-	}
-	scale := func(d time.Duration) int {
-		if total <= 0 {
-			return 0
-		}
-		return int(int64(d) * int64(width) / int64(total))
-	}
-	axisEnd := FormatDuration(total)
-	fmt.Fprintf(w, "%-*s %9s %9s  |0s%s%s|\n", labelW, "step", "start", "end", strings.Repeat(" ", max(1, width-2-len(axisEnd))), axisEnd)
-	for _, b := range bars {
-		from, to := scale(b.Start), scale(b.End)
-		row := []byte(strings.Repeat(" ", width))
-		fill := fills[b.Phase]
-		if fill == "" {
-			fill = "*"
-		}
-		switch {
-		case b.End <= b.Start:
-			row[min(from, width-1)] = '|'
-		default:
-			if to == from {
-				to = from + 1
-			}
-			if to > width {
-				from, to = width-1, width
-			}
-			for i := from; i < to; i++ {
-				row[i] = fill[0]
-			}
-		}
-		fmt.Fprintf(w, "%-*s %9s %9s  |%s|\n", labelW, b.Label, FormatDuration(b.Start), FormatDuration(b.End), row)
-	}
-	fmt.Fprintf(w, "%*s  legend: # offline on the source, = online on the target, ~ restore on the source\n", labelW+21, "")
-}
-
-// FormatDuration prints a duration rounded for people: ms below a minute,
-// seconds above.
-func FormatDuration(d time.Duration) string {
-	if d >= time.Minute {
-		return d.Round(time.Second).String()
-	}
-	return d.Round(time.Millisecond).String()
-}
-
 // SortSlots orders slots by start, then end, then step, for reports built
 // from recorded events.
 func SortSlots(ss []Slot) {
@@ -282,13 +209,15 @@ func (g *Graph) CheckSchedule(slots []Slot) error {
 		i := g.index[s.Component]
 		for j, n := range g.names {
 			off, on := Step{n, PhaseOffline}, Step{n, PhaseOnline}
+			barrier := g.strategy == StrategyBarrier
 			switch {
 			case s.Phase == PhaseOnline && at[s].Start < at[off].End:
-				return fmt.Errorf("%s barrier broken: %s started at %s, before %s ended at %s", g.strategy, s, at[s].Start, off, at[off].End)
-			case g.strategy == StrategyBarrier && s.Phase == PhaseOffline && g.offLevel[j] < g.offLevel[i] && at[s].Start < at[off].End:
+				return fmt.Errorf("%s barrier broken: %s started at %s, before %s ended at %s",
+					g.strategy, s, at[s].Start, off, at[off].End)
+			case barrier && s.Phase == PhaseOffline && g.offLevel[j] < g.offLevel[i] && at[s].Start < at[off].End:
 				return fmt.Errorf("barrier broken: %s (group %d) started at %s, before %s (group %d) ended at %s",
 					s, g.offLevel[i], at[s].Start, off, g.offLevel[j], at[off].End)
-			case g.strategy == StrategyBarrier && s.Phase == PhaseOnline && g.onLevel[j] < g.onLevel[i] && at[s].Start < at[on].End:
+			case barrier && s.Phase == PhaseOnline && g.onLevel[j] < g.onLevel[i] && at[s].Start < at[on].End:
 				return fmt.Errorf("barrier broken: %s (group %d) started at %s, before %s (group %d) ended at %s",
 					s, g.onLevel[i], at[s].Start, on, g.onLevel[j], at[on].End)
 			}
@@ -310,7 +239,8 @@ func (g *Graph) CheckSchedule(slots []Slot) error {
 		}
 		for _, site := range []string{"source", "target"} {
 			if limit[site] > 0 && busy[site] > limit[site] {
-				return fmt.Errorf("%d steps ran at once on the %s at %s (limit %d)", busy[site], site, a.Start, limit[site])
+				return fmt.Errorf("%d steps ran at once on the %s at %s (limit %d)",
+					busy[site], site, a.Start, limit[site])
 			}
 		}
 		if g.strategy == StrategySequential && busy["source"]+busy["target"] > 1 {

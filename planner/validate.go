@@ -86,7 +86,8 @@ func (v *validator) plan(p Plan) {
 		case c.Name == "":
 			v.add(nil, "component #%d has no name", i+1)
 		case !nameRE.MatchString(c.Name):
-			v.add([]string{c.Name}, "component name %q: use letters, digits, '.', '_' and '-' (starting with a letter or digit)", c.Name)
+			v.add([]string{c.Name},
+				"component name %q: use letters, digits, '.', '_' and '-' (starting with a letter or digit)", c.Name)
 		}
 		count[c.Name]++
 	}
@@ -104,7 +105,8 @@ func (v *validator) plan(p Plan) {
 			case seen[d]:
 				v.add([]string{c.Name}, "component %s lists %s twice in depends_on", c.Name, d)
 			case count[d] == 0:
-				v.add([]string{c.Name, d}, "component %s depends on %s, which is not in the plan: add it or fix the name", c.Name, d)
+				v.add([]string{c.Name, d},
+					"component %s depends on %s, which is not in the plan: add it or fix the name", c.Name, d)
 			}
 			seen[d] = true
 		}
@@ -117,12 +119,14 @@ func (v *validator) plan(p Plan) {
 	}
 	for _, acct := range sortedKeys(accounts) {
 		if cs := accounts[acct]; len(cs) > 1 {
-			v.add(cs, "components %s all fail storage account %s over: an account fails over once per plan", strings.Join(cs, ", "), acct)
+			v.add(cs, "components %s all fail storage account %s over: an account fails over once per plan",
+				strings.Join(cs, ", "), acct)
 		}
 	}
 	for _, cycle := range findCycles(p.Components) {
 		members := append([]string(nil), cycle[:len(cycle)-1]...)
-		v.add(members, "dependency cycle: %s: a component cannot (indirectly) depend on itself", strings.Join(cycle, " -> "))
+		v.add(members, "dependency cycle: %s: a component cannot (indirectly) depend on itself",
+			strings.Join(cycle, " -> "))
 	}
 }
 
@@ -130,7 +134,8 @@ func (v *validator) action(comp, step string, a *Action, required bool) {
 	cs := []string{comp}
 	if a == nil {
 		if required {
-			v.add(cs, "component %s has no %s action: every component needs offline and online actions (a wait: 0s does nothing)", comp, step)
+			v.add(cs, "component %s has no %s action: "+
+				"every component needs offline and online actions (a wait: 0s does nothing)", comp, step)
 		}
 		return
 	}
@@ -182,13 +187,16 @@ func (v *validator) action(comp, step string, a *Action, required bool) {
 	}
 	if ac := a.Account; ac != nil {
 		if step != "online" {
-			v.add(cs, "component %s: a storage-account failover belongs in the online step (it brings the account online on the target), not in %s", comp, step)
+			v.add(cs, "component %s: a storage-account failover belongs in the online step "+
+				"(it brings the account online on the target), not in %s", comp, step)
 		}
 		if ac.Account == "" || ac.To == "" {
-			v.add(cs, "component %s: the %s account action needs account and to (the stamp to fail over to)", comp, step)
+			v.add(cs, "component %s: the %s account action needs account and to (the stamp to fail over to)",
+				comp, step)
 		}
 		if ac.From != "" && ac.From == ac.To {
-			v.add(cs, "component %s: the %s account action fails %s over from %s to itself", comp, step, ac.Account, ac.To)
+			v.add(cs, "component %s: the %s account action fails %s over from %s to itself",
+				comp, step, ac.Account, ac.To)
 		}
 	}
 }
@@ -199,14 +207,16 @@ func Lint(p Plan) []string {
 	var out []string
 	for _, c := range p.Components {
 		if c.Restore == nil {
-			out = append(out, fmt.Sprintf("component %s has no restore action: an aborted failover leaves it offline on the source", c.Name))
+			out = append(out, fmt.Sprintf(
+				"component %s has no restore action: an aborted failover leaves it offline on the source", c.Name))
 		}
 		for _, s := range []struct {
 			step string
 			a    *Action
 		}{{"offline", c.Offline}, {"online", c.Online}} {
 			if s.a != nil && s.a.Kind() != KindWait && s.a.Kind() != "" && s.a.Expected == 0 {
-				out = append(out, fmt.Sprintf("component %s: the %s action has no expected duration: predicted as 0s", c.Name, s.step))
+				out = append(out, fmt.Sprintf(
+					"component %s: the %s action has no expected duration: predicted as 0s", c.Name, s.step))
 			}
 		}
 	}

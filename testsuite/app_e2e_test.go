@@ -80,9 +80,9 @@ func TestAppFailoverEndToEnd(t *testing.T) {
 		require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, info.GetStatus())
 		require.Equal(t, run.GetID(), info.GetParentExecution().GetWorkflowId(), "the account failover is the plan's child")
 
-		fmt.Fprintf(&table, "%-10s %10s %10s %14s\n", strategy, planner.FormatDuration(time.Duration(res.TotalMillis)*time.Millisecond),
-			planner.FormatDuration(time.Duration(res.PredictedMillis)*time.Millisecond),
-			planner.FormatDuration(time.Duration(res.CriticalPathMillis)*time.Millisecond))
+		fmt.Fprintf(&table, "%-10s %10s %10s %14s\n", strategy, report.FormatDuration(time.Duration(res.TotalMillis)*time.Millisecond),
+			report.FormatDuration(time.Duration(res.PredictedMillis)*time.Millisecond),
+			report.FormatDuration(time.Duration(res.CriticalPathMillis)*time.Millisecond))
 		var rep strings.Builder
 		report.AppFailover(&rep, res, 64)
 		t.Logf("strategy %s:\n%s", strategy, rep.String())

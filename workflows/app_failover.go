@@ -41,10 +41,17 @@ const (
 	// AppPhaseRestoring: aborted (or failed) before any online step; the
 	// components taken offline are being brought back on the source.
 	AppPhaseRestoring = "restoring"
-	AppPhaseDone      = "done"
-	AppPhaseAborted   = "aborted"
-	AppPhaseRestored  = "rolled-back"
-	AppPhaseFailed    = "failed"
+	// AppPhaseDone: every step is done (AppOutcomeCompleted).
+	AppPhaseDone = "done"
+	// AppPhaseAborted: an operator aborted; the restores have ended
+	// (AppOutcomeAborted).
+	AppPhaseAborted = "aborted"
+	// AppPhaseRolledBack: a step failed before any online step; the
+	// restores have ended (AppOutcomeRolledBack).
+	AppPhaseRolledBack = "rolled-back"
+	// AppPhaseFailed: a step failed after the point of no return, or the
+	// planner could start nothing more (AppOutcomeFailed).
+	AppPhaseFailed = "failed"
 )
 
 // Outcomes of an application failover.
@@ -150,13 +157,18 @@ func (r AppFailoverResult) Slots() []planner.Slot {
 		if s.StartedAt.IsZero() || s.EndedAt.IsZero() {
 			continue
 		}
-		out = append(out, planner.Slot{Step: s.Step(), Start: s.StartedAt.Sub(r.StartedAt), End: s.EndedAt.Sub(r.StartedAt)})
+		out = append(out, planner.Slot{
+			Step:  s.Step(),
+			Start: s.StartedAt.Sub(r.StartedAt),
+			End:   s.EndedAt.Sub(r.StartedAt),
+		})
 	}
 	planner.SortSlots(out)
 	return out
 }
 
-var errAppPointOfNoReturn = errors.New("an online step has started: that is the point of no return, the application failover can no longer be aborted (fail back with a new plan once it completes)")
+var errAppPointOfNoReturn = errors.New("an online step has started: that is the point of no return, " +
+	"the application failover can no longer be aborted (fail back with a new plan once it completes)")
 
 // maxStepOutput bounds what a step record keeps of its output.
 const maxStepOutput = 300
@@ -184,7 +196,9 @@ type appFailover struct {
 	// wake is signalled by an abort so that the event loop re-plans.
 	wake workflow.Channel
 
-	phase         string
+	// currentPhase is the phase the progress query and the Web UI show
+	// (AppPhase...).
+	currentPhase  string
 	abort         *Decision
 	failure       error // the first step that failed
 	onlineStarted bool
@@ -206,7 +220,12 @@ type appFailover struct {
 // dependencies first; after it, a failed step
 // stops the failover where it is and reports every step's state.
 func AppFailover(ctx workflow.Context, req AppFailoverRequest) (AppFailoverResult, error) {
-	res := &AppFailoverResult{Plan: req.Plan.Name, Reason: req.Reason, RequestedBy: req.RequestedBy, StartedAt: workflow.Now(ctx)}
+	res := &AppFailoverResult{
+		Plan:        req.Plan.Name,
+		Reason:      req.Reason,
+		RequestedBy: req.RequestedBy,
+		StartedAt:   workflow.Now(ctx),
+	}
 	g, err := planner.Compile(req.Plan)
 	if err != nil {
 		return *res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeAppPlanInvalid, err)
@@ -222,8 +241,18 @@ func AppFailover(ctx workflow.Context, req AppFailoverRequest) (AppFailoverResul
 	for _, s := range pred.CriticalPath {
 		res.CriticalPath = append(res.CriticalPath, s.String())
 	}
-	f := &appFailover{req: req, g: g, st: g.NewState(), pred: pred, res: res, rec: map[planner.Step]*AppStep{}, cancel: map[planner.Step]workflow.CancelFunc{},
-		sel: workflow.NewSelector(ctx), wake: workflow.NewBufferedChannel(ctx, 1), phase: AppPhaseOffline}
+	f := &appFailover{
+		req:          req,
+		g:            g,
+		st:           g.NewState(),
+		pred:         pred,
+		res:          res,
+		rec:          map[planner.Step]*AppStep{},
+		cancel:       map[planner.Step]workflow.CancelFunc{},
+		sel:          workflow.NewSelector(ctx),
+		wake:         workflow.NewBufferedChannel(ctx, 1),
+		currentPhase: AppPhaseOffline,
+	}
 	for _, s := range g.Steps() {
 		f.record(s)
 	}
@@ -236,7 +265,12 @@ func AppFailover(ctx workflow.Context, req AppFailoverRequest) (AppFailoverResul
 
 // record creates the record of step s.
 func (f *appFailover) record(s planner.Step) *AppStep {
-	r := &AppStep{Component: s.Component, Phase: s.Phase, Status: AppStepPending, Action: "none"}
+	r := &AppStep{
+		Component: s.Component,
+		Phase:     s.Phase,
+		Status:    AppStepPending,
+		Action:    "none",
+	}
 	if a := f.g.Action(s); a != nil {
 		r.Action = a.Describe()
 	}
@@ -287,7 +321,7 @@ func (f *appFailover) launch(ctx workflow.Context, s planner.Step) {
 	f.started = append(f.started, s)
 	if s.Phase == planner.PhaseOnline && !f.onlineStarted {
 		f.onlineStarted = true
-		f.phase = AppPhaseOnline
+		f.currentPhase = AppPhaseOnline
 	}
 	f.running++
 	sctx, cancel := workflow.WithCancel(ctx)
@@ -335,7 +369,10 @@ func (f *appFailover) waitDue(ctx workflow.Context) bool {
 	for _, s := range f.started {
 		r := f.rec[s]
 		a := f.g.Action(s)
-		if r.Status == AppStepRunning && a != nil && a.Kind() == planner.KindWait && !r.StartedAt.Add(a.Wait.D()).After(now) {
+		if r.Status != AppStepRunning || a == nil || a.Kind() != planner.KindWait {
+			continue
+		}
+		if !r.StartedAt.Add(a.Wait.D()).After(now) {
 			return true
 		}
 	}
@@ -361,7 +398,7 @@ func (f *appFailover) stopOffline() {
 // startRestores starts the restores the planner allows, and records as
 // skipped those the plan gives no action for.
 func (f *appFailover) startRestores(ctx workflow.Context) {
-	f.phase = AppPhaseRestoring
+	f.currentPhase = AppPhaseRestoring
 	for {
 		ready := f.g.ReadyRestore(f.st)
 		skipped := false
@@ -392,61 +429,103 @@ func (f *appFailover) startRestores(ctx workflow.Context) {
 // runStep runs one step's action to its end, with its retries and timeout.
 func (f *appFailover) runStep(ctx workflow.Context, s planner.Step, a *planner.Action) (string, error) {
 	summary := fmt.Sprintf("%s: %s", s, a.Describe())
-	timeout := a.TimeoutOrDefault()
-	retry := &temporal.RetryPolicy{
-		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-		MaximumAttempts: int32(a.Retries) + 1,
-	}
 	switch a.Kind() {
 	case planner.KindWait:
-		return "", workflow.NewTimerWithOptions(ctx, a.Wait.D(), workflow.TimerOptions{Summary: summary}).Get(ctx, nil)
+		timer := workflow.NewTimerWithOptions(ctx, a.Wait.D(), workflow.TimerOptions{Summary: summary})
+		return "", timer.Get(ctx, nil)
 	case planner.KindCommand:
-		var heartbeat time.Duration
-		if timeout > 15*time.Second {
-			// The activity heartbeats every 5s, and learns of a cancellation
-			// through its heartbeats.
-			heartbeat = 15 * time.Second
-		}
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: timeout, HeartbeatTimeout: heartbeat, Summary: summary, RetryPolicy: retry,
-			// A stopped command is waited for, so that its restore does not
-			// run beside it.
-			WaitForCancellation: true,
-		})
-		var r activities.CommandResult
-		err := workflow.ExecuteActivity(actx, acts.RunCommand, activities.CommandInput{Step: s.String(), Argv: a.Command}).Get(ctx, &r)
-		return lastLine(r.Output), err
+		return runCommand(ctx, s, a, summary)
 	case planner.KindHTTP:
-		h := a.HTTP
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: timeout, Summary: summary, RetryPolicy: retry})
-		var r activities.HTTPResult
-		err := workflow.ExecuteActivity(actx, acts.CallHTTP, activities.HTTPInput{Step: s.String(), Method: h.MethodOrDefault(), URL: h.URL,
-			Body: h.Body, Headers: h.Headers, ExpectStatus: h.ExpectStatusOrDefault()}).Get(ctx, &r)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(fmt.Sprintf("%d %s", r.Status, lastLine(r.Body))), nil
+		return callHTTP(ctx, s, a, summary)
 	case planner.KindAccount:
 		return f.accountFailover(ctx, s, a, summary)
 	}
 	return "", fmt.Errorf("%s: unknown action kind %q", s, a.Kind())
 }
 
+// stepRetry is the retry policy of a step's activity: the action's retries
+// after the first attempt, 1s apart, doubling, at most 30s.
+func stepRetry(a *planner.Action) *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+		MaximumAttempts:    int32(a.Retries) + 1,
+	}
+}
+
+// runCommand runs a command step as the RunCommand activity; its output is
+// the command's last line.
+func runCommand(ctx workflow.Context, s planner.Step, a *planner.Action, summary string) (string, error) {
+	timeout := a.TimeoutOrDefault()
+	var heartbeat time.Duration
+	if timeout > 15*time.Second {
+		// The activity heartbeats every 5s, and learns of a cancellation
+		// through its heartbeats.
+		heartbeat = 15 * time.Second
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		HeartbeatTimeout:    heartbeat,
+		Summary:             summary,
+		RetryPolicy:         stepRetry(a),
+		// A stopped command is waited for, so that its restore does not
+		// run beside it.
+		WaitForCancellation: true,
+	})
+	in := activities.CommandInput{Step: s.String(), Argv: a.Command}
+	var r activities.CommandResult
+	err := workflow.ExecuteActivity(actx, acts.RunCommand, in).Get(ctx, &r)
+	return lastLine(r.Output), err
+}
+
+// callHTTP runs an HTTP step as the CallHTTP activity; its output is the
+// answer's status and the last line of its body.
+func callHTTP(ctx workflow.Context, s planner.Step, a *planner.Action, summary string) (string, error) {
+	h := a.HTTP
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: a.TimeoutOrDefault(),
+		Summary:             summary,
+		RetryPolicy:         stepRetry(a),
+	})
+	in := activities.HTTPInput{
+		Step:         s.String(),
+		Method:       h.MethodOrDefault(),
+		URL:          h.URL,
+		Body:         h.Body,
+		Headers:      h.Headers,
+		ExpectStatus: h.ExpectStatusOrDefault(),
+	}
+	var r activities.HTTPResult
+	if err := workflow.ExecuteActivity(actx, acts.CallHTTP, in).Get(ctx, &r); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d %s", r.Status, lastLine(r.Body))), nil
+}
+
 // accountFailover runs AccountFailover as a child under the account's own
 // failover ID (so it cannot run beside another failover of the account),
 // bounded by the action's timeout: at the timeout the child is cancelled,
 // which rolls it back if it has not promoted yet, and waited for.
-func (f *appFailover) accountFailover(ctx workflow.Context, s planner.Step, a *planner.Action, summary string) (string, error) {
+func (f *appFailover) accountFailover(
+	ctx workflow.Context, s planner.Step, a *planner.Action, summary string,
+) (string, error) {
 	acc := a.Account
-	req := FailoverRequest{Account: acc.Account, FromStamp: acc.From, ToStamp: acc.To,
-		Reason:      fmt.Sprintf("application failover %s, component %s: %s", f.req.Plan.Name, s.Component, f.req.Reason),
-		RequestedBy: f.req.RequestedBy}
+	req := FailoverRequest{
+		Account:   acc.Account,
+		FromStamp: acc.From,
+		ToStamp:   acc.To,
+		Reason: fmt.Sprintf("application failover %s, component %s: %s",
+			f.req.Plan.Name, s.Component, f.req.Reason),
+		RequestedBy: f.req.RequestedBy,
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var res FailoverResult
 		res, err = f.accountAttempt(ctx, a.TimeoutOrDefault(), req, summary)
 		if err == nil {
-			return fmt.Sprintf("%s primary on %s at epoch %d; writes unavailable %d ms", res.Account, res.To, res.NewEpoch, res.UnavailableMillis), nil
+			return fmt.Sprintf("%s primary on %s at epoch %d; writes unavailable %d ms",
+				res.Account, res.To, res.NewEpoch, res.UnavailableMillis), nil
 		}
 		if attempt > a.Retries || !accountRetryable(err) {
 			return "", fmt.Errorf("fail storage account %s over to %s: %w", acc.Account, acc.To, err)
@@ -458,7 +537,11 @@ func (f *appFailover) accountFailover(ctx workflow.Context, s planner.Step, a *p
 	}
 }
 
-func (f *appFailover) accountAttempt(ctx workflow.Context, timeout time.Duration, req FailoverRequest, summary string) (FailoverResult, error) {
+// accountAttempt runs the child AccountFailover once, cancelling it (and
+// waiting for it) if it is still running at the timeout.
+func (f *appFailover) accountAttempt(
+	ctx workflow.Context, timeout time.Duration, req FailoverRequest, summary string,
+) (FailoverResult, error) {
 	cctx, cancelChild := workflow.WithCancel(ctx)
 	defer cancelChild()
 	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
@@ -505,50 +588,28 @@ func accountRetryable(err error) bool {
 	return true
 }
 
-// register installs the progress query, the abort update and its
-// same-named signal (for the Web UI).
+// register installs the progress query, and the abort decision as an
+// update and a same-named signal (for the Web UI).
 func (f *appFailover) register(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (AppProgress, error) { return f.progress(), nil }); err != nil {
+	progress := func() (AppProgress, error) { return f.progress(), nil }
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, progress); err != nil {
 		return fmt.Errorf("register progress query: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort,
-		func(ctx workflow.Context, d Decision) error {
-			// Checked again: an online step may have started since the
-			// validator accepted the update.
-			if err := f.validateAbort(ctx, d); err != nil {
-				return err
-			}
-			f.doAbort(ctx, d)
-			return nil
-		},
-		workflow.UpdateHandlerOptions{Validator: f.validateAbort}); err != nil {
-		return fmt.Errorf("register abort update: %w", err)
-	}
-	ch := workflow.GetSignalChannel(ctx, UpdateAbort)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var d Decision
-			ch.Receive(ctx, &d)
-			if err := f.validateAbort(ctx, d); err != nil {
-				f.res.Refusals = append(f.res.Refusals, fmt.Sprintf("abort signal from %q refused: %v", d.By, err))
-				continue
-			}
-			f.doAbort(ctx, d)
-		}
-	})
-	return nil
+	return registerDecisions(ctx, &f.res.Refusals,
+		decision{name: UpdateAbort, validate: f.validateAbort, apply: f.doAbort})
 }
 
-func (f *appFailover) validateAbort(_ workflow.Context, d Decision) error {
-	if d.By == "" {
-		return errNoWho
-	}
+// validateAbort says why an abort does not apply now: an online step has
+// started.
+func (f *appFailover) validateAbort(_ workflow.Context, _ Decision) error {
 	if f.onlineStarted {
 		return errAppPointOfNoReturn
 	}
 	return nil
 }
 
+// doAbort records the first abort and wakes the event loop, which stops
+// the running offline steps and restores.
 func (f *appFailover) doAbort(ctx workflow.Context, d Decision) {
 	if f.abort != nil {
 		return
@@ -572,22 +633,25 @@ func (f *appFailover) end(ctx workflow.Context) (AppFailoverResult, error) {
 	)
 	switch {
 	case f.abort != nil:
-		res.Outcome, f.phase, errType = AppOutcomeAborted, AppPhaseAborted, ErrTypeAppAborted
-		err = fmt.Errorf("application failover %s aborted by %s (%s); %s", res.Plan, f.abort.By, f.abort.Reason, restored)
+		res.Outcome, f.currentPhase, errType = AppOutcomeAborted, AppPhaseAborted, ErrTypeAppAborted
+		err = fmt.Errorf("application failover %s aborted by %s (%s); %s",
+			res.Plan, f.abort.By, f.abort.Reason, restored)
 		if f.failure != nil {
 			err = fmt.Errorf("%w; meanwhile %w", err, f.failure)
 		}
 	case f.failure != nil && !f.onlineStarted:
-		res.Outcome, f.phase, errType = AppOutcomeRolledBack, AppPhaseRestored, ErrTypeAppRolledBack
+		res.Outcome, f.currentPhase, errType = AppOutcomeRolledBack, AppPhaseRolledBack, ErrTypeAppRolledBack
 		err = fmt.Errorf("application failover %s: %w; no online step had started: %s", res.Plan, f.failure, restored)
 	case f.failure != nil:
-		res.Outcome, f.phase, errType = AppOutcomeFailed, AppPhaseFailed, ErrTypeAppFailed
-		err = fmt.Errorf("application failover %s: %w, after the point of no return: %s", res.Plan, f.failure, f.whereThingsAre())
+		res.Outcome, f.currentPhase, errType = AppOutcomeFailed, AppPhaseFailed, ErrTypeAppFailed
+		err = fmt.Errorf("application failover %s: %w, after the point of no return: %s",
+			res.Plan, f.failure, f.whereThingsAre())
 	case !f.g.Complete(f.st):
-		res.Outcome, f.phase, errType = AppOutcomeFailed, AppPhaseFailed, ErrTypeAppFailed
-		err = fmt.Errorf("application failover %s: no step can start and %s (a planner bug)", res.Plan, f.whereThingsAre())
+		res.Outcome, f.currentPhase, errType = AppOutcomeFailed, AppPhaseFailed, ErrTypeAppFailed
+		err = fmt.Errorf("application failover %s: no step can start and %s (a planner bug)",
+			res.Plan, f.whereThingsAre())
 	default:
-		res.Outcome, f.phase = AppOutcomeCompleted, AppPhaseDone
+		res.Outcome, f.currentPhase = AppOutcomeCompleted, AppPhaseDone
 	}
 	f.details(ctx)
 	if err != nil {
@@ -660,8 +724,14 @@ func (f *appFailover) ordered() []AppStep {
 }
 
 func (f *appFailover) progress() AppProgress {
-	p := AppProgress{Plan: f.res.Plan, Phase: f.phase, StartedAt: f.res.StartedAt, PredictedMillis: f.res.PredictedMillis,
-		Total: len(f.g.Steps()), Steps: f.ordered()}
+	p := AppProgress{
+		Plan:            f.res.Plan,
+		Phase:           f.currentPhase,
+		StartedAt:       f.res.StartedAt,
+		PredictedMillis: f.res.PredictedMillis,
+		Total:           len(f.g.Steps()),
+		Steps:           f.ordered(),
+	}
 	for _, r := range p.Steps {
 		switch {
 		case r.Status == AppStepRunning:
@@ -677,8 +747,14 @@ func (f *appFailover) progress() AppProgress {
 func (f *appFailover) details(ctx workflow.Context) {
 	p := f.progress()
 	var b strings.Builder
-	b.WriteString(fmt.Sprintf("**%s** %s: %d of %d steps done, predicted %s\n\n", p.Phase, p.Plan, p.Done, p.Total,
-		planner.FormatDuration(time.Duration(p.PredictedMillis)*time.Millisecond)))
+	predicted := time.Duration(p.PredictedMillis) * time.Millisecond
+	if predicted >= time.Minute {
+		// Rounded as report.FormatDuration rounds (the report package
+		// imports this one, so this one cannot call it).
+		predicted = predicted.Round(time.Second)
+	}
+	b.WriteString(fmt.Sprintf("**%s** %s: %d of %d steps done, predicted %s\n\n",
+		p.Phase, p.Plan, p.Done, p.Total, predicted))
 	if len(p.Running) > 0 {
 		b.WriteString("running:\n")
 		for _, r := range p.Steps {

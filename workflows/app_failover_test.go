@@ -48,6 +48,14 @@ func appRun(t *testing.T, env *testsuite.TestWorkflowEnvironment, p planner.Plan
 	return res, nil
 }
 
+// requireAppErrorType checks that err is the application error of type want.
+func requireAppErrorType(t *testing.T, err error, want string) {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, want, ae.Type())
+}
+
 func slot(c string, ph planner.Phase, start, end time.Duration) planner.Slot {
 	return planner.Slot{Step: planner.Step{Component: c, Phase: ph}, Start: start, End: end}
 }
@@ -110,7 +118,11 @@ func TestAppFailoverRandomPlansMatchThePlanner(t *testing.T) {
 		seeds = 60
 	}
 	for seed := range seeds {
-		p := plantest.RandomPlan(seed, plantest.RandomOptions{MaxComponents: 12, MaxLimit: 3, Strategies: planner.Strategies})
+		p := plantest.RandomPlan(seed, plantest.RandomOptions{
+			MaxComponents: 12,
+			MaxLimit:      3,
+			Strategies:    planner.Strategies,
+		})
 		g, err := planner.Compile(p)
 		require.NoError(t, err)
 		pred, err := g.Predict()
@@ -156,10 +168,9 @@ func TestAppFailoverAbortRestoresOnTheSource(t *testing.T) {
 	appDecide(env, 15*time.Second, Decision{By: "bob", Reason: "drill over"}, &rejected)
 	res, err := appRun(t, env, plantest.PatentExample(d, planner.Concurrency{}))
 	require.NoError(t, rejected)
-	require.ErrorContains(t, err, "application failover patent-example aborted by bob (drill over); back online on the source: [B C A]")
-	var ae *temporal.ApplicationError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, ErrTypeAppAborted, ae.Type())
+	require.ErrorContains(t, err,
+		"application failover patent-example aborted by bob (drill over); back online on the source: [B C A]")
+	requireAppErrorType(t, err, ErrTypeAppAborted)
 	require.Equal(t, AppOutcomeAborted, res.Outcome)
 	require.Equal(t, "bob", res.Abort.By)
 	require.Equal(t, []planner.Slot{
@@ -187,7 +198,9 @@ func TestAppFailoverAbortAfterAnOnlineStepIsRefused(t *testing.T) {
 	env := appEnv(t)
 	var rejected error
 	appDecide(env, 25*time.Second, Decision{By: "bob", Reason: "too late"}, &rejected)
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(UpdateAbort, Decision{By: "carol", Reason: "from the UI"}) }, 26*time.Second)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(UpdateAbort, Decision{By: "carol", Reason: "from the UI"})
+	}, 26*time.Second)
 	res, err := appRun(t, env, plantest.PatentExample(d, planner.Concurrency{}))
 	require.NoError(t, err)
 	require.ErrorContains(t, rejected, "point of no return")
@@ -204,6 +217,18 @@ func TestAppFailoverAbortNeedsAName(t *testing.T) {
 	_, err := appRun(t, env, plantest.PatentExample(10*time.Second, planner.Concurrency{}))
 	require.NoError(t, err)
 	require.ErrorContains(t, rejected, "say who you are")
+}
+
+// A signal cannot answer: one that does not say who sends it is refused
+// and recorded, and the failover goes on.
+func TestAppFailoverAbortSignalNeedsAName(t *testing.T) {
+	env := appEnv(t)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(UpdateAbort, Decision{Reason: "nameless"}) }, time.Second)
+	res, err := appRun(t, env, plantest.PatentExample(10*time.Second, planner.Concurrency{}))
+	require.NoError(t, err)
+	require.Equal(t, AppOutcomeCompleted, res.Outcome)
+	require.Nil(t, res.Abort)
+	require.Equal(t, []string{`abort signal from "" refused: say who you are: the decision's By is empty`}, res.Refusals)
 }
 
 func TestAppFailoverProgressQuery(t *testing.T) {
@@ -223,8 +248,15 @@ func TestAppFailoverProgressQuery(t *testing.T) {
 	require.Equal(t, 6, during.Total)
 	require.Equal(t, int64(40_000), during.PredictedMillis)
 	require.Len(t, during.Steps, 6)
-	require.Equal(t, AppStep{Component: "A", Phase: off, Action: "wait 10s", Status: AppStepDone,
-		StartedAt: during.StartedAt, EndedAt: during.StartedAt.Add(d), Millis: 10_000}, during.Steps[0])
+	require.Equal(t, AppStep{
+		Component: "A",
+		Phase:     off,
+		Action:    "wait 10s",
+		Status:    AppStepDone,
+		StartedAt: during.StartedAt,
+		EndedAt:   during.StartedAt.Add(d),
+		Millis:    10_000,
+	}, during.Steps[0])
 	require.Equal(t, AppStepPending, during.Steps[5].Status)
 }
 
@@ -232,13 +264,27 @@ func TestAppFailoverProgressQuery(t *testing.T) {
 // an HTTP check, api's online a storage-account failover.
 func actionPlan() planner.Plan {
 	return planner.Plan{Name: "shop", Components: []planner.Component{
-		{Name: "web", DependsOn: []string{"api"},
-			Offline: &planner.Action{Wait: planner.DurPtr(time.Second)},
-			Online:  &planner.Action{HTTP: &planner.HTTPAction{URL: "http://web/healthz", ExpectStatus: 204}, Retries: 2},
-			Restore: &planner.Action{Wait: planner.DurPtr(time.Second)}},
-		{Name: "api",
-			Offline: &planner.Action{Command: []string{"systemctl", "stop", "api"}, Retries: 1, Timeout: planner.Dur(time.Minute)},
-			Online:  &planner.Action{Account: &planner.AccountAction{Account: "acct-1", From: "stamp-a", To: "stamp-b"}}},
+		{
+			Name:      "web",
+			DependsOn: []string{"api"},
+			Offline:   &planner.Action{Wait: planner.DurPtr(time.Second)},
+			Online: &planner.Action{
+				HTTP:    &planner.HTTPAction{URL: "http://web/healthz", ExpectStatus: 204},
+				Retries: 2,
+			},
+			Restore: &planner.Action{Wait: planner.DurPtr(time.Second)},
+		},
+		{
+			Name: "api",
+			Offline: &planner.Action{
+				Command: []string{"systemctl", "stop", "api"},
+				Retries: 1,
+				Timeout: planner.Dur(time.Minute),
+			},
+			Online: &planner.Action{
+				Account: &planner.AccountAction{Account: "acct-1", From: "stamp-a", To: "stamp-b"},
+			},
+		},
 	}}
 }
 
@@ -248,7 +294,7 @@ func TestAppFailoverRunsEveryActionKind(t *testing.T) {
 	var calls []string
 	note := func(s string) { mu.Lock(); calls = append(calls, s); mu.Unlock() }
 	commandFailures := 1
-	env.OnActivity(acts.RunCommand, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CommandInput) (activities.CommandResult, error) {
+	fakeCommand := func(_ context.Context, in activities.CommandInput) (activities.CommandResult, error) {
 		note("command " + in.Step)
 		require.Equal(t, []string{"systemctl", "stop", "api"}, in.Argv)
 		if commandFailures > 0 {
@@ -256,32 +302,45 @@ func TestAppFailoverRunsEveryActionKind(t *testing.T) {
 			return activities.CommandResult{}, temporal.NewApplicationError("exit 1", activities.ErrTypeCommandFailed)
 		}
 		return activities.CommandResult{Output: "stopping\nstopped api\n"}, nil
-	})
+	}
+	env.OnActivity(acts.RunCommand, mock.Anything, mock.Anything).Return(fakeCommand)
 	httpFailures := 2
-	env.OnActivity(acts.CallHTTP, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.HTTPInput) (activities.HTTPResult, error) {
+	fakeHTTP := func(_ context.Context, in activities.HTTPInput) (activities.HTTPResult, error) {
 		note("http " + in.Step)
-		require.Equal(t, activities.HTTPInput{Step: "online web", Method: "GET", URL: "http://web/healthz", ExpectStatus: 204}, in)
+		require.Equal(t, activities.HTTPInput{
+			Step:         "online web",
+			Method:       "GET",
+			URL:          "http://web/healthz",
+			ExpectStatus: 204,
+		}, in)
 		if httpFailures > 0 {
 			httpFailures--
-			return activities.HTTPResult{}, temporal.NewApplicationError("answered 503", activities.ErrTypeUnexpectedStatus)
+			return activities.HTTPResult{},
+				temporal.NewApplicationError("answered 503", activities.ErrTypeUnexpectedStatus)
 		}
 		return activities.HTTPResult{Status: 204}, nil
-	})
+	}
+	env.OnActivity(acts.CallHTTP, mock.Anything, mock.Anything).Return(fakeHTTP)
 	var childID string
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
 		childID = info.WorkflowExecution.ID
 	})
-	env.OnWorkflow(NameAccountFailover, mock.Anything, mock.Anything).Return(func(_ workflow.Context, req FailoverRequest) (FailoverResult, error) {
+	fakeAccountFailover := func(_ workflow.Context, req FailoverRequest) (FailoverResult, error) {
 		note("account " + req.Account)
 		require.Equal(t, "stamp-a", req.FromStamp)
 		require.Equal(t, "stamp-b", req.ToStamp)
 		require.Contains(t, req.Reason, "application failover shop, component api")
 		return FailoverResult{Account: req.Account, To: req.ToStamp, NewEpoch: 2, UnavailableMillis: 42}, nil
-	})
+	}
+	env.OnWorkflow(NameAccountFailover, mock.Anything, mock.Anything).Return(fakeAccountFailover)
 	res, err := appRun(t, env, actionPlan())
 	require.NoError(t, err)
 	require.Equal(t, FailoverWorkflowID("acct-1"), childID, "the child runs under the account's own failover ID")
-	require.Equal(t, []string{"command offline api", "command offline api", "account acct-1", "http online web", "http online web", "http online web"}, calls)
+	require.Equal(t, []string{
+		"command offline api", "command offline api",
+		"account acct-1",
+		"http online web", "http online web", "http online web",
+	}, calls)
 	outputs := map[string]string{}
 	for _, s := range res.Steps {
 		outputs[s.Step().String()] = s.Output
@@ -297,13 +356,13 @@ func TestAppFailoverRunsEveryActionKind(t *testing.T) {
 func TestAppFailoverFailureBeforeOnlineRollsBack(t *testing.T) {
 	env := appEnv(t)
 	env.OnActivity(acts.RunCommand, mock.Anything, mock.Anything).Return(activities.CommandResult{},
-		temporal.NewNonRetryableApplicationError("systemctl: program not found on worker host", activities.ErrTypeCommandNotFound, nil))
+		temporal.NewNonRetryableApplicationError("systemctl: program not found on worker host",
+			activities.ErrTypeCommandNotFound, nil))
 	res, err := appRun(t, env, actionPlan())
 	require.ErrorContains(t, err, "application failover shop: offline api failed")
-	require.ErrorContains(t, err, "no online step had started: back online on the source: [web]; no restore action, left offline: [api]")
-	var ae *temporal.ApplicationError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, ErrTypeAppRolledBack, ae.Type())
+	require.ErrorContains(t, err,
+		"no online step had started: back online on the source: [web]; no restore action, left offline: [api]")
+	requireAppErrorType(t, err, ErrTypeAppRolledBack)
 	require.Equal(t, AppOutcomeRolledBack, res.Outcome)
 	byStep := map[string]AppStep{}
 	for _, s := range res.Steps {
@@ -313,8 +372,8 @@ func TestAppFailoverFailureBeforeOnlineRollsBack(t *testing.T) {
 	require.Contains(t, byStep["offline api"].Error, "program not found")
 	require.Equal(t, AppStepSkipped, byStep["restore api"].Status)
 	require.Equal(t, AppStepDone, byStep["restore web"].Status)
-	require.True(t, byStep["restore web"].StartedAt.Equal(byStep["restore api"].EndedAt) || byStep["restore web"].StartedAt.After(byStep["restore api"].EndedAt),
-		"web needs api back first")
+	webStart, apiEnd := byStep["restore web"].StartedAt, byStep["restore api"].EndedAt
+	require.True(t, webStart.Equal(apiEnd) || webStart.After(apiEnd), "web needs api back first")
 	require.Equal(t, AppStepPending, byStep["online api"].Status)
 }
 
@@ -325,10 +384,12 @@ func TestAppFailoverFailureAfterOnlineStops(t *testing.T) {
 	env.OnActivity(acts.RunCommand, mock.Anything, mock.Anything).Return(activities.CommandResult{}, nil)
 	env.OnActivity(acts.CallHTTP, mock.Anything, mock.Anything).Return(activities.HTTPResult{},
 		temporal.NewApplicationError("answered 503", activities.ErrTypeUnexpectedStatus))
-	env.OnWorkflow(NameAccountFailover, mock.Anything, mock.Anything).Return(FailoverResult{Account: "acct-1", To: "stamp-b"}, nil)
+	env.OnWorkflow(NameAccountFailover, mock.Anything, mock.Anything).
+		Return(FailoverResult{Account: "acct-1", To: "stamp-b"}, nil)
 	res, err := appRun(t, env, actionPlan())
 	require.ErrorContains(t, err, "online web failed")
-	require.ErrorContains(t, err, "after the point of no return: online on the target: [api]; offline or partly moved: [web]; untouched on the source: []")
+	require.ErrorContains(t, err, "after the point of no return: online on the target: [api]; "+
+		"offline or partly moved: [web]; untouched on the source: []")
 	require.Equal(t, AppOutcomeFailed, res.Outcome)
 }
 
@@ -341,7 +402,8 @@ func TestAppFailoverAccountTimeout(t *testing.T) {
 	p.Components[1].Online.Timeout = planner.Dur(10 * time.Minute)
 	env.OnWorkflow(NameAccountFailover, mock.Anything, mock.Anything).After(time.Hour).Return(FailoverResult{}, nil)
 	res, err := appRun(t, env, p)
-	require.ErrorContains(t, err, "online api failed: fail storage account acct-1 over to stamp-b: timed out after 10m0s")
+	require.ErrorContains(t, err,
+		"online api failed: fail storage account acct-1 over to stamp-b: timed out after 10m0s")
 	require.Equal(t, AppOutcomeFailed, res.Outcome)
 }
 
@@ -350,7 +412,5 @@ func TestAppFailoverRefusesAnInvalidPlan(t *testing.T) {
 	p.Components[1].DependsOn = []string{"A"}
 	_, err := appRun(t, appEnv(t), p)
 	require.ErrorContains(t, err, "dependency cycle: A -> B -> A")
-	var ae *temporal.ApplicationError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, ErrTypeAppPlanInvalid, ae.Type())
+	requireAppErrorType(t, err, ErrTypeAppPlanInvalid)
 }

@@ -84,10 +84,9 @@ var (
 	errNoWho           = errors.New("say who you are: the decision's By is empty")
 )
 
+// validateGate says why an approve or reject does not apply now (who
+// decides is checked by registerDecisions).
 func (c *controls) validateGate(ctx workflow.Context, d Decision) error {
-	if d.By == "" {
-		return errNoWho
-	}
 	if c.gatePassed || c.abort != nil {
 		return errPastGate
 	}
@@ -97,10 +96,8 @@ func (c *controls) validateGate(ctx workflow.Context, d Decision) error {
 	return nil
 }
 
+// validateAbort says why an abort does not apply now.
 func (c *controls) validateAbort(ctx workflow.Context, d Decision) error {
-	if d.By == "" {
-		return errNoWho
-	}
 	if c.noReturn {
 		return errPointOfNoReturn
 	}
@@ -143,51 +140,25 @@ func (c *controls) alert(ctx workflow.Context, a AlertRef) AlertAck {
 	return ack
 }
 
-// register installs the query, the updates, the same-named signals (for
-// the Web UI) and the children's progress signal.
+// register installs the query, the alert update, the decisions' updates
+// and same-named signals (registerDecisions; the signals are for the Web
+// UI), the alert signal and the children's progress signal. The alert
+// update comes first so that the signal goroutines still start after every
+// update handler, as they always did.
 func (c *controls) register(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return *c.prog, nil }); err != nil {
 		return fmt.Errorf("register progress query: %w", err)
 	}
-	updates := []struct {
-		name     string
-		handler  any
-		validate any
-	}{
-		{UpdateApprove, func(ctx workflow.Context, d Decision) error { c.approve(ctx, d); return nil }, c.validateGate},
-		{UpdateReject, func(ctx workflow.Context, d Decision) error { c.reject(ctx, d); return nil }, c.validateGate},
-		{UpdateAbort, func(ctx workflow.Context, d Decision) error { c.doAbort(ctx, d); return nil }, c.validateAbort},
-		{UpdateAlert, func(ctx workflow.Context, a AlertRef) (AlertAck, error) { return c.alert(ctx, a), nil }, nil},
+	alert := func(ctx workflow.Context, a AlertRef) (AlertAck, error) { return c.alert(ctx, a), nil }
+	if err := workflow.SetUpdateHandler(ctx, UpdateAlert, alert); err != nil {
+		return fmt.Errorf("register update %s: %w", UpdateAlert, err)
 	}
-	for _, u := range updates {
-		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validate}); err != nil {
-			return fmt.Errorf("register update %s: %w", u.name, err)
-		}
-	}
-	// Signals: the same decisions from the Web UI's "Send Signal". A refused
-	// one is recorded, since a signal cannot answer.
-	decisions := []struct {
-		name     string
-		validate func(workflow.Context, Decision) error
-		apply    func(workflow.Context, Decision)
-	}{
-		{UpdateApprove, c.validateGate, c.approve},
-		{UpdateReject, c.validateGate, c.reject},
-		{UpdateAbort, c.validateAbort, c.doAbort},
-	}
-	for _, s := range decisions {
-		ch := workflow.GetSignalChannel(ctx, s.name)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			for {
-				var d Decision
-				ch.Receive(ctx, &d)
-				if err := s.validate(ctx, d); err != nil {
-					c.res.Refusals = append(c.res.Refusals, fmt.Sprintf("%s signal from %q refused: %v", s.name, d.By, err))
-					continue
-				}
-				s.apply(ctx, d)
-			}
-		})
+	if err := registerDecisions(ctx, &c.res.Refusals,
+		decision{name: UpdateApprove, validate: c.validateGate, apply: c.approve},
+		decision{name: UpdateReject, validate: c.validateGate, apply: c.reject},
+		decision{name: UpdateAbort, validate: c.validateAbort, apply: c.doAbort},
+	); err != nil {
+		return err
 	}
 	alerts := workflow.GetSignalChannel(ctx, UpdateAlert)
 	workflow.Go(ctx, func(ctx workflow.Context) {

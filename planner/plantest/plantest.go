@@ -87,7 +87,9 @@ func RandomPlan(seed uint64, o RandomOptions) planner.Plan {
 		}
 		p.Components = append(p.Components, Wait(names[i], dur(), dur(), deps...))
 	}
-	rng.Shuffle(len(p.Components), func(i, j int) { p.Components[i], p.Components[j] = p.Components[j], p.Components[i] })
+	rng.Shuffle(len(p.Components), func(i, j int) {
+		p.Components[i], p.Components[j] = p.Components[j], p.Components[i]
+	})
 	if o.MaxLimit > 0 {
 		p.Concurrency = planner.Concurrency{Source: rng.IntN(o.MaxLimit + 1), Target: rng.IntN(o.MaxLimit + 1)}
 	}
