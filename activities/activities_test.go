@@ -11,7 +11,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/stamp/stamptest"
 )
 
 // world is a location service and two real stamps on loopback, with one
@@ -26,12 +28,12 @@ const account, partitions = "acct", 8
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	loc, err := location.StartLocal(location.Config{})
+	loc, err := locationtest.StartLocal(location.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = loc.Close() })
 	var urls []string
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		s, err := stamp.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL()})
+		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL()})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Close() })
 		require.NoError(t, location.NewClient(loc.URL(), nil).RegisterStamp(context.Background(), location.Stamp{Name: name, URL: s.URL()}))

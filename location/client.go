@@ -1,9 +1,7 @@
 package location
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,10 +53,7 @@ func IsConflict(err error) bool {
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	return jsonhttp.Do(ctx, c.hc, method, c.base, path, nil, in, out, func(status int, _ http.Header, data []byte) error {
 		ae := &APIError{Status: status}
-		if json.Unmarshal(data, &ae.ErrorBody) != nil || ae.Code == "" {
-			ae.Code = http.StatusText(status)
-			ae.Message = string(bytes.TrimSpace(data))
-		}
+		jsonhttp.DecodeErrorBody(status, data, &ae.ErrorBody, &ae.Code, &ae.Message)
 		return ae
 	})
 }

@@ -5,19 +5,16 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/stamp/stamptest"
 )
 
 func TestProvisionIdempotent(t *testing.T) {
 	ctx := context.Background()
-	loc, err := StartLocal(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loc.Close()
-	lc := NewClient(loc.URL(), nil)
+	_, loc := newTestServer(t, "")
+	lc := NewClient(loc.URL, nil)
 	clients := map[string]*stamp.Client{}
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		l, err := stamp.StartLocal(stamp.Config{Name: name})
+		l, err := stamptest.StartLocal(stamp.Config{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}

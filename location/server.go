@@ -1,18 +1,16 @@
 package location
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
+	"github.com/batonhq/baton/stamp"
 )
 
 // Config configures the location service.
@@ -31,14 +29,11 @@ type Server struct {
 }
 
 // MaxAccountPartitions bounds CreateRequest.Partitions (same as a stamp's).
-const MaxAccountPartitions = 65536
+const MaxAccountPartitions = stamp.MaxPartitions
 
-var (
-	accountNameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
-	// Stamp names are a little more permissive than account names, but
-	// still safe in a URL path segment and a log line.
-	stampNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
-)
+// Stamp names are a little more permissive than account names, but still
+// safe in a URL path segment and a log line.
+var stampNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
 
 const maxBody = 1 << 20
 
@@ -52,7 +47,11 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{st: st, log: log, now: func() time.Time { return time.Now().UTC() }}, nil
+	return &Server{
+		st:  st,
+		log: log,
+		now: func() time.Time { return time.Now().UTC() },
+	}, nil
 }
 
 // Close closes the store; in memory mode its file is deleted.
@@ -68,7 +67,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/accounts/{account}", s.getAccount)
 	mux.HandleFunc("POST /v1/accounts/{account}/move", s.moveAccount)
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		jsonhttp.WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
@@ -76,14 +75,8 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client has gone if this fails; nothing to do
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, ErrorBody{Code: code, Message: msg})
+	jsonhttp.WriteJSON(w, status, ErrorBody{Code: code, Message: msg})
 }
 
 // fail answers err, mapping store errors to their status and everything else
@@ -97,21 +90,26 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, http.StatusInternalServerError, "internal", err.Error())
 }
 
+// answer answers 200 with v, read from the store, or the error that kept
+// it from being read.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, v)
+}
+
 func badRequest(w http.ResponseWriter, format string, args ...any) {
 	writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...))
 }
 
 // decode reads a JSON body strictly: unknown fields are refused so that a
-// typo in a field name is not silently treated as a zero value.
+// typo in a field name is not silently treated as a zero value. Any body it
+// cannot use, too large included, is a 400.
 func decode(w http.ResponseWriter, r *http.Request, out any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		badRequest(w, "malformed JSON body: %v", err)
-		return false
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		badRequest(w, "malformed JSON body: trailing data after the object")
+	if err := jsonhttp.ReadJSON(w, r, maxBody, out); err != nil {
+		badRequest(w, "%v", err)
 		return false
 	}
 	return true
@@ -120,13 +118,6 @@ func decode(w http.ResponseWriter, r *http.Request, out any) bool {
 func validStampName(name string) error {
 	if !stampNameRE.MatchString(name) {
 		return fmt.Errorf("stamp name %q must be 1-63 characters of A-Z a-z 0-9 . _ -", name)
-	}
-	return nil
-}
-
-func validAccountName(name string) error {
-	if !accountNameRE.MatchString(name) {
-		return fmt.Errorf("account name %q must be 1-63 characters of a-z 0-9 -", name)
 	}
 	return nil
 }
@@ -158,16 +149,12 @@ func (s *Server) putStamp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("stamp registered", zap.String("stamp", st.Name), zap.String("url", st.URL))
-	writeJSON(w, http.StatusOK, st)
+	jsonhttp.WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) listStamps(w http.ResponseWriter, r *http.Request) {
 	out, err := s.st.stamps()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	s.answer(w, r, out, err)
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +165,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	if req.Epoch == 0 {
 		req.Epoch = 1 // normalised before the idempotency comparison
 	}
-	if err := validAccountName(req.Account); err != nil {
+	if err := stamp.ValidateAccountName(req.Account); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
@@ -205,35 +192,27 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("account created", zap.String("account", a.Account), zap.Int("partitions", a.Partitions),
 			zap.String("primary", a.Primary), zap.String("secondary", a.Secondary), zap.Uint64("epoch", a.Epoch))
 	}
-	writeJSON(w, status, a)
+	jsonhttp.WriteJSON(w, status, a)
 }
 
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("account")
-	if err := validAccountName(name); err != nil {
+	if err := stamp.ValidateAccountName(name); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
 	a, err := s.st.lookup(name)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	s.answer(w, r, a, err)
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	out, err := s.st.accounts()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	s.answer(w, r, out, err)
 }
 
 func (s *Server) moveAccount(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("account")
-	if err := validAccountName(name); err != nil {
+	if err := stamp.ValidateAccountName(name); err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
@@ -259,58 +238,5 @@ func (s *Server) moveAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("account moved", zap.String("account", name), zap.String("from", req.From),
 		zap.String("to", req.To), zap.Uint64("epoch", req.Epoch))
-	writeJSON(w, http.StatusOK, a)
-}
-
-// Local is a location service serving on a loopback port, for tests and
-// single-machine demos.
-type Local struct {
-	srv  *Server
-	hs   *http.Server
-	url  string
-	done chan struct{}
-}
-
-// StartLocal opens a Server and serves it on 127.0.0.1 on a free port.
-func StartLocal(cfg Config) (*Local, error) {
-	srv, err := Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		_ = srv.Close()
-		return nil, fmt.Errorf("listen for local location service: %w", err)
-	}
-	l := &Local{
-		srv:  srv,
-		hs:   &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		url:  "http://" + ln.Addr().String(),
-		done: make(chan struct{}),
-	}
-	go func() {
-		defer close(l.done)
-		if err := l.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			srv.log.Error("local location service stopped", zap.Error(err))
-		}
-	}()
-	return l, nil
-}
-
-// URL is the service's base URL.
-func (l *Local) URL() string { return l.url }
-
-// Server is the served Server.
-func (l *Local) Server() *Server { return l.srv }
-
-// Close stops serving and closes the store.
-func (l *Local) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := l.hs.Shutdown(ctx)
-	<-l.done
-	if cerr := l.srv.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	jsonhttp.WriteJSON(w, http.StatusOK, a)
 }

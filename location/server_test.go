@@ -300,17 +300,21 @@ func TestRestartPersistence(t *testing.T) {
 	}
 }
 
-func TestStartLocalMemoryModeCleansUp(t *testing.T) {
-	l, err := StartLocal(Config{})
+// TestMemoryModeCleansUpOnClose: a served memory-mode service leaves no
+// file behind once closed.
+func TestMemoryModeCleansUpOnClose(t *testing.T) {
+	srv, err := Open(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := l.Server().st.tempDir
-	c := NewClient(l.URL(), nil)
+	hs := httptest.NewServer(srv.Handler())
+	dir := srv.st.tempDir
+	c := NewClient(hs.URL, nil)
 	if err := c.RegisterStamp(context.Background(), Stamp{Name: "s", URL: "http://x:1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil {
+	hs.Close()
+	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {

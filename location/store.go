@@ -135,14 +135,22 @@ func (st *store) putStamp(s Stamp) error {
 	})
 }
 
+// eachJSON decodes every value of b, in key order, as a T (named what in
+// errors) and hands it to fn.
+func eachJSON[T any](b *bolt.Bucket, what string, fn func(T) error) error {
+	return b.ForEach(func(k, v []byte) error {
+		var t T
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("decode %s %q: %w", what, k, err)
+		}
+		return fn(t)
+	})
+}
+
 func (st *store) stamps() ([]Stamp, error) {
 	out := []Stamp{}
 	err := st.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketStamps).ForEach(func(k, v []byte) error {
-			var s Stamp
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("decode stamp %q: %w", k, err)
-			}
+		return eachJSON(tx.Bucket(bucketStamps), "stamp", func(s Stamp) error {
 			out = append(out, s)
 			return nil
 		})
@@ -186,7 +194,8 @@ func (st *store) create(req CreateRequest, now time.Time) (a Account, created bo
 		if ok {
 			if r.Create != req {
 				return storeErr(409, "conflict",
-					"account %s already exists with partitions=%d primary=%s secondary=%s epoch=%d; this request asks partitions=%d primary=%s secondary=%s epoch=%d",
+					"account %s already exists with partitions=%d primary=%s secondary=%s epoch=%d; "+
+						"this request asks partitions=%d primary=%s secondary=%s epoch=%d",
 					req.Account, r.Create.Partitions, r.Create.Primary, r.Create.Secondary, r.Create.Epoch,
 					req.Partitions, req.Primary, req.Secondary, req.Epoch)
 			}
@@ -234,11 +243,7 @@ func (st *store) lookup(account string) (Account, error) {
 func (st *store) accounts() ([]Account, error) {
 	out := []Account{}
 	err := st.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode account %q: %w", k, err)
-			}
+		return eachJSON(tx.Bucket(bucketAccounts), "account", func(r record) error {
 			a, err := view(tx, r)
 			if err != nil {
 				return err

@@ -146,22 +146,26 @@ func kick(ch chan struct{}) {
 	}
 }
 
+// markShipDirty queues ps for the shipper and wakes it.
 func (a *account) markShipDirty(ps []int) {
-	a.dirtyMu.Lock()
-	for _, p := range ps {
-		a.shipDirty[p] = struct{}{}
-	}
-	a.dirtyMu.Unlock()
+	a.addDirty(&a.shipDirty, ps)
 	kick(a.shipKick)
 }
 
+// markReplayDirty queues ps for the replayer and wakes it.
 func (a *account) markReplayDirty(ps []int) {
+	a.addDirty(&a.replayDirty, ps)
+	kick(a.replayKick)
+}
+
+// addDirty adds ps to a dirty set. The set is read under dirtyMu: takeDirty
+// replaces it.
+func (a *account) addDirty(set *map[int]struct{}, ps []int) {
 	a.dirtyMu.Lock()
 	for _, p := range ps {
-		a.replayDirty[p] = struct{}{}
+		(*set)[p] = struct{}{}
 	}
 	a.dirtyMu.Unlock()
-	kick(a.replayKick)
 }
 
 // takeDirty empties a dirty set and returns its partitions in order.

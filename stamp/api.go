@@ -7,7 +7,11 @@
 // client (client.go) and the docs (docs/STAMP_API.md). Keep the three in step.
 package stamp
 
-import "time"
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
 
 // Role is what a partition does for its account on this stamp.
 type Role string
@@ -54,7 +58,7 @@ const (
 	CodeNotPrimary     = "not_primary"       // 421 + Location header: write sent to a non-primary
 	CodeFenced         = "fenced"            // 503 + Retry-After: partition is fenced, retry later
 	CodeInjected       = "injected_fault"    // 503: fault injection
-	CodeUnavailable    = "unavailable"       // 503: a dependency (peer stamp, location service) did not answer, or the stamp is shutting down
+	CodeUnavailable    = "unavailable"       // 503: peer stamp or location service not answering, or stamp closing
 	CodeTooLarge       = "payload_too_large" // 413
 	CodeInternal       = "internal"          // 500
 )
@@ -82,6 +86,18 @@ type AccountSpec struct {
 
 // MaxPartitions bounds AccountSpec.Partitions.
 const MaxPartitions = 65536
+
+var accountNameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+
+// ValidateAccountName checks the account-name rule that stamps and the
+// location service share: 1-63 characters of a-z, 0-9 and -, so that a name
+// is safe in a URL path segment, a workflow ID and a log line.
+func ValidateAccountName(name string) error {
+	if !accountNameRE.MatchString(name) {
+		return fmt.Errorf("account name %q is invalid; use 1-63 characters of a-z, 0-9 and -", name)
+	}
+	return nil
+}
 
 // Entry is one log record.
 type Entry struct {
@@ -199,6 +215,23 @@ type PartitionStatus struct {
 	SendDoneAt    time.Time `json:"send_done_at,omitzero"`
 }
 
+// SendLag is what a primary partition wrote that its secondary has not
+// acknowledged yet: LastWritten - LastAcked, never below 0.
+func (p PartitionStatus) SendLag() uint64 { return p.LastWritten - min(p.LastAcked, p.LastWritten) }
+
+// ReplayLag is what a secondary partition received but has not replayed
+// yet: LastReceived - LastReplayed, never below 0.
+func (p PartitionStatus) ReplayLag() uint64 {
+	return p.LastReceived - min(p.LastReplayed, p.LastReceived)
+}
+
+// ReceiveLag is what a secondary partition knows its source wrote (from
+// the source's last report) but has not received: SourceWritten -
+// LastReceived, never below 0.
+func (p PartitionStatus) ReceiveLag() uint64 {
+	return p.SourceWritten - min(p.LastReceived, p.SourceWritten)
+}
+
 // ControlResult is one partition's answer to a control call.
 type ControlResult struct {
 	Partition int `json:"partition"`
@@ -236,6 +269,26 @@ type AccountStatus struct {
 	Stamp      string            `json:"stamp"`
 	Peer       string            `json:"peer"`
 	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// SendLag sums the partitions' SendLag: on a primary, the writes its
+// secondary has not acknowledged.
+func (s AccountStatus) SendLag() uint64 {
+	var n uint64
+	for _, p := range s.Partitions {
+		n += p.SendLag()
+	}
+	return n
+}
+
+// ReplayLag sums the partitions' ReplayLag: on a secondary, the entries it
+// received but has not replayed.
+func (s AccountStatus) ReplayLag() uint64 {
+	var n uint64
+	for _, p := range s.Partitions {
+		n += p.ReplayLag()
+	}
+	return n
 }
 
 // Health answers GET /v1/health.

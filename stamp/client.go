@@ -1,9 +1,7 @@
 package stamp
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,10 +66,7 @@ func IsCode(err error, code string) bool {
 func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, in, out any) error {
 	return jsonhttp.Do(ctx, c.hc, method, c.base, path, hdr, in, out, func(status int, h http.Header, data []byte) error {
 		ae := &APIError{Status: status}
-		if json.Unmarshal(data, &ae.ErrorBody) != nil || ae.Code == "" {
-			ae.Code = http.StatusText(status)
-			ae.Message = string(bytes.TrimSpace(data))
-		}
+		jsonhttp.DecodeErrorBody(status, data, &ae.ErrorBody, &ae.Code, &ae.Message)
 		if s := h.Get("Retry-After"); s != "" {
 			if n, err := strconv.Atoi(s); err == nil {
 				ae.RetryAfter = time.Duration(n) * time.Second
@@ -202,7 +197,8 @@ type PartitionErrors struct {
 
 func (e *PartitionErrors) Error() string {
 	first := e.Failed[0]
-	return fmt.Sprintf("%s refused for %d of %d partitions (partition %d: %v)", e.Op, len(e.Failed), e.Of, first.Partition, first.Err())
+	return fmt.Sprintf("%s refused for %d of %d partitions (partition %d: %v)",
+		e.Op, len(e.Failed), e.Of, first.Partition, first.Err())
 }
 
 // Unwrap returns the first final refusal, or the first refusal.

@@ -2,15 +2,16 @@ package stamp
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 const (
@@ -37,7 +38,7 @@ func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req ControlRequest
-	if err := decodeBody(r, limitControl, &req, "ControlRequest"); err != nil {
+	if err := decodeBody(w, r, limitControl, &req, "ControlRequest"); err != nil {
 		return err
 	}
 	var ps []int
@@ -65,8 +66,18 @@ func (s *Server) controlBulk(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ControlResponse{Account: a.spec.Account, Op: op, Stamp: s.cfg.Name, Results: withFailed(a, ps, res, failed)})
+	s.answerControl(w, a, op, withFailed(a, ps, res, failed))
 	return nil
+}
+
+// answerControl answers a control call with its per-partition results.
+func (s *Server) answerControl(w http.ResponseWriter, a *account, op string, res []ControlResult) {
+	jsonhttp.WriteJSON(w, http.StatusOK, ControlResponse{
+		Account: a.spec.Account,
+		Op:      op,
+		Stamp:   s.cfg.Name,
+		Results: res,
+	})
 }
 
 // without returns ps less the partitions in failed.
@@ -119,18 +130,19 @@ func (s *Server) controlOne(w http.ResponseWriter, r *http.Request) error {
 	if err := validOp(op); err != nil {
 		return err
 	}
-	var req ControlRequest
-	body, err := readBody(r, limitControl)
+	body, err := readBody(w, r, limitControl)
 	if err != nil {
 		return err
 	}
+	var req ControlRequest
 	if len(body) > 0 {
 		if err := decodeJSON(body, &req, "ControlRequest"); err != nil {
 			return err
 		}
 	}
 	if len(req.Partitions) > 0 || req.All {
-		return errBad("the per-partition route takes the partition from the path; drop \"partitions\" and \"all\" or use /control/%s", op)
+		return errBad("the per-partition route takes the partition from the path; "+
+			"drop \"partitions\" and \"all\" or use /control/%s", op)
 	}
 	if err := s.injectFault(w, r, scopeControl, op, a.spec.Account, inSorted(ps)); err != nil {
 		return err
@@ -143,13 +155,14 @@ func (s *Server) controlOne(w http.ResponseWriter, r *http.Request) error {
 	if pe := res[0].Error; pe != nil {
 		return &apiError{status: pe.StatusCode, body: pe.ErrorBody}
 	}
-	writeJSON(w, http.StatusOK, ControlResponse{Account: a.spec.Account, Op: op, Stamp: s.cfg.Name, Results: res})
+	s.answerControl(w, a, op, res)
 	return nil
 }
 
 // control runs op on ps. A refusal of the whole call is its error; a
 // partition refused on its own is answered in its result (Error).
-func (s *Server) control(ctx context.Context, a *account, op string, ps []int, req *ControlRequest) ([]ControlResult, error) {
+func (s *Server) control(ctx context.Context, a *account, op string, ps []int,
+	req *ControlRequest) ([]ControlResult, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
@@ -198,7 +211,13 @@ func (s *Server) persistLocked(a *account, ps []int, counters bool) (*commitItem
 	recs := make([]rec, len(ps))
 	for i, pi := range ps {
 		p := a.parts[pi]
-		recs[i] = rec{p: pi, cfg: encodeConfig(p.role, p.fenced, p.shipping, p.epoch), written: p.next, acked: p.lastAcked, ackedAt: p.lastAckedAt}
+		recs[i] = rec{
+			p:       pi,
+			cfg:     encodeConfig(p.role, p.fenced, p.shipping, p.epoch),
+			written: p.next,
+			acked:   p.lastAcked,
+			ackedAt: p.lastAckedAt,
+		}
 	}
 	name := a.spec.Account
 	it := newItem(len(recs), func(tx *bbolt.Tx) error {
@@ -225,43 +244,89 @@ func (s *Server) persistLocked(a *account, ps []int, counters bool) (*commitItem
 	return it, s.enqueue(it)
 }
 
+// stateChange is a control call that flips partition state and makes the
+// flip durable before it answers: fence, unfence and promote.
+type stateChange struct {
+	op string
+	// check runs under p's lock: it refuses the whole call (an *apiError),
+	// or says whether p needs the flip (false: already done, answer the
+	// same).
+	check func(p *partition) (flip bool, err error)
+	// flip changes p, under its lock.
+	flip func(p *partition)
+	// counters persists the LSN counters with the config (promote resets
+	// them).
+	counters bool
+}
+
+// changeState runs c on ps: lock, check every partition, flip those that
+// need it, queue their records, unlock, wait until durable, and answer each
+// partition's durable LSN. Every check runs before any flip, so a refusal
+// changes nothing. Even with nothing flipped the (empty) record is a
+// barrier: a repeated call still waits for the writes an earlier one let
+// in.
+func (s *Server) changeState(a *account, ps []int, c stateChange) ([]ControlResult, error) {
+	it, err := s.flipLocked(a, ps, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitItem(it); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.op, err)
+	}
+	return results(a, ps, durableLSN), nil
+}
+
+// flipLocked is changeState's part under the partition locks: check, flip,
+// queue.
+func (s *Server) flipLocked(a *account, ps []int, c stateChange) (*commitItem, error) {
+	a.lockParts(ps)
+	defer a.unlockParts(ps)
+	var flips []int
+	for _, pi := range ps {
+		flip, err := c.check(a.parts[pi])
+		if err != nil {
+			return nil, err
+		}
+		if flip {
+			flips = append(flips, pi)
+		}
+	}
+	for _, pi := range flips {
+		c.flip(a.parts[pi])
+	}
+	it, err := s.persistLocked(a, flips, c.counters)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.op, err)
+	}
+	return it, nil
+}
+
+// durableLSN answers a partition's last durable LSN.
+func durableLSN(p *partition) (uint64, bool) { return p.durable.Load(), false }
+
 // fence stops writes on ps and answers each one's final LSN once every write
 // accepted before the fence is durable.
 func (s *Server) fence(a *account, ps []int, req *ControlRequest) ([]ControlResult, error) {
-	a.lockParts(ps)
-	var changed []int
-	for _, pi := range ps {
-		p := a.parts[pi]
-		if err := checkPrimaryLocked(s, a, p, "fence", req.Epoch); err != nil {
-			a.unlockParts(ps)
-			return nil, err
-		}
-		if !p.fenced {
-			changed = append(changed, pi)
-		}
-	}
-	for _, pi := range changed {
-		a.parts[pi].fenced = true
-	}
-	// Even with nothing changed the (empty) item is a barrier: a repeated
-	// fence still waits for writes an earlier fence let in.
-	it, err := s.persistLocked(a, changed, false)
-	a.unlockParts(ps)
-	if err != nil {
-		return nil, fmt.Errorf("fence: %w", err)
-	}
-	if err := s.waitItem(it); err != nil {
-		return nil, fmt.Errorf("fence: %w", err)
-	}
-	return results(a, ps, func(p *partition) (uint64, bool) { return p.durable.Load(), false }), nil
+	return s.changeState(a, ps, stateChange{
+		op: CtlFence,
+		check: func(p *partition) (bool, error) {
+			if err := checkPrimaryLocked(s, a, p, CtlFence, req.Epoch); err != nil {
+				return false, err
+			}
+			return !p.fenced, nil
+		},
+		flip: func(p *partition) { p.fenced = true },
+	})
 }
 
 func checkPrimaryLocked(s *Server, a *account, p *partition, op string, epoch uint64) error {
 	if p.role != RolePrimary {
-		return errConflict("%s needs a primary partition; partition %d of account %q is secondary on stamp %s", op, p.id, a.spec.Account, s.cfg.Name)
+		return errConflict("%s needs a primary partition; partition %d of account %q is secondary on stamp %s",
+			op, p.id, a.spec.Account, s.cfg.Name)
 	}
 	if epoch != 0 && epoch != p.epoch {
-		return errStale(p.epoch, "%s asked for epoch %d but partition %d of account %q is at epoch %d; re-read the account's state", op, epoch, p.id, a.spec.Account, p.epoch)
+		return errStale(p.epoch, "%s asked for epoch %d but partition %d of account %q is at epoch %d; "+
+			"re-read the account's state", op, epoch, p.id, a.spec.Account, p.epoch)
 	}
 	return nil
 }
@@ -273,34 +338,21 @@ func (s *Server) unfence(ctx context.Context, a *account, ps []int, req *Control
 	if err != nil {
 		return nil, err
 	}
-	a.lockParts(ps)
-	var changed []int
-	for _, pi := range ps {
-		p := a.parts[pi]
-		if err := checkPrimaryLocked(s, a, p, "unfence", req.Epoch); err != nil {
-			a.unlockParts(ps)
-			return nil, err
-		}
-		if loc != nil && (loc.Epoch > p.epoch || loc.Primary != s.cfg.Name) {
-			a.unlockParts(ps)
-			return nil, errStale(p.epoch, "account was promoted elsewhere: the location service names %q primary at epoch %d, partition %d here is at epoch %d; unfencing would make two primaries, fail forward instead", loc.Primary, loc.Epoch, pi, p.epoch)
-		}
-		if p.fenced {
-			changed = append(changed, pi)
-		}
-	}
-	for _, pi := range changed {
-		a.parts[pi].fenced = false
-	}
-	it, err := s.persistLocked(a, changed, false)
-	a.unlockParts(ps)
-	if err != nil {
-		return nil, fmt.Errorf("unfence: %w", err)
-	}
-	if err := s.waitItem(it); err != nil {
-		return nil, fmt.Errorf("unfence: %w", err)
-	}
-	return results(a, ps, func(p *partition) (uint64, bool) { return p.durable.Load(), false }), nil
+	return s.changeState(a, ps, stateChange{
+		op: CtlUnfence,
+		check: func(p *partition) (bool, error) {
+			if err := checkPrimaryLocked(s, a, p, CtlUnfence, req.Epoch); err != nil {
+				return false, err
+			}
+			if loc != nil && (loc.Epoch > p.epoch || loc.Primary != s.cfg.Name) {
+				return false, errStale(p.epoch, "account was promoted elsewhere: the location service names %q "+
+					"primary at epoch %d, partition %d here is at epoch %d; unfencing would make two primaries, "+
+					"fail forward instead", loc.Primary, loc.Epoch, p.id, p.epoch)
+			}
+			return p.fenced, nil
+		},
+		flip: func(p *partition) { p.fenced = false },
+	})
 }
 
 // locationRecord is the part of the location service's account record the
@@ -310,37 +362,36 @@ type locationRecord struct {
 	Epoch   uint64 `json:"epoch"`
 }
 
+// errNoLocation is a 404 from the location service: it has no record.
+var errNoLocation = errors.New("no location record")
+
 // lookupLocation asks the location service where the account lives. nil
 // means no location service is configured or it has no record.
 func (s *Server) lookupLocation(ctx context.Context, account string) (*locationRecord, error) {
 	if s.cfg.LocationURL == "" {
 		return nil, nil
 	}
-	u := trimSlash(s.cfg.LocationURL) + "/v1/accounts/" + url.PathEscape(account)
+	base, path := trimSlash(s.cfg.LocationURL), "/v1/accounts/"+url.PathEscape(account)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("location look-up: %w", err)
-	}
-	resp, err := s.hc.Do(hr)
-	if err != nil {
-		return nil, errUnavailable("cannot confirm with the location service (%v) that account %q was not promoted elsewhere; retry the unfence", err, account)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, errUnavailable("location service %s: read answer: %v; retry the unfence", u, err)
-	}
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, errUnavailable("location service %s answered %d (%s); retry the unfence once it is healthy", u, resp.StatusCode, data)
-	}
 	var rec locationRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, errUnavailable("location service %s: undecodable answer: %v", u, err)
+	refusal := func(status int, _ http.Header, data []byte) error {
+		if status == http.StatusNotFound {
+			return errNoLocation
+		}
+		return errUnavailable("location service %s answered %d (%s); retry the unfence once it is healthy",
+			base+path, status, data)
+	}
+	err := jsonhttp.Do(ctx, s.hc, http.MethodGet, base, path, nil, nil, &rec, refusal)
+	var ae *apiError
+	switch {
+	case errors.Is(err, errNoLocation):
+		return nil, nil
+	case errors.As(err, &ae):
+		return nil, ae
+	case err != nil:
+		return nil, errUnavailable("cannot confirm with the location service (%v) that account %q "+
+			"was not promoted elsewhere; retry the unfence", err, account)
 	}
 	return &rec, nil
 }
@@ -356,16 +407,30 @@ func (s *Server) flushSend(ctx context.Context, a *account, ps []int) ([]Control
 	// flight and lastSent == lastAcked for every partition.
 	a.shipMu.Lock()
 	defer a.shipMu.Unlock()
+	ranges, err := s.takeFlushRanges(a, ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.shipFlush(ctx, a, ranges); err != nil {
+		return nil, err
+	}
+	return results(a, ps, func(p *partition) (uint64, bool) { return p.lastAcked, false }), nil
+}
+
+// takeFlushRanges checks that every partition of ps is a shipping primary
+// and takes what each has pending: its range to ship, marked sent, with the
+// flush's start recorded. The caller holds a.shipMu.
+func (s *Server) takeFlushRanges(a *account, ps []int) ([]shipRange, error) {
 	a.lockParts(ps)
+	defer a.unlockParts(ps)
 	for _, pi := range ps {
 		p := a.parts[pi]
-		if err := checkPrimaryLocked(s, a, p, "flush-send", 0); err != nil {
-			a.unlockParts(ps)
+		if err := checkPrimaryLocked(s, a, p, CtlFlushSend, 0); err != nil {
 			return nil, err
 		}
 		if !p.shipping {
-			a.unlockParts(ps)
-			return nil, errConflict("partition %d of account %q was promoted on stamp %s and ships nowhere; flush-send runs on the old primary", pi, a.spec.Account, s.cfg.Name)
+			return nil, errConflict("partition %d of account %q was promoted on stamp %s and ships nowhere; "+
+				"flush-send runs on the old primary", pi, a.spec.Account, s.cfg.Name)
 		}
 	}
 	now := time.Now().UTC()
@@ -383,26 +448,32 @@ func (s *Server) flushSend(ctx context.Context, a *account, ps []int) ([]Control
 			p.sendStartedAt, p.sendDoneAt = now, now
 		}
 	}
-	a.unlockParts(ps)
-	if len(ranges) > 0 {
-		if err := s.ship(ctx, a, ranges); err != nil {
-			// Leave the rest to the background shipper.
-			dirty := make([]int, len(ranges))
-			for i, r := range ranges {
-				dirty[i] = r.p
-			}
-			a.markShipDirty(dirty)
-			return nil, peerFailure(a.spec.Peer, err)
-		}
-		done := time.Now().UTC()
-		for _, r := range ranges {
-			p := a.parts[r.p]
-			p.mu.Lock()
-			p.sendDoneAt = done
-			p.mu.Unlock()
-		}
+	return ranges, nil
+}
+
+// shipFlush ships a flush-send's ranges and records when the peer
+// acknowledged them. What it could not ship is left to the background
+// shipper.
+func (s *Server) shipFlush(ctx context.Context, a *account, ranges []shipRange) error {
+	if len(ranges) == 0 {
+		return nil
 	}
-	return results(a, ps, func(p *partition) (uint64, bool) { return p.lastAcked, false }), nil
+	if err := s.ship(ctx, a, ranges); err != nil {
+		dirty := make([]int, len(ranges))
+		for i, r := range ranges {
+			dirty[i] = r.p
+		}
+		a.markShipDirty(dirty)
+		return peerFailure(a.spec.Peer, err)
+	}
+	done := time.Now().UTC()
+	for _, r := range ranges {
+		p := a.parts[r.p]
+		p.mu.Lock()
+		p.sendDoneAt = done
+		p.mu.Unlock()
+	}
+	return nil
 }
 
 // flushReplay sets replay targets on ps and, with WaitMillis, waits for
@@ -459,21 +530,25 @@ func (s *Server) flushReplay(ctx context.Context, a *account, ps []int, req *Con
 // targets, or everything received) and wakes the replayer. A target beyond
 // what a partition received refuses that partition (refused[i]); a shipping
 // primary refuses the whole call.
-func (s *Server) setReplayTargets(a *account, ps []int, want map[int]uint64) (targets []uint64, refused []*apiError, err error) {
+func (s *Server) setReplayTargets(a *account, ps []int,
+	want map[int]uint64) (targets []uint64, refused []*apiError, err error) {
 	targets, refused = make([]uint64, len(ps)), make([]*apiError, len(ps))
 	a.lockParts(ps)
 	defer a.unlockParts(ps)
 	for i, pi := range ps {
 		p := a.parts[pi]
 		if p.role == RolePrimary && p.shipping {
-			return nil, nil, errConflict("flush-replay runs on the secondary; partition %d of account %q is the shipping primary on stamp %s", pi, a.spec.Account, s.cfg.Name)
+			return nil, nil, errConflict("flush-replay runs on the secondary; "+
+				"partition %d of account %q is the shipping primary on stamp %s", pi, a.spec.Account, s.cfg.Name)
 		}
 		t, ok := want[pi]
 		if !ok {
 			t = p.lastReceived
 		}
 		if t > p.lastReceived {
-			e := newErr(http.StatusConflict, CodeBeyondReceived, "flush-replay target %d for partition %d of account %q is beyond the %d entries received; flush-send on the primary first", t, pi, a.spec.Account, p.lastReceived)
+			e := newErr(http.StatusConflict, CodeBeyondReceived, "flush-replay target %d for partition %d "+
+				"of account %q is beyond the %d entries received; flush-send on the primary first",
+				t, pi, a.spec.Account, p.lastReceived)
 			e.body.Epoch = p.epoch
 			refused[i] = e
 		}
@@ -537,41 +612,36 @@ func (s *Server) promote(a *account, ps []int, req *ControlRequest) ([]ControlRe
 	// recvMu keeps shipments out between the replay check and the role change.
 	a.recvMu.Lock()
 	defer a.recvMu.Unlock()
-	a.lockParts(ps)
-	var changed []int
-	for _, pi := range ps {
-		p := a.parts[pi]
-		var err error
-		switch {
-		case p.promotedLocked() && req.Epoch == p.epoch:
-			continue // already done: answer the same
-		case req.Epoch < p.epoch || req.Epoch == p.epoch && p.role == RoleSecondary:
-			err = errStale(p.epoch, "promote to epoch %d refused: partition %d of account %q is at epoch %d; promote needs a higher epoch", req.Epoch, pi, a.spec.Account, p.epoch)
-		case p.role == RolePrimary:
-			err = errConflict("partition %d of account %q is already primary at epoch %d on stamp %s; promote runs on the secondary", pi, a.spec.Account, p.epoch, s.cfg.Name)
-		case p.lastReplayed != p.lastReceived:
-			err = newErr(http.StatusConflict, CodeNotReplayed, "partition %d of account %q has replayed %d of %d received entries; flush-replay first", pi, a.spec.Account, p.lastReplayed, p.lastReceived)
-		}
-		if err != nil {
-			a.unlockParts(ps)
-			return nil, err
-		}
-		changed = append(changed, pi)
+	return s.changeState(a, ps, stateChange{
+		op:    CtlPromote,
+		check: func(p *partition) (bool, error) { return s.checkPromotableLocked(a, p, req.Epoch) },
+		flip: func(p *partition) {
+			p.role, p.epoch, p.fenced, p.shipping = RolePrimary, req.Epoch, false, false
+			p.next = p.lastReplayed
+			p.durable.Store(p.lastReplayed)
+			p.lastSent, p.lastAcked = p.lastReplayed, p.lastReplayed
+		},
+		counters: true,
+	})
+}
+
+// checkPromotableLocked says whether partition p can become primary at
+// epoch: false with no error when it already did (a repeated promote
+// answers the same).
+func (s *Server) checkPromotableLocked(a *account, p *partition, epoch uint64) (bool, error) {
+	switch {
+	case p.promotedLocked() && epoch == p.epoch:
+		return false, nil
+	case epoch < p.epoch || epoch == p.epoch && p.role == RoleSecondary:
+		return false, errStale(p.epoch, "promote to epoch %d refused: partition %d of account %q is at epoch %d; "+
+			"promote needs a higher epoch", epoch, p.id, a.spec.Account, p.epoch)
+	case p.role == RolePrimary:
+		return false, errConflict("partition %d of account %q is already primary at epoch %d on stamp %s; "+
+			"promote runs on the secondary", p.id, a.spec.Account, p.epoch, s.cfg.Name)
+	case p.lastReplayed != p.lastReceived:
+		return false, newErr(http.StatusConflict, CodeNotReplayed,
+			"partition %d of account %q has replayed %d of %d received entries; flush-replay first",
+			p.id, a.spec.Account, p.lastReplayed, p.lastReceived)
 	}
-	for _, pi := range changed {
-		p := a.parts[pi]
-		p.role, p.epoch, p.fenced, p.shipping = RolePrimary, req.Epoch, false, false
-		p.next = p.lastReplayed
-		p.durable.Store(p.lastReplayed)
-		p.lastSent, p.lastAcked = p.lastReplayed, p.lastReplayed
-	}
-	it, err := s.persistLocked(a, changed, true)
-	a.unlockParts(ps)
-	if err != nil {
-		return nil, fmt.Errorf("promote: %w", err)
-	}
-	if err := s.waitItem(it); err != nil {
-		return nil, fmt.Errorf("promote: %w", err)
-	}
-	return results(a, ps, func(p *partition) (uint64, bool) { return p.durable.Load(), false }), nil
+	return true, nil
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 // Fault scopes: which routes a Fault applies to.
@@ -109,7 +111,8 @@ var faultCodes = map[string]int{
 // call touches a partition (nil: the call touches none, so
 // partition-narrowed faults do not apply). It returns an error to answer
 // with, errAnswered if the connection was dropped, or nil to go on.
-func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, account string, involves func(int) bool) error {
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, account string,
+	involves func(int) bool) error {
 	faults := s.faults.active()
 	if len(faults) == 0 {
 		return nil
@@ -122,7 +125,8 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 // with the refusal it gets: the fault's code, or 503 unavailable for an
 // unreachable partition), as a partition server of a real stamp would; the
 // others, and the latency of any matching fault, apply to the whole call.
-func (s *Server) injectControlFaults(w http.ResponseWriter, r *http.Request, op, account string, ps []int) (map[int]*apiError, error) {
+func (s *Server) injectControlFaults(w http.ResponseWriter, r *http.Request, op, account string,
+	ps []int) (map[int]*apiError, error) {
 	faults := s.faults.active()
 	if len(faults) == 0 {
 		return nil, nil
@@ -145,7 +149,8 @@ type faultEffect struct {
 // matchFaults sums the effect of faults on a call. With failPart set, a
 // partition-narrowed fault that strikes fails only its partition, through
 // failPart, instead of the whole call.
-func matchFaults(faults []*activeFault, scope, op, account string, involves func(int) bool, failPart func(p int, code string)) faultEffect {
+func matchFaults(faults []*activeFault, scope, op, account string, involves func(int) bool,
+	failPart func(p int, code string)) faultEffect {
 	var eff faultEffect
 	for _, af := range faults {
 		f := &af.Fault
@@ -228,19 +233,20 @@ func (s *Server) injectedError(code, scope, op string) *apiError {
 	if op != "" {
 		where += " " + op
 	}
-	return newErr(faultCodes[code], code, "injected fault on stamp %s (%s); clear it with DELETE /v1/faults or retry", s.cfg.Name, where)
+	return newErr(faultCodes[code], code, "injected fault on stamp %s (%s); clear it with DELETE /v1/faults or retry",
+		s.cfg.Name, where)
 }
 
 func (s *Server) addFault(w http.ResponseWriter, r *http.Request) error {
 	var f Fault
-	if err := decodeBody(r, limitSmall, &f, "Fault"); err != nil {
+	if err := decodeBody(w, r, limitSmall, &f, "Fault"); err != nil {
 		return err
 	}
 	if err := validateFault(&f); err != nil {
 		return err
 	}
 	s.faults.add(f)
-	writeJSON(w, http.StatusCreated, s.faults.snapshot())
+	jsonhttp.WriteJSON(w, http.StatusCreated, s.faults.snapshot())
 	return nil
 }
 
@@ -249,12 +255,12 @@ func (s *Server) listFaults(w http.ResponseWriter, r *http.Request) error {
 	if list == nil {
 		list = []Fault{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
 
 func (s *Server) clearFaults(w http.ResponseWriter, r *http.Request) error {
 	s.faults.clear()
-	writeJSON(w, http.StatusOK, []Fault{})
+	jsonhttp.WriteJSON(w, http.StatusOK, []Fault{})
 	return nil
 }

@@ -30,17 +30,33 @@ func must(t testing.TB, err error) {
 	}
 }
 
-func startLocal(t testing.TB, cfg Config) *Local {
+// local is a stamp served on a loopback port. The tests of this package
+// cannot use stamptest.Local, which imports it.
+type local struct {
+	Server *Server
+	srv    *http.Server
+	url    string
+}
+
+// URL is the base URL the stamp serves on.
+func (l *local) URL() string { return l.url }
+
+// Close stops serving and closes the stamp.
+func (l *local) Close() error {
+	l.srv.Close()
+	return l.Server.Close()
+}
+
+// startLocal opens a stamp and serves it on 127.0.0.1:0 until the test
+// ends.
+func startLocal(t testing.TB, cfg Config) *local {
 	t.Helper()
-	l, err := StartLocal(cfg)
-	must(t, err)
-	t.Cleanup(func() { l.Close() })
-	return l
+	return serveAt(t, cfg, "127.0.0.1:0")
 }
 
 // pair is a primary stamp A and a secondary stamp B for one account.
 type pair struct {
-	a, b   *Local
+	a, b   *local
 	ca, cb *Client
 	acct   string
 	parts  int

@@ -47,7 +47,8 @@ func (s *Server) replayLoop(a *account) {
 		var err error
 		wait, err = s.replayOnce(a)
 		if err != nil {
-			s.log.Error("replay failed; retrying", zap.String("account", a.spec.Account), zap.Duration("retry", replayRetry), zap.Error(err))
+			s.log.Error("replay failed; retrying", zap.String("account", a.spec.Account),
+				zap.Duration("retry", replayRetry), zap.Error(err))
 			wait = replayRetry
 		}
 	}
@@ -128,13 +129,7 @@ func (s *Server) replayOnce(a *account) (time.Duration, error) {
 			}
 		}
 	}
-	if len(keep) > 0 {
-		a.dirtyMu.Lock()
-		for _, pi := range keep {
-			a.replayDirty[pi] = struct{}{}
-		}
-		a.dirtyMu.Unlock()
-	}
+	a.addDirty(&a.replayDirty, keep)
 	switch {
 	case err != nil:
 		return 0, err

@@ -1,17 +1,16 @@
 package stamp
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 const (
@@ -31,16 +30,6 @@ const (
 type shipRange struct {
 	p        int
 	from, to uint64
-}
-
-// peerError is a non-2xx answer from the peer stamp.
-type peerError struct {
-	status int
-	body   ErrorBody
-}
-
-func (e *peerError) Error() string {
-	return fmt.Sprintf("peer answered %d %s: %s", e.status, e.body.Code, e.body.Message)
 }
 
 // shipLoop is the account's background shipper: it wakes when writes
@@ -72,7 +61,8 @@ func (s *Server) shipLoop(a *account) {
 		if err != nil {
 			backoff = min(max(2*backoff, minShipBackoff), maxShipBackoff)
 			if s.ctx.Err() == nil {
-				s.log.Warn("shipment failed; backing off", zap.String("account", a.spec.Account), zap.String("peer", a.spec.Peer), zap.Duration("backoff", backoff), zap.Error(err))
+				s.log.Warn("shipment failed; backing off", zap.String("account", a.spec.Account),
+					zap.String("peer", a.spec.Peer), zap.Duration("backoff", backoff), zap.Error(err))
 			}
 			continue
 		}
@@ -128,13 +118,7 @@ func (s *Server) shipOnce(a *account) (bool, error) {
 		}
 		p.mu.Unlock()
 	}
-	if len(behind) > 0 {
-		a.dirtyMu.Lock()
-		for _, pi := range behind {
-			a.shipDirty[pi] = struct{}{}
-		}
-		a.dirtyMu.Unlock()
-	}
+	a.addDirty(&a.shipDirty, behind)
 	if err != nil {
 		return false, err
 	}
@@ -282,7 +266,8 @@ func (s *Server) recordAcks(a *account, req *ReplicateRequest, resp *ReplicateRe
 		last := ps.Entries[len(ps.Entries)-1].LSN
 		got, ok := resp.Acks[ps.Partition]
 		if !ok || got < last {
-			return fmt.Errorf("peer acknowledged partition %d up to %d (present: %v), shipped up to %d", ps.Partition, got, ok, last)
+			return fmt.Errorf("peer acknowledged partition %d up to %d (present: %v), shipped up to %d",
+				ps.Partition, got, ok, last)
 		}
 		p := a.parts[ps.Partition]
 		p.mu.Lock()
@@ -309,11 +294,8 @@ func (s *Server) recordAcks(a *account, req *ReplicateRequest, resp *ReplicateRe
 }
 
 // postReplicate sends one shipment to peer after the configured WAN delay.
+// A refusal is the peer's *APIError.
 func (s *Server) postReplicate(ctx context.Context, peer string, req *ReplicateRequest) (*ReplicateResponse, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode shipment: %w", err)
-	}
 	if d := s.cfg.ReplicationDelay; d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -326,140 +308,168 @@ func (s *Server) postReplicate(ctx context.Context, peer string, req *ReplicateR
 	// A hung peer must not hold shipMu (and so flush-send) for long.
 	ctx, cancel := context.WithTimeout(ctx, shipTimeout)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, peer+"/v1/internal/replicate", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("ship to %s: %w", peer, err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := s.hc.Do(hr)
-	if err != nil {
-		return nil, fmt.Errorf("ship to %s: %w", peer, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("ship to %s: read answer: %w", peer, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		pe := &peerError{status: resp.StatusCode}
-		if json.Unmarshal(data, &pe.body) != nil || pe.body.Code == "" {
-			pe.body = ErrorBody{Code: http.StatusText(resp.StatusCode), Message: string(bytes.TrimSpace(data))}
-		}
-		return nil, fmt.Errorf("ship to %s: %w", peer, pe)
-	}
 	var out ReplicateResponse
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("ship to %s: decode answer: %w", peer, err)
+	if err := NewClient(peer, s.hc).do(ctx, http.MethodPost, "/v1/internal/replicate", nil, req, &out); err != nil {
+		return nil, fmt.Errorf("ship to %s: %w", peer, err)
 	}
 	return &out, nil
 }
 
 // peerFailure turns a failed shipment into the answer of a control call.
 func peerFailure(peer string, err error) error {
-	var pe *peerError
-	if errors.As(err, &pe) && pe.status < 500 {
-		return errConflict("peer %s refused the shipment: %s", peer, pe.body.Message)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status < 500 {
+		return errConflict("peer %s refused the shipment: %s", peer, ae.Message)
 	}
 	return errUnavailable("peer %s is unreachable or failing (%v); retry once it is back", peer, err)
 }
 
-// replicate receives a shipment on a secondary.
+// replicate receives a shipment on a secondary: it checks the shipment,
+// keeps what is new in it durably, records the source's report of what it
+// wrote, and acknowledges what each partition has received.
 func (s *Server) replicate(w http.ResponseWriter, r *http.Request) error {
 	var req ReplicateRequest
-	if err := decodeBody(r, limitReplicate, &req, "ReplicateRequest"); err != nil {
+	if err := decodeBody(w, r, limitReplicate, &req, "ReplicateRequest"); err != nil {
 		return err
 	}
 	a, err := s.account(req.Account)
 	if err != nil {
 		return err
 	}
-	seen := make(map[int]bool, len(req.Partitions))
+	shipped, err := s.checkShipment(a, &req)
+	if err != nil {
+		return err
+	}
+	involves := func(q int) bool { return shipped[q] }
+	if err := s.injectFault(w, r, scopeReplication, "", a.spec.Account, involves); err != nil {
+		return err
+	}
+	a.recvMu.Lock()
+	defer a.recvMu.Unlock()
+	fresh, err := s.freshEntries(a, &req)
+	if err != nil {
+		return err
+	}
+	if err := s.receive(a, fresh); err != nil {
+		return err
+	}
+	a.recordReport(&req)
+	jsonhttp.WriteJSON(w, http.StatusOK, a.acks(&req))
+	return nil
+}
+
+// checkShipment refuses a shipment that names a partition the account does
+// not have, names one twice, or carries entries that are not contiguous and
+// valid. It returns the partitions shipped.
+func (s *Server) checkShipment(a *account, req *ReplicateRequest) (map[int]bool, error) {
+	shipped := make(map[int]bool, len(req.Partitions))
 	for _, ps := range req.Partitions {
 		if ps.Partition < 0 || ps.Partition >= len(a.parts) {
-			return errNotFound("partition %d does not exist in account %q on stamp %s", ps.Partition, a.spec.Account, s.cfg.Name)
+			return nil, errNotFound("partition %d does not exist in account %q on stamp %s",
+				ps.Partition, a.spec.Account, s.cfg.Name)
 		}
-		if seen[ps.Partition] {
-			return errBad("partition %d appears twice in the shipment", ps.Partition)
+		if shipped[ps.Partition] {
+			return nil, errBad("partition %d appears twice in the shipment", ps.Partition)
 		}
-		seen[ps.Partition] = true
+		shipped[ps.Partition] = true
 		for i := range ps.Entries {
 			e := &ps.Entries[i]
 			if i > 0 && e.LSN != ps.Entries[i-1].LSN+1 {
-				return errBad("partition %d: entries not contiguous (LSN %d after %d)", ps.Partition, e.LSN, ps.Entries[i-1].LSN)
+				return nil, errBad("partition %d: entries not contiguous (LSN %d after %d)",
+					ps.Partition, e.LSN, ps.Entries[i-1].LSN)
 			}
 			if e.LSN == 0 || (e.Op != OpPut && e.Op != OpDelete) {
-				return errBad("partition %d: entry LSN %d op %q is invalid", ps.Partition, e.LSN, e.Op)
+				return nil, errBad("partition %d: entry LSN %d op %q is invalid", ps.Partition, e.LSN, e.Op)
 			}
 		}
 	}
-	if err := s.injectFault(w, r, scopeReplication, "", a.spec.Account, func(q int) bool { return seen[q] }); err != nil {
-		return err
-	}
+	return shipped, nil
+}
 
-	a.recvMu.Lock()
-	defer a.recvMu.Unlock()
-	type recv struct {
-		p       int
-		entries []Entry
-	}
-	var todo []recv
+// received is one partition's entries a shipment brings that it did not
+// have yet.
+type received struct {
+	p       int
+	entries []Entry
+}
+
+// freshEntries drops from the shipment what each partition already
+// received (shipments are idempotent) and refuses it if a partition is not
+// secondary or the rest does not follow what it has. The caller holds
+// a.recvMu.
+func (s *Server) freshEntries(a *account, req *ReplicateRequest) ([]received, error) {
+	var fresh []received
 	for _, ps := range req.Partitions {
 		p := a.parts[ps.Partition]
 		p.mu.Lock()
 		role, last := p.role, p.lastReceived
 		p.mu.Unlock()
 		if role != RoleSecondary {
-			return errConflict("partition %d of account %q is %s on stamp %s, not secondary; it takes no shipments (was it promoted?)", ps.Partition, a.spec.Account, role, s.cfg.Name)
+			return nil, errConflict("partition %d of account %q is %s on stamp %s, not secondary; "+
+				"it takes no shipments (was it promoted?)", ps.Partition, a.spec.Account, role, s.cfg.Name)
 		}
 		es := ps.Entries
 		for len(es) > 0 && es[0].LSN <= last {
-			es = es[1:] // already received: shipments are idempotent
+			es = es[1:]
 		}
 		if len(es) == 0 {
 			continue
 		}
 		if es[0].LSN != last+1 {
-			return errConflict("partition %d of account %q: shipment starts at LSN %d but expected LSN %d", ps.Partition, a.spec.Account, es[0].LSN, last+1)
+			return nil, errConflict("partition %d of account %q: shipment starts at LSN %d but expected LSN %d",
+				ps.Partition, a.spec.Account, es[0].LSN, last+1)
 		}
-		todo = append(todo, recv{ps.Partition, es})
+		fresh = append(fresh, received{ps.Partition, es})
 	}
-	if len(todo) > 0 {
-		ops := 0
-		for _, t := range todo {
-			ops += len(t.entries)
+	return fresh, nil
+}
+
+// receive makes the fresh entries durable in the log, with each partition's
+// LastReceived, in one commit; then it advances LastReceived and wakes the
+// replayer. The caller holds a.recvMu.
+func (s *Server) receive(a *account, fresh []received) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	ops := 0
+	for _, f := range fresh {
+		ops += len(f.entries)
+	}
+	name := a.spec.Account
+	if err := s.commit(newItem(ops, func(tx *bbolt.Tx) error {
+		b, err := openAcctBuckets(tx, name)
+		if err != nil {
+			return err
 		}
-		name := a.spec.Account
-		if err := s.commit(newItem(ops, func(tx *bbolt.Tx) error {
-			b, err := openAcctBuckets(tx, name)
-			if err != nil {
-				return err
-			}
-			for _, t := range todo {
-				for i := range t.entries {
-					e := &t.entries[i]
-					if err := b.log.Put(logKey(t.p, e.LSN), encodeEntry(e)); err != nil {
-						return err
-					}
-				}
-				if err := putU64(b.state, t.p, kindReceived, t.entries[len(t.entries)-1].LSN); err != nil {
+		for _, f := range fresh {
+			for i := range f.entries {
+				e := &f.entries[i]
+				if err := b.log.Put(logKey(f.p, e.LSN), encodeEntry(e)); err != nil {
 					return err
 				}
 			}
-			return nil
-		}, nil)); err != nil {
-			return fmt.Errorf("persist shipment for account %q: %w", name, err)
+			if err := putU64(b.state, f.p, kindReceived, f.entries[len(f.entries)-1].LSN); err != nil {
+				return err
+			}
 		}
-		dirty := make([]int, len(todo))
-		for i, t := range todo {
-			p := a.parts[t.p]
-			p.mu.Lock()
-			p.lastReceived = t.entries[len(t.entries)-1].LSN
-			p.mu.Unlock()
-			dirty[i] = t.p
-		}
-		a.markReplayDirty(dirty)
+		return nil
+	}, nil)); err != nil {
+		return fmt.Errorf("persist shipment for account %q: %w", name, err)
 	}
-	a.recordReport(&req)
+	dirty := make([]int, len(fresh))
+	for i, f := range fresh {
+		p := a.parts[f.p]
+		p.mu.Lock()
+		p.lastReceived = f.entries[len(f.entries)-1].LSN
+		p.mu.Unlock()
+		dirty[i] = f.p
+	}
+	a.markReplayDirty(dirty)
+	return nil
+}
+
+// acks answers a shipment: the last LSN each shipped partition received.
+func (a *account) acks(req *ReplicateRequest) ReplicateResponse {
 	resp := ReplicateResponse{Acks: make(map[int]uint64, len(req.Partitions))}
 	for _, ps := range req.Partitions {
 		p := a.parts[ps.Partition]
@@ -467,6 +477,5 @@ func (s *Server) replicate(w http.ResponseWriter, r *http.Request) error {
 		resp.Acks[ps.Partition] = p.lastReceived
 		p.mu.Unlock()
 	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return resp
 }

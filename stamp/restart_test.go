@@ -15,7 +15,7 @@ import (
 
 // serveAt opens a server and serves it on addr ("127.0.0.1:0" for any
 // port), so a restarted server can come back at the same URL.
-func serveAt(t testing.TB, cfg Config, addr string) *Local {
+func serveAt(t testing.TB, cfg Config, addr string) *local {
 	t.Helper()
 	s, err := Open(cfg)
 	must(t, err)
@@ -24,7 +24,7 @@ func serveAt(t testing.TB, cfg Config, addr string) *Local {
 		s.Close()
 		t.Fatal(err)
 	}
-	l := &Local{Server: s, srv: &http.Server{Handler: s.Handler()}, url: "http://" + ln.Addr().String()}
+	l := &local{Server: s, srv: &http.Server{Handler: s.Handler()}, url: "http://" + ln.Addr().String()}
 	go l.srv.Serve(ln)
 	t.Cleanup(func() { l.Close() })
 	return l
@@ -210,8 +210,7 @@ func TestKill9Child(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as TestKill9's child")
 	}
-	l, err := StartLocal(Config{Name: "child", DataDir: dir})
-	must(t, err)
+	l := startLocal(t, Config{Name: "child", DataDir: dir})
 	fmt.Println("URL " + l.URL())
 	select {} // until SIGKILL
 }

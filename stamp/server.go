@@ -1,24 +1,22 @@
 package stamp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 // Config configures a stamp server; see Open.
@@ -291,19 +289,8 @@ func (s *Server) handle(h func(w http.ResponseWriter, r *http.Request) error) ht
 		if ae.retryAfter {
 			w.Header().Set("Retry-After", "1")
 		}
-		writeJSON(w, ae.status, ae.body)
+		jsonhttp.WriteJSON(w, ae.status, ae.body)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(ErrorBody{Code: CodeInternal, Message: "encode answer: " + err.Error()})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // Request body limits.
@@ -322,37 +309,34 @@ const (
 	MaxReadKeys = 10000
 )
 
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, newErr(http.StatusRequestEntityTooLarge, CodeTooLarge,
-				"request body exceeds %d bytes; split it into smaller requests", limit)
-		}
-		return nil, errBad("read request body: %v", err)
+// readBody reads a request body of up to limit bytes: a larger one is
+// refused 413, so that the caller splits it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := jsonhttp.ReadBody(w, r, limit)
+	var be *jsonhttp.BodyError
+	switch {
+	case errors.As(err, &be) && be.TooLarge:
+		return nil, newErr(http.StatusRequestEntityTooLarge, CodeTooLarge, "request %v; split it into smaller requests", be)
+	case err != nil:
+		return nil, errBad("%v", err)
 	}
 	return b, nil
 }
 
 // decodeBody reads a JSON body into v, refusing unknown fields so typos in
 // control calls fail loudly instead of being ignored.
-func decodeBody(r *http.Request, limit int64, v any, what string) error {
-	b, err := readBody(r, limit)
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, what string) error {
+	b, err := readBody(w, r, limit)
 	if err != nil {
 		return err
 	}
 	return decodeJSON(b, v, what)
 }
 
+// decodeJSON decodes b, a what, strictly into v.
 func decodeJSON(b []byte, v any, what string) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errBad("malformed %s body: %v; send a JSON %s (see docs/STAMP_API.md)", what, err, what)
-	}
-	if dec.More() {
-		return errBad("malformed %s body: trailing data after the JSON object", what)
+	if err := jsonhttp.Decode(b, v); err != nil {
+		return errBad("%s body: %v; send a JSON %s (see docs/STAMP_API.md)", what, err, what)
 	}
 	return nil
 }
@@ -371,15 +355,19 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	s.mu.RLock()
 	n := len(s.accounts)
 	s.mu.RUnlock()
-	writeJSON(w, http.StatusOK, Health{Stamp: s.cfg.Name, OK: s.brokenErr() == nil, Accounts: n, Started: s.started, Durable: !s.memory})
+	jsonhttp.WriteJSON(w, http.StatusOK, Health{
+		Stamp:    s.cfg.Name,
+		OK:       s.brokenErr() == nil,
+		Accounts: n,
+		Started:  s.started,
+		Durable:  !s.memory,
+	})
 	return nil
 }
 
-var accountName = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
-
 func validateSpec(spec *AccountSpec) error {
-	if !accountName.MatchString(spec.Account) {
-		return errBad("account name %q is invalid; use 1-63 characters of a-z, 0-9 and -", spec.Account)
+	if err := ValidateAccountName(spec.Account); err != nil {
+		return errBad("%v", err)
 	}
 	if spec.Partitions < 1 || spec.Partitions > MaxPartitions {
 		return errBad("partitions %d out of range; use 1..%d", spec.Partitions, MaxPartitions)
@@ -408,7 +396,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var spec AccountSpec
-	if err := decodeBody(r, limitSmall, &spec, "AccountSpec"); err != nil {
+	if err := decodeBody(w, r, limitSmall, &spec, "AccountSpec"); err != nil {
 		return err
 	}
 	spec.Peer = trimSlash(spec.Peer)
@@ -422,9 +410,10 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	s.mu.RUnlock()
 	if old != nil {
 		if old.spec != spec {
-			return errConflict("account %q already exists on stamp %s with spec %+v; delete is not supported, pick another name or send the same spec", spec.Account, s.cfg.Name, old.spec)
+			return errConflict("account %q already exists on stamp %s with spec %+v; "+
+				"delete is not supported, pick another name or send the same spec", spec.Account, s.cfg.Name, old.spec)
 		}
-		writeJSON(w, http.StatusOK, old.spec)
+		jsonhttp.WriteJSON(w, http.StatusOK, old.spec)
 		return nil
 	}
 	specJSON, err := json.Marshal(spec)
@@ -444,8 +433,9 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	s.accounts[spec.Account] = a
 	s.mu.Unlock()
 	s.startAccount(a)
-	s.log.Info("account created", zap.String("account", spec.Account), zap.Int("partitions", spec.Partitions), zap.String("role", string(spec.Role)))
-	writeJSON(w, http.StatusCreated, spec)
+	s.log.Info("account created", zap.String("account", spec.Account), zap.Int("partitions", spec.Partitions),
+		zap.String("role", string(spec.Role)))
+	jsonhttp.WriteJSON(w, http.StatusCreated, spec)
 	return nil
 }
 
@@ -467,44 +457,6 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Account < out[j].Account })
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// Local is a Server listening on a loopback port, for tests and harnesses.
-type Local struct {
-	Server *Server
-	srv    *http.Server
-	url    string
-}
-
-// StartLocal opens a server and serves it on 127.0.0.1:0.
-func StartLocal(cfg Config) (*Local, error) {
-	s, err := Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("start local stamp %s: listen: %w", cfg.Name, err)
-	}
-	l := &Local{Server: s, srv: &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
-	go l.srv.Serve(ln)
-	return l, nil
-}
-
-// URL is the base URL the stamp serves on.
-func (l *Local) URL() string { return l.url }
-
-// Close stops serving and closes the server.
-func (l *Local) Close() error {
-	herr := l.srv.Close()
-	if err := l.Server.Close(); err != nil {
-		return err
-	}
-	if herr != nil {
-		return fmt.Errorf("close local stamp listener: %w", herr)
-	}
+	jsonhttp.WriteJSON(w, http.StatusOK, out)
 	return nil
 }

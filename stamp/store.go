@@ -50,7 +50,11 @@ func openAcctBuckets(tx *bbolt.Tx, account string) (acctBuckets, error) {
 	if ab == nil {
 		return acctBuckets{}, fmt.Errorf("account %q has no bucket", account)
 	}
-	return acctBuckets{state: ab.Bucket(bucketState), log: ab.Bucket(bucketLog), data: ab.Bucket(bucketData)}, nil
+	return acctBuckets{
+		state: ab.Bucket(bucketState),
+		log:   ab.Bucket(bucketLog),
+		data:  ab.Bucket(bucketData),
+	}, nil
 }
 
 func createAcctBuckets(tx *bbolt.Tx, account string) error {
@@ -152,7 +156,11 @@ func decodeValue(b []byte) (Value, error) {
 	if len(b) < 12 {
 		return Value{}, errCorrupt
 	}
-	return Value{LSN: binary.BigEndian.Uint64(b), Partition: int(binary.BigEndian.Uint32(b[8:])), Value: string(b[12:])}, nil
+	return Value{
+		LSN:       binary.BigEndian.Uint64(b),
+		Partition: int(binary.BigEndian.Uint32(b[8:])),
+		Value:     string(b[12:]),
+	}, nil
 }
 
 // applyEntry writes one log entry's effect to the data bucket.

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
 // PartitionOf maps a key to one of partitions key ranges: the 32-bit FNV-1a
@@ -40,7 +42,8 @@ func validateKey(k string) error {
 
 func validateValue(key, v string) error {
 	if len(v) > MaxValueBytes {
-		return newErr(http.StatusRequestEntityTooLarge, CodeTooLarge, "value of key %q is %d bytes; the limit is %d", key, len(v), MaxValueBytes)
+		return newErr(http.StatusRequestEntityTooLarge, CodeTooLarge, "value of key %q is %d bytes; the limit is %d",
+			key, len(v), MaxValueBytes)
 	}
 	// Values travel as JSON strings (reads, shipments), which cannot carry
 	// invalid UTF-8 unchanged.
@@ -83,11 +86,14 @@ func (s *Server) admitLocked(a *account, p *partition, epoch uint64, r *http.Req
 	case p.role != RolePrimary:
 		return notPrimary(a, p, r, "partition %d of account %q is secondary on stamp %s", p.id, a.spec.Account, s.cfg.Name)
 	case epoch != 0 && epoch < p.epoch:
-		return errStale(p.epoch, "write carries epoch %d but partition %d of account %q is at epoch %d; refresh the account's location and retry", epoch, p.id, a.spec.Account, p.epoch)
+		return errStale(p.epoch, "write carries epoch %d but partition %d of account %q is at epoch %d; "+
+			"refresh the account's location and retry", epoch, p.id, a.spec.Account, p.epoch)
 	case epoch > p.epoch:
-		return notPrimary(a, p, r, "write carries epoch %d but partition %d of account %q on stamp %s is at epoch %d: this stamp was superseded", epoch, p.id, a.spec.Account, s.cfg.Name, p.epoch)
+		return notPrimary(a, p, r, "write carries epoch %d but partition %d of account %q on stamp %s is at epoch %d: "+
+			"this stamp was superseded", epoch, p.id, a.spec.Account, s.cfg.Name, p.epoch)
 	case p.fenced:
-		e := newErr(http.StatusServiceUnavailable, CodeFenced, "partition %d of account %q is fenced for a failover; retry after a second, against the account's current primary", p.id, a.spec.Account)
+		e := newErr(http.StatusServiceUnavailable, CodeFenced, "partition %d of account %q is fenced for a failover; "+
+			"retry after a second, against the account's current primary", p.id, a.spec.Account)
 		e.body.Epoch = p.epoch
 		e.retryAfter = true
 		return e
@@ -111,12 +117,26 @@ func (s *Server) write(r *http.Request, a *account, ops []writeOp, epoch uint64)
 	}
 	slices.Sort(parts)
 	parts = slices.Compact(parts)
+	results, it, err := s.sequence(r, a, ops, parts, epoch)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitItem(it); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
 
+// sequence admits ops under the locks of parts, the partitions they touch,
+// hands out their LSNs and queues their commit. Queuing under the locks
+// makes queue order LSN order within a partition.
+func (s *Server) sequence(r *http.Request, a *account, ops []writeOp, parts []int,
+	epoch uint64) ([]WriteResult, *commitItem, error) {
 	a.lockParts(parts)
+	defer a.unlockParts(parts)
 	for _, pi := range parts {
 		if err := s.admitLocked(a, a.parts[pi], epoch, r); err != nil {
-			a.unlockParts(parts)
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	entries := make([]Entry, len(ops))
@@ -125,14 +145,33 @@ func (s *Server) write(r *http.Request, a *account, ops []writeOp, epoch uint64)
 		p := a.parts[op.part]
 		p.next++
 		entries[i] = Entry{LSN: p.next, Epoch: p.epoch, Op: op.op, Key: op.key, Value: op.value}
-		results[i] = WriteResult{Account: a.spec.Account, Key: op.key, Partition: op.part, LSN: p.next, Epoch: p.epoch, Stamp: s.cfg.Name}
+		results[i] = WriteResult{
+			Account: a.spec.Account, Key: op.key, Partition: op.part,
+			LSN: p.next, Epoch: p.epoch, Stamp: s.cfg.Name,
+		}
 	}
+	it := s.writeItem(a, ops, entries, parts)
+	if err := s.enqueue(it); err != nil {
+		// Nothing was queued: hand the LSNs back so no hole appears.
+		for i := len(ops) - 1; i >= 0; i-- {
+			a.parts[ops[i].part].next--
+		}
+		return nil, nil, err
+	}
+	return results, it, nil
+}
+
+// writeItem is the commit of ops as entries: their log records, their
+// effect on the data and each touched partition's LastWritten; once durable,
+// LastWritten advances and the shipper is woken. The caller holds the locks
+// of parts.
+func (s *Server) writeItem(a *account, ops []writeOp, entries []Entry, parts []int) *commitItem {
 	tops := make([]uint64, len(parts))
 	for i, pi := range parts {
 		tops[i] = a.parts[pi].next
 	}
 	name := a.spec.Account
-	it := newItem(len(ops), func(tx *bbolt.Tx) error {
+	return newItem(len(ops), func(tx *bbolt.Tx) error {
 		b, err := openAcctBuckets(tx, name)
 		if err != nil {
 			return err
@@ -159,19 +198,6 @@ func (s *Server) write(r *http.Request, a *account, ops []writeOp, epoch uint64)
 		// The shipper skips partitions that turn out not to ship.
 		a.markShipDirty(parts)
 	})
-	if err := s.enqueue(it); err != nil {
-		// Nothing was queued: hand the LSNs back so no hole appears.
-		for i := len(ops) - 1; i >= 0; i-- {
-			a.parts[ops[i].part].next--
-		}
-		a.unlockParts(parts)
-		return nil, err
-	}
-	a.unlockParts(parts)
-	if err := s.waitItem(it); err != nil {
-		return nil, err
-	}
-	return results, nil
 }
 
 func (s *Server) keyRequest(w http.ResponseWriter, r *http.Request) (*account, string, int, error) {
@@ -191,6 +217,16 @@ func (s *Server) keyRequest(w http.ResponseWriter, r *http.Request) (*account, s
 }
 
 func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
+	return s.writeKey(w, r, OpPut, func(key string) (string, error) { return readValue(w, r, key) })
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
+	return s.writeKey(w, r, OpDelete, nil)
+}
+
+// writeKey serves a put or delete of the key in the path; value reads a
+// put's value from the request (nil for a delete).
+func (s *Server) writeKey(w http.ResponseWriter, r *http.Request, op Op, value func(key string) (string, error)) error {
 	a, key, p, err := s.keyRequest(w, r)
 	if err != nil {
 		return err
@@ -199,9 +235,26 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r, limitPut)
+	wop := writeOp{op: op, key: key, part: p}
+	if value != nil {
+		if wop.value, err = value(key); err != nil {
+			return err
+		}
+	}
+	res, err := s.write(r, a, []writeOp{wop}, epoch)
 	if err != nil {
 		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, res[0])
+	return nil
+}
+
+// readValue reads the value a put of key writes: the raw body, or with a
+// JSON content type the body's "value".
+func readValue(w http.ResponseWriter, r *http.Request, key string) (string, error) {
+	body, err := readBody(w, r, limitPut)
+	if err != nil {
+		return "", err
 	}
 	value := string(body)
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
@@ -209,39 +262,14 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
 			Value *string `json:"value"`
 		}
 		if err := decodeJSON(body, &v, `{"value": "..."}`); err != nil {
-			return err
+			return "", err
 		}
 		if v.Value == nil {
-			return errBad(`JSON body has no "value"; send {"value": "..."} or a non-JSON content type with the raw value`)
+			return "", errBad(`JSON body has no "value"; send {"value": "..."} or a non-JSON content type with the raw value`)
 		}
 		value = *v.Value
 	}
-	if err := validateValue(key, value); err != nil {
-		return err
-	}
-	res, err := s.write(r, a, []writeOp{{op: OpPut, key: key, value: value, part: p}}, epoch)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res[0])
-	return nil
-}
-
-func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
-	a, key, p, err := s.keyRequest(w, r)
-	if err != nil {
-		return err
-	}
-	epoch, err := parseEpochHeader(r)
-	if err != nil {
-		return err
-	}
-	res, err := s.write(r, a, []writeOp{{op: OpDelete, key: key, part: p}}, epoch)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res[0])
-	return nil
+	return value, validateValue(key, value)
 }
 
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
@@ -265,7 +293,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
 	if !found {
 		return errNotFound("key %q not found in account %q on stamp %s", key, a.spec.Account, s.cfg.Name)
 	}
-	writeJSON(w, http.StatusOK, v)
+	jsonhttp.WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -279,7 +307,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req BatchRequest
-	if err := decodeBody(r, limitBatch, &req, "BatchRequest"); err != nil {
+	if err := decodeBody(w, r, limitBatch, &req, "BatchRequest"); err != nil {
 		return err
 	}
 	if len(req.Ops) == 0 {
@@ -311,7 +339,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, BatchResult{Results: res})
+	jsonhttp.WriteJSON(w, http.StatusOK, BatchResult{Results: res})
 	return nil
 }
 
@@ -321,7 +349,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req ReadRequest
-	if err := decodeBody(r, limitRead, &req, "ReadRequest"); err != nil {
+	if err := decodeBody(w, r, limitRead, &req, "ReadRequest"); err != nil {
 		return err
 	}
 	if len(req.Keys) > MaxReadKeys {
@@ -356,7 +384,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
 	}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	jsonhttp.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -381,7 +409,8 @@ func checkPartitions(a *account, ps []int) ([]int, error) {
 	ps = slices.Compact(ps)
 	for _, p := range ps {
 		if p < 0 || p >= len(a.parts) {
-			return nil, errNotFound("partition %d does not exist in account %q; it has partitions 0..%d", p, a.spec.Account, len(a.parts)-1)
+			return nil, errNotFound("partition %d does not exist in account %q; it has partitions 0..%d",
+				p, a.spec.Account, len(a.parts)-1)
 		}
 	}
 	return ps, nil
@@ -411,7 +440,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if err := s.injectFault(w, r, scopeControl, opStatus, a.spec.Account, inSorted(ps)); err != nil {
 		return err
 	}
-	st := AccountStatus{Account: a.spec.Account, Stamp: s.cfg.Name, Peer: a.spec.Peer, Partitions: make([]PartitionStatus, len(ps))}
+	st := AccountStatus{
+		Account:    a.spec.Account,
+		Stamp:      s.cfg.Name,
+		Peer:       a.spec.Peer,
+		Partitions: make([]PartitionStatus, len(ps)),
+	}
 	seen := a.sourceSeen()
 	for i, p := range ps {
 		part := a.parts[p]
@@ -423,7 +457,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		}
 		part.mu.Unlock()
 	}
-	writeJSON(w, http.StatusOK, st)
+	jsonhttp.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 

@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/stamp/stamptest"
 )
 
 const acct = "acct"
 
 type env struct {
-	loc    *location.Local
+	loc    *locationtest.Local
 	lc     *location.Client
-	a, b   *stamp.Local
+	a, b   *stamptest.Local
 	ac, bc *stamp.Client
 }
 
@@ -29,14 +31,14 @@ type env struct {
 func newEnv(t *testing.T, partitions int) *env {
 	t.Helper()
 	ctx := context.Background()
-	loc, err := location.StartLocal(location.Config{})
+	loc, err := locationtest.StartLocal(location.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = loc.Close() })
 	e := &env{loc: loc, lc: location.NewClient(loc.URL(), nil)}
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		l, err := stamp.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL()})
+		l, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL()})
 		if err != nil {
 			t.Fatal(err)
 		}

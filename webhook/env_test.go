@@ -25,7 +25,9 @@ import (
 	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/stamp/stamptest"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/workflows"
 )
@@ -120,14 +122,14 @@ func startEnv() (*tenv, error) {
 		return nil, fmt.Errorf("dial the dev server: %w", err)
 	}
 	envClose = append(envClose, c.Close)
-	locSrv, err := location.StartLocal(location.Config{})
+	locSrv, err := locationtest.StartLocal(location.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("location service: %w", err)
 	}
 	envClose = append(envClose, func() { _ = locSrv.Close() })
 	e := &tenv{hostPort: ds.HostPort, c: c, loc: location.NewClient(locSrv.URL(), nil), stamp: map[string]*stamp.Client{}}
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
-		s, err := stamp.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL()})
+		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL()})
 		if err != nil {
 			return nil, fmt.Errorf("stamp %s: %w", name, err)
 		}

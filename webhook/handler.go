@@ -18,11 +18,9 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,6 +33,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/batonhq/baton/internal/jsonhttp"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -149,7 +148,7 @@ func New(o Options) (*Handler, error) {
 	h.mux.HandleFunc("POST "+PathAlertmanager, h.serveAlertmanager)
 	h.mux.HandleFunc("POST "+PathTrigger, h.serveTrigger)
 	h.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		jsonhttp.WriteIndentedJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	h.mux.HandleFunc("GET "+PathReady, h.serveReady)
 	h.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
@@ -167,10 +166,11 @@ func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := h.o.Client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "message": "Temporal does not answer: " + err.Error()})
+		jsonhttp.WriteIndentedJSON(w, http.StatusServiceUnavailable,
+			map[string]string{"status": "unavailable", "message": "Temporal does not answer: " + err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	jsonhttp.WriteIndentedJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // Outcomes of one alert (Result.Outcome).
@@ -320,14 +320,14 @@ func (h *Handler) readAuthenticated(w http.ResponseWriter, r *http.Request, endp
 		return nil, false
 	}
 	bearer := a.bearerOK(r)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
+	body, err := jsonhttp.ReadBody(w, r, h.o.MaxBodyBytes)
+	var be *jsonhttp.BodyError
 	switch {
-	case errors.As(err, &tooBig):
-		h.refuse(w, endpoint, "too-large", http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.o.MaxBodyBytes))
+	case errors.As(err, &be) && be.TooLarge:
+		h.refuse(w, endpoint, "too-large", http.StatusRequestEntityTooLarge, be.Msg)
 		return nil, false
 	case err != nil:
-		h.refuse(w, endpoint, "malformed", http.StatusBadRequest, "read body: "+err.Error())
+		h.refuse(w, endpoint, "malformed", http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	if !bearer && !a.signatureOK(r, body) {
@@ -346,7 +346,7 @@ func (h *Handler) refuse(w http.ResponseWriter, endpoint, result string, code in
 	if code >= 500 {
 		status = "error"
 	}
-	writeJSON(w, code, Response{Status: status, Message: msg})
+	jsonhttp.WriteIndentedJSON(w, code, Response{Status: status, Message: msg})
 }
 
 // answer picks the HTTP status for the alerts' outcomes: 5xx if any call
@@ -393,7 +393,7 @@ func (h *Handler) answer(w http.ResponseWriter, endpoint string, items []*item) 
 		}
 	}
 	h.o.Logger.Info("webhook request", fields...)
-	writeJSON(w, code, resp)
+	jsonhttp.WriteIndentedJSON(w, code, resp)
 }
 
 func summary(counts map[string]int) string {
@@ -414,14 +414,6 @@ func firstMessage(items []*item, outcome string) string {
 		}
 	}
 	return outcome
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away: nothing left to tell it
 }
 
 // process acts on the routed items: per account, concurrently across

@@ -1,18 +1,15 @@
 package webhook
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/batonhq/baton/internal/jsonhttp"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -73,32 +70,14 @@ func payloadErr(format string, args ...any) error {
 	return &PayloadError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// decodeStrict decodes exactly one JSON value from b into v.
-func decodeStrict(b []byte, v any, disallowUnknown bool) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if disallowUnknown {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return payloadErr("empty body: want a JSON object")
-		}
-		return payloadErr("malformed JSON: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return payloadErr("malformed JSON: data after the JSON object")
-	}
-	return nil
-}
-
 // ParseNotification parses and checks an Alertmanager payload. Alerts
 // without a fingerprint (a sender other than Alertmanager) get one derived
 // from their labels, as Alertmanager would identify them. Unknown fields are
 // ignored, so that a newer Alertmanager's additions do not break it.
 func ParseNotification(b []byte) (*Notification, error) {
 	var n Notification
-	if err := decodeStrict(b, &n, false); err != nil {
-		return nil, err
+	if err := jsonhttp.DecodeAllowingUnknown(b, &n); err != nil {
+		return nil, payloadErr("%v", err)
 	}
 	if n.Version != "4" {
 		return nil, payloadErr("Alertmanager payload version %q: this receiver reads version \"4\"", n.Version)
@@ -159,8 +138,8 @@ type Trigger struct {
 // refused: a misspelled "acount" must not pass as an empty account.
 func ParseTrigger(b []byte) (*Trigger, error) {
 	var t Trigger
-	if err := decodeStrict(b, &t, true); err != nil {
-		return nil, err
+	if err := jsonhttp.Decode(b, &t); err != nil {
+		return nil, payloadErr("%v", err)
 	}
 	if t.Mode == "" {
 		t.Mode = workflows.ModePlanned

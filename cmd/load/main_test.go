@@ -10,13 +10,15 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/stamp/stamptest"
 	"github.com/batonhq/baton/traffic"
 )
 
 func TestRunAuditExitStatus(t *testing.T) {
 	ctx := context.Background()
-	loc, err := location.StartLocal(location.Config{})
+	loc, err := locationtest.StartLocal(location.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,7 @@ func TestRunAuditExitStatus(t *testing.T) {
 	lc := location.NewClient(loc.URL(), nil)
 	var sc []*stamp.Client
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		l, err := stamp.StartLocal(stamp.Config{Name: name})
+		l, err := stamptest.StartLocal(stamp.Config{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}

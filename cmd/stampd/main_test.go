@@ -8,17 +8,19 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
+	"github.com/batonhq/baton/stamp/stamptest"
 )
 
 func TestRegisterAndProvision(t *testing.T) {
-	loc, err := location.StartLocal(location.Config{})
+	loc, err := locationtest.StartLocal(location.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer loc.Close()
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		l, err := stamp.StartLocal(stamp.Config{Name: name})
+		l, err := stamptest.StartLocal(stamp.Config{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,9 @@
-// Package jsonhttp is the one JSON-over-HTTP call Baton's Go clients (the
-// stamp's and the location service's) share: encode, send, read, and either
-// decode the answer or hand a non-2xx answer to the client's own error type.
+// Package jsonhttp is JSON over HTTP for Baton's services, both sides of
+// it: the one call the Go clients share (this file: encode, send, read, and
+// either decode the answer or hand a non-2xx answer to the client's own
+// error type), and the server helpers (server.go: answer with JSON, read a
+// bounded body, decode it strictly). The stamp, the location service and the
+// alert webhook all use them, so they answer and refuse alike.
 package jsonhttp
 
 import (
@@ -54,4 +57,16 @@ func Do(ctx context.Context, hc *http.Client, method, base, path string, hdr htt
 		return fmt.Errorf("%s %s%s: decode answer: %w", method, base, path, err)
 	}
 	return nil
+}
+
+// DecodeErrorBody reads a non-2xx answer into body, the service's JSON error
+// object, whose code and message fields code and message point into. An
+// answer that is not such an object (a proxy's page, an empty body) is kept
+// readable instead: the status text becomes its code and the trimmed answer
+// its message.
+func DecodeErrorBody(status int, data []byte, body any, code, message *string) {
+	if json.Unmarshal(data, body) != nil || *code == "" {
+		*code = http.StatusText(status)
+		*message = string(bytes.TrimSpace(data))
+	}
 }
