@@ -94,11 +94,5 @@ func lag(ctx context.Context, src, dst *stamp.Client, account string) (send, rep
 	if derr != nil {
 		return 0, 0, fmt.Errorf("status on destination: %w", derr)
 	}
-	for _, p := range ss.Partitions {
-		send += p.LastWritten - min(p.LastAcked, p.LastWritten)
-	}
-	for _, p := range ds.Partitions {
-		replay += p.LastReceived - min(p.LastReplayed, p.LastReceived)
-	}
-	return send, replay, nil
+	return ss.SendLag(), ds.ReplayLag(), nil
 }

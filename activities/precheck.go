@@ -143,7 +143,7 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		if dp.Role != stamp.RoleSecondary {
 			return PrecheckResult{}, precheckFailed("account %s partition %d on %s is %s, expected secondary", in.Account, dp.Partition, res.To, dp.Role)
 		}
-		backlog := dp.LastReceived - min(dp.LastReplayed, dp.LastReceived)
+		backlog := dp.ReplayLag()
 		res.ReplayLagOps += backlog
 		res.LagOps[dp.Partition] = backlog
 	}
@@ -174,7 +174,7 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		// Unplanned: estimate the loss from what the destination last heard.
 		res.SourceError = srcErr.Error()
 		for _, dp := range dstSt.Partitions {
-			res.EstimatedLossOps += dp.SourceWritten - min(dp.LastReceived, dp.SourceWritten)
+			res.EstimatedLossOps += dp.ReceiveLag()
 			if dp.SourceSeenAt.After(res.KnownAsOf) {
 				res.KnownAsOf = dp.SourceSeenAt
 			}
@@ -203,7 +203,7 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		if sp.Fenced {
 			res.AlreadyFenced++
 		}
-		lag := sp.LastWritten - min(sp.LastAcked, sp.LastWritten)
+		lag := sp.SendLag()
 		res.SendLagOps += lag
 		res.LagOps[sp.Partition] += lag
 		if lag > 0 && !sp.LastAckedAt.IsZero() {

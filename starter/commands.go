@@ -229,23 +229,23 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 	if err != nil {
 		return fmt.Errorf("status of %s on primary %s: %w", account, a.Primary, err)
 	}
-	var written, acked uint64
+	var written, unacked uint64
 	fenced := 0
 	for _, p := range st.Partitions {
 		written += p.LastWritten
-		acked += min(p.LastAcked, p.LastWritten)
+		unacked += p.SendLag()
 		if p.Fenced {
 			fenced++
 		}
 	}
 	if g.json() {
-		return printJSON(w, map[string]any{"location": a, "written": written, "unacknowledged": written - acked,
+		return printJSON(w, map[string]any{"location": a, "written": written, "unacknowledged": unacked,
 			"fenced_partitions": fenced, "partitions": len(st.Partitions)})
 	}
 	fmt.Fprintf(w, "account %s: primary %s (%s) at epoch %d, secondary %s (%s), %d partitions\n",
 		a.Account, a.Primary, a.PrimaryURL, a.Epoch, a.Secondary, a.SecondaryURL, a.Partitions)
 	fmt.Fprintf(w, "  on %s: %d writes, %d not yet acknowledged by the secondary, %d of %d partitions fenced\n",
-		a.Primary, written, written-acked, fenced, len(st.Partitions))
+		a.Primary, written, unacked, fenced, len(st.Partitions))
 	return nil
 }
 
