@@ -99,6 +99,7 @@ on stderr whose "chain" field holds it.`,
 func newFailoverCmd(g *globals) *cobra.Command {
 	var (
 		req                    workflows.FailoverRequest
+		mode                   string
 		wait, approve, require bool
 		rows                   int
 		account                *accountArg
@@ -129,19 +130,11 @@ the account); until promote, baton abort rolls it back.`,
   baton failover acct-1 --to stamp-b --flush-deadline 90s --wait
   baton failover acct-1 --to stamp-b --mode unplanned --approve --reason "stamp-a down"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req.Account = account.value
+			req.Account, req.Mode = account.value, workflows.Mode(mode)
 			if req.ToStamp == "" {
 				return usageError{cmd: cmd, err: errors.New("no destination: name the stamp to fail over to, baton failover ACCOUNT --to STAMP")}
 			}
-			if req.FromStamp != "" && req.FromStamp == req.ToStamp {
-				return fmt.Errorf("--from and --to are both %q: a failover needs two different stamps", req.ToStamp)
-			}
-			if req.Options.GroupSize < 0 {
-				return fmt.Errorf("--group-size %d: must be positive (or 0 for the default)", req.Options.GroupSize)
-			}
-			if req.Mode != workflows.ModePlanned && req.Mode != workflows.ModeUnplanned {
-				return fmt.Errorf("--mode %q: use planned or unplanned", req.Mode)
-			}
+			// A flag given as 0 must not quietly mean the default.
 			if req.Approval.Timeout <= 0 {
 				return fmt.Errorf("--approval-timeout %s: must be positive", req.Approval.Timeout)
 			}
@@ -151,6 +144,10 @@ the account); until promote, baton abort rolls it back.`,
 			req.Trigger, req.Approval.Required = workflows.TriggerManual, require
 			if approve {
 				req.Approval.PreApproved = &workflows.Decision{By: req.RequestedBy, Reason: "approved at start: " + req.Reason}
+			}
+			req = req.WithDefaults()
+			if err := req.Validate(); err != nil {
+				return inFlags(err)
 			}
 			c, err := dial()
 			if err != nil {
@@ -188,7 +185,7 @@ the account); until promote, baton abort rolls it back.`,
 	f.StringVar(&req.Reason, "reason", "manual failover", "why, recorded in the workflow")
 	f.StringVar(&req.RequestedBy, "requested-by", currentUser(), "who asks, recorded in the workflow")
 	f.IntVar(&req.Options.GroupSize, "group-size", 0, "partitions per child workflow (default 250)")
-	f.StringVar(&req.Mode, "mode", workflows.ModePlanned, "planned (source reachable, zero loss) or unplanned (source down: may lose unreplicated writes)")
+	f.StringVar(&mode, "mode", string(workflows.ModePlanned), "planned (source reachable, zero loss) or unplanned (source down: may lose unreplicated writes)")
 	f.BoolVar(&req.DryRun, "dry-run", false, "run the precheck only and print the plan; nothing is touched")
 	f.BoolVar(&approve, "approve", false, "approve at start (as --requested-by) a failover the policy would hold for approval")
 	f.BoolVar(&require, "require-approval", false, "wait for an approval (baton approve) even if the policy would not")
@@ -199,6 +196,25 @@ the account); until promote, baton abort rolls it back.`,
 	f.BoolVar(&wait, "wait", false, "wait for the failover to finish and print its report")
 	f.IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
 	return cmd
+}
+
+// flagOf names the failover request's fields as baton's flags.
+var flagOf = map[string]string{
+	workflows.FieldTo: "--to", workflows.FieldFrom: "--from", workflows.FieldMode: "--mode",
+	workflows.FieldGroupSize: "--group-size", workflows.FieldApprovalTimeout: "--approval-timeout",
+	workflows.FieldFlushDeadline: "--flush-deadline", workflows.FieldAccount: "ACCOUNT",
+}
+
+// inFlags says a request the contract refuses in the words of baton's
+// flags.
+func inFlags(err error) error {
+	var fe *workflows.FieldError
+	if errors.As(err, &fe) {
+		if flag, ok := flagOf[fe.Field]; ok {
+			return errors.New(fe.In(flag))
+		}
+	}
+	return err
 }
 
 func newStatusCmd(g *globals) *cobra.Command {

@@ -559,8 +559,15 @@ type flagDef struct{ name, kind string }
 func loadFlagTools(t *testing.T) map[string]*flagTool {
 	t.Helper()
 	tools := map[string]*flagTool{}
-	for name, dir := range map[string]string{"worker": "../worker", "stampd": "../cmd/stampd", "load": "../cmd/load",
-		"demo": "../cmd/demo", "bench": "../cmd/bench", "pgcluster": "../cmd/pgcluster"} {
+	// The worker and every command under cmd/: a new command is checked as
+	// soon as it exists.
+	dirs := map[string]string{"worker": "../worker"}
+	cmds, err := filepath.Glob("../cmd/*")
+	require.NoError(t, err)
+	for _, d := range cmds {
+		dirs[filepath.Base(d)] = d
+	}
+	for name, dir := range dirs {
 		tool, err := readFlagTool(name, dir)
 		require.NoError(t, err)
 		n := 0

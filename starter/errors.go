@@ -349,7 +349,8 @@ func nextStep(err error) string {
 func failoverNext(ae *temporal.ApplicationError, req requestError) string {
 	var res workflows.FailoverResult
 	switch ae.Type() {
-	case "FailoverRefused", "FailoverRejected", "FailoverAborted", "FailoverRolledBack", "FailoverFailed":
+	case workflows.ErrTypeRefused, workflows.ErrTypeRejected, workflows.ErrTypeTimedOut, workflows.ErrTypeAborted,
+		workflows.ErrTypeRolledBack, workflows.ErrTypeFailed:
 		if ae.HasDetails() {
 			_ = ae.Details(&res)
 		}
@@ -359,15 +360,15 @@ func failoverNext(ae *temporal.ApplicationError, req requestError) string {
 	acct := orPlaceholder(res.Account, orPlaceholder(req.account, "ACCOUNT"))
 	to := orPlaceholder(res.To, orPlaceholder(req.to, "STAMP"))
 	switch ae.Type() {
-	case "FailoverRefused":
+	case workflows.ErrTypeRefused:
 		return fmt.Sprintf("fix what the precheck found, check with `baton failover %s --to %s --dry-run`, then start the failover again", acct, to)
-	case "FailoverRejected":
+	case workflows.ErrTypeRejected, workflows.ErrTypeTimedOut:
 		return fmt.Sprintf("if the failover is still wanted, start it again: `baton failover %s --to %s`", acct, to)
-	case "FailoverAborted":
+	case workflows.ErrTypeAborted:
 		return fmt.Sprintf("%s stays where it was and takes writes; `baton status %s` shows it", acct, acct)
-	case "FailoverRolledBack":
+	case workflows.ErrTypeRolledBack:
 		return fmt.Sprintf("%s is still primary on its source and takes writes (`baton status %s`); fix the cause, then start the failover again", acct, acct)
-	default: // FailoverFailed
+	default: // ErrTypeFailed
 		return fmt.Sprintf("see where %s is now with `baton status %s`; the error says what to do by hand", acct, acct)
 	}
 }

@@ -129,7 +129,7 @@ func rollBackUnderTraffic(ctx context.Context, t *testing.T, c *Cluster, account
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.String())
 	return res, chaosRun{acked: st.Acks, lost: rep.Lost, elapsed: elapsed, fencedMillis: res.UnavailableMillis,
-		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), outcome: res.Outcome,
+		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), outcome: string(res.Outcome),
 		struck: faultsStruck(ctx, t, c)}
 }
 

@@ -74,7 +74,7 @@ func (r chaosRun) log(t *testing.T) {
 
 // phase reads a failover's BatonPhase search attribute: it works while no
 // worker runs, unlike the progress query.
-func phase(ctx context.Context, c client.Client, id string) string {
+func phase(ctx context.Context, c client.Client, id string) workflows.Phase {
 	d, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
 		return ""
@@ -83,7 +83,7 @@ func phase(ctx context.Context, c client.Client, id string) string {
 	if pl, ok := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchPhase.GetName()]; ok {
 		_ = converter.GetDefaultDataConverter().FromPayload(pl, &p)
 	}
-	return p
+	return workflows.Phase(p)
 }
 
 // running reports whether activity name is running (started, not done) in
@@ -217,7 +217,7 @@ func underTraffic(t *testing.T, c *Cluster, account string, opts workflows.Failo
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.String())
 	cr := chaosRun{kills: kills, acked: st.Acks, lost: rep.Lost, retries: retries(ctx, t, c.Client, run.GetID(), (partitions+249)/250),
-		outcome: res.Outcome, elapsed: elapsed, fencedMillis: res.UnavailableMillis, ackGap: traffic.LongestGap(gen.Acked()),
+		outcome: string(res.Outcome), elapsed: elapsed, fencedMillis: res.UnavailableMillis, ackGap: traffic.LongestGap(gen.Acked()),
 		struck: faultsStruck(ctx, t, c)}
 	return res, cr, ferr
 }

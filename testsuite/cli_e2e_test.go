@@ -56,10 +56,10 @@ func TestOperatorCLI(t *testing.T) {
 			return false, nil
 		}
 		var ls []struct {
-			WorkflowID string `json:"workflow_id"`
-			Status     string `json:"status"`
-			Phase      string `json:"phase"`
-			Account    string `json:"account"`
+			WorkflowID string          `json:"workflow_id"`
+			Status     string          `json:"status"`
+			Phase      workflows.Phase `json:"phase"`
+			Account    string          `json:"account"`
 		}
 		if json.Unmarshal([]byte(out), &ls) != nil || len(ls) == 0 {
 			return false, nil

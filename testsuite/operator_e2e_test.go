@@ -96,7 +96,7 @@ func TestUnplannedFailoverLedgerEqualsAudit(t *testing.T) {
 		require.Equal(t, StampA, a.Stamp)
 		require.True(t, a.LSN >= r[0] && a.LSN <= r[1], "lost %s (partition %d LSN %d) outside the ledger's %d..%d", a.Key, a.Partition, a.LSN, r[0], r[1])
 	}
-	chaosRun{scenario: "unplanned: source's data plane cut, then kill -9, replication behind", outcome: res.Outcome, kills: 1,
+	chaosRun{scenario: "unplanned: source's data plane cut, then kill -9, replication behind", outcome: string(res.Outcome), kills: 1,
 		faults: "data plane unreachable on stamp-a, then SIGKILL", elapsed: elapsed, fencedMillis: res.UnavailableMillis,
 		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: st.Acks, lost: rep.Lost,
 		note: fmt.Sprintf("ledger %d = audit's lost %d (known: contact lasted until the kill)", res.LostOps, rep.Lost)}.log(t)
@@ -171,7 +171,7 @@ func TestAbortMidFlightKeepsTheOldPrimary(t *testing.T) {
 	rep, err := traffic.Audit(ctx, c.Loc, account, gen.Acked(), traffic.AuditConfig{})
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.String())
-	chaosRun{scenario: "abort mid flush-replay", outcome: res.Outcome, faults: "replay throttled to 50 ops/s/partition",
+	chaosRun{scenario: "abort mid flush-replay", outcome: string(res.Outcome), faults: "replay throttled to 50 ops/s/partition",
 		elapsed: time.Since(started), fencedMillis: res.UnavailableMillis, ackGap: traffic.LongestGap(gen.Acked()),
 		retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: stats.Acks, lost: rep.Lost,
 		note: "source unfenced, location unchanged, writes resume on stamp-a"}.log(t)
@@ -233,7 +233,7 @@ func TestUnplannedAfterAPartitionSaysWhatItCannotKnow(t *testing.T) {
 	report.Failover(&b, res, 5)
 	require.Contains(t, b.String(), fmt.Sprintf("DATA LOSS on %d partitions whose source was given up on: up to ~%d ops (estimate)",
 		partitions, res.LostOps+res.UnseenOpsEstimate))
-	chaosRun{scenario: "unplanned after a network partition (clients wrote to the old primary for 3 s), then kill -9", outcome: res.Outcome, kills: 1,
+	chaosRun{scenario: "unplanned after a network partition (clients wrote to the old primary for 3 s), then kill -9", outcome: string(res.Outcome), kills: 1,
 		faults: "replication unreachable on stamp-b, then SIGKILL of stamp-a", elapsed: elapsed, fencedMillis: res.UnavailableMillis,
 		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: st.Acks, lost: rep.Lost,
 		note: fmt.Sprintf("ledger knew %d (lower bound), estimated ~%d more after the last contact; audit lost %d", res.LostOps, res.UnseenOpsEstimate, rep.Lost)}.log(t)

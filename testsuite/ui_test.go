@@ -86,7 +86,7 @@ func TestWebUI(t *testing.T) {
 	// the current details the workflow keeps up to date.
 	require.NoError(t, clickVisible(b, `a[href*="/workflows/failover-`+account+`/"]`, "failover-"+account))
 	require.NoError(t, clickVisible(b, `[data-testid="user-metadata-tab"]`, "User Metadata"))
-	md, err := waitMetadata(b, workflows.PhaseApproval)
+	md, err := waitMetadata(b, string(workflows.PhaseApproval))
 	require.NoError(t, err)
 	require.Equal(t, "planned failover of ui-acct to stamp-b (manual)", md.Summary)
 	require.Contains(t, md.Details, "account ui-acct")
@@ -140,7 +140,7 @@ func TestWebUI(t *testing.T) {
 
 	// The page shows it done (the UI refreshes on reload).
 	require.NoError(t, chromedp.Do(b, chromedp.Reload()))
-	md, err = waitMetadata(b, workflows.PhaseDone)
+	md, err = waitMetadata(b, string(workflows.PhaseDone))
 	require.NoError(t, err)
 	require.Contains(t, md.Current, "done ui-acct now primary on stamp-b at epoch 2")
 	_, err = visible(b, `header span`, "Completed") // the status badge

@@ -198,7 +198,7 @@ func pushAlert(ctx context.Context, t *testing.T, amURL, account string, endsAt 
 }
 
 // waitFailoverPhase polls the account's failover until it reports phase.
-func waitFailoverPhase(ctx context.Context, t *testing.T, c *Cluster, account, phase string) workflows.Progress {
+func waitFailoverPhase(ctx context.Context, t *testing.T, c *Cluster, account string, phase workflows.Phase) workflows.Progress {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

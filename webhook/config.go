@@ -54,7 +54,7 @@ type Rule struct {
 	// the account's primary (a stale alert cannot move it back).
 	FromLabel string `yaml:"from_label"`
 	// Mode is planned (default) or unplanned.
-	Mode string `yaml:"mode"`
+	Mode workflows.Mode `yaml:"mode"`
 	// ApprovalRequired (default true): the failover waits at its approval
 	// gate for `baton approve`. false pre-approves it in the config's name.
 	ApprovalRequired *bool `yaml:"approval_required"`
@@ -169,7 +169,7 @@ func (r *Rule) validate() error {
 	if r.Mode == "" {
 		r.Mode = workflows.ModePlanned
 	}
-	if r.Mode != workflows.ModePlanned && r.Mode != workflows.ModeUnplanned {
+	if !r.Mode.Valid() {
 		return fmt.Errorf("mode %q: use %s or %s", r.Mode, workflows.ModePlanned, workflows.ModeUnplanned)
 	}
 	return positiveFlushDeadline(r.FlushDeadline)

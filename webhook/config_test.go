@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/batonhq/baton/workflows"
 )
 
 func TestParseMatcher(t *testing.T) {
@@ -84,7 +86,7 @@ func TestConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig([]byte("rules:\n  - name: r\n    matchers: ['alertname=\"A\"']\n    account: a\n    target: b\n"))
 	require.NoError(t, err)
 	r := cfg.Rules[0]
-	require.Equal(t, "planned", r.Mode)
+	require.Equal(t, workflows.Mode("planned"), r.Mode)
 	require.True(t, approvalRequired(r.ApprovalRequired), "approval is required unless the config says otherwise")
 	require.False(t, r.CancelOnResolve)
 	require.Equal(t, DefaultCooldown, cfg.cooldown(r.Cooldown))
@@ -168,7 +170,7 @@ func TestRouteEachRule(t *testing.T) {
 	for _, r := range cfg.Rules {
 		byName[r.Name] = r
 	}
-	require.Equal(t, "unplanned", byName["stamp-down"].Mode)
+	require.Equal(t, workflows.Mode("unplanned"), byName["stamp-down"].Mode)
 	require.True(t, approvalRequired(byName["stamp-down"].ApprovalRequired))
 	require.False(t, approvalRequired(byName["latency"].ApprovalRequired))
 	require.Equal(t, time.Hour, cfg.cooldown(byName["stamp-down"].Cooldown))

@@ -193,11 +193,11 @@ func (e *tenv) progress(t *testing.T, account string) workflows.Progress {
 }
 
 // waitPhase polls until the account's failover reports phase.
-func (e *tenv) waitPhase(t *testing.T, account, phase string) {
+func (e *tenv) waitPhase(t *testing.T, account string, phase workflows.Phase) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	last := ""
+	var last workflows.Phase
 	err := testsuite.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		v, err := e.c.QueryWorkflow(ctx, workflows.FailoverWorkflowID(account), "", workflows.QueryProgress)
 		if err != nil {

@@ -166,7 +166,7 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 	case o.runID != running && o.ack.Alerts == 1:
 		// A fresh run whose first alert is this one: this request started it.
 		it.res.Outcome, it.res.Message = OutcomeStarted, fmt.Sprintf("%s failover of %s to %s started; it waits for approval unless the rule pre-approves it", it.mode, account, it.route.To)
-		h.metrics.Started.WithLabelValues(it.rule, it.mode).Inc()
+		h.metrics.Started.WithLabelValues(it.rule, string(it.mode)).Inc()
 		return o.runID
 	default:
 		it.res.Outcome, it.res.Message = OutcomeAttached, fmt.Sprintf("recorded in the running failover (%d alerts)", o.ack.Alerts)
@@ -186,6 +186,10 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 	}
 	if !it.approval {
 		req.Approval.PreApproved = &workflows.Decision{By: "webhook rule " + it.rule, Reason: "approval_required: false in the webhook config"}
+	}
+	req = req.WithDefaults()
+	if err := req.Validate(); err != nil {
+		return workflows.AlertAck{}, "", payloadErr("failover request refused: %v", err)
 	}
 	opts := temporalx.FailoverStartOptions(h.o.TaskQueue, req)
 	// A running failover is used, not refused: that is what makes repeats
@@ -242,7 +246,7 @@ func (h *Handler) resolve(ctx context.Context, account string, desc *client.Work
 		set(OutcomeGoesOn, fmt.Sprintf("other alerts for %s still fire in this notification: the failover goes on", account), runID)
 		return
 	}
-	if trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger); trig != workflows.TriggerAlert {
+	if trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger); workflows.Trigger(trig) != workflows.TriggerAlert {
 		set(OutcomeGoesOn, fmt.Sprintf("the running failover of %s was started by trigger %q, not by an alert: a resolved alert does not cancel it", account, trig), runID)
 		return
 	}

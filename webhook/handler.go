@@ -200,7 +200,7 @@ type Result struct {
 	WorkflowID  string `json:"workflow_id,omitempty"`
 	RunID       string `json:"run_id,omitempty"`
 	// Phase of the failover when the alert was recorded.
-	Phase   string `json:"phase,omitempty"`
+	Phase   workflows.Phase `json:"phase,omitempty"`
 	Message string `json:"message,omitempty"`
 
 	unavailable bool // the error was a timeout or an unreachable service
@@ -220,13 +220,13 @@ type item struct {
 	ref             workflows.AlertRef
 	route           Route
 	rule            string // for metrics: the rule's name, or "trigger"
-	mode            string
+	mode            workflows.Mode
 	approval        bool
 	approvalTimeout time.Duration
 	flushDeadline   time.Duration // 0: the workflow's default
 	cooldown        time.Duration
 	cancelOnResolve bool
-	trigger         string
+	trigger         workflows.Trigger
 	reason          string
 	requestedBy     string
 }

@@ -125,7 +125,7 @@ type Trigger struct {
 	// From is the expected current primary ("" accepts the current one).
 	From string `json:"from,omitempty"`
 	// Mode is planned (default) or unplanned.
-	Mode        string `json:"mode,omitempty"`
+	Mode        workflows.Mode `json:"mode,omitempty"`
 	Reason      string `json:"reason"`
 	RequestedBy string `json:"requested_by,omitempty"`
 	// ID makes repeats of one trigger idempotent: the same ID attaches once.
@@ -149,10 +149,12 @@ func ParseTrigger(b []byte) (*Trigger, error) {
 		return nil, payloadErr(`"account" and "to" are required: name the account and the stamp to fail over to`)
 	case t.Reason == "":
 		return nil, payloadErr(`"reason" is required: say why, it is recorded in the failover`)
-	case t.Mode != workflows.ModePlanned && t.Mode != workflows.ModeUnplanned:
+	case !t.Mode.Valid():
 		return nil, payloadErr(`"mode" %q: use %q or %q`, t.Mode, workflows.ModePlanned, workflows.ModeUnplanned)
-	case t.From != "" && t.From == t.To:
-		return nil, payloadErr(`"from" and "to" are both %q: a failover needs two different stamps`, t.To)
+	}
+	req := workflows.FailoverRequest{Account: t.Account, FromStamp: t.From, ToStamp: t.To, Mode: t.Mode, Trigger: workflows.TriggerAPI}
+	if err := req.WithDefaults().Validate(); err != nil {
+		return nil, payloadErr("%v", err)
 	}
 	for field, v := range map[string]string{"account": t.Account, "to": t.To, "from": t.From} {
 		if v != "" && !validName(v) {
@@ -160,7 +162,7 @@ func ParseTrigger(b []byte) (*Trigger, error) {
 		}
 	}
 	if t.ID == "" {
-		t.ID = labelsFingerprint(map[string]string{"account": t.Account, "to": t.To, "from": t.From, "mode": t.Mode, "reason": t.Reason})
+		t.ID = labelsFingerprint(map[string]string{"account": t.Account, "to": t.To, "from": t.From, "mode": string(t.Mode), "reason": t.Reason})
 	}
 	return &t, nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/batonhq/baton/workflows"
 )
 
 // testdata/alertmanager-v4.json is a notification as Alertmanager 0.25
@@ -73,7 +75,7 @@ func TestParseNotificationRefusesMalformed(t *testing.T) {
 func TestParseTrigger(t *testing.T) {
 	tr, err := ParseTrigger([]byte(`{"account":"acct-1","to":"stamp-b","reason":"db team asks"}`))
 	require.NoError(t, err)
-	require.Equal(t, "planned", tr.Mode)
+	require.Equal(t, workflows.Mode("planned"), tr.Mode)
 	require.NotEmpty(t, tr.ID, "an ID is derived from the fields")
 	again, err := ParseTrigger([]byte(`{"reason":"db team asks","to":"stamp-b","account":"acct-1"}`))
 	require.NoError(t, err)

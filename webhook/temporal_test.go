@@ -80,7 +80,7 @@ func TestFiringAlertsStartOneFailoverRepeatsAttach(t *testing.T) {
 	require.True(t, p.AwaitingApproval, "an alert-triggered failover waits for approval")
 	require.Equal(t, 1, e.runs(t, account, run))
 
-	require.Equal(t, 1.0, count(h.Metrics().Started.WithLabelValues("stamp-down", workflows.ModeUnplanned)))
+	require.Equal(t, 1.0, count(h.Metrics().Started.WithLabelValues("stamp-down", string(workflows.ModeUnplanned))))
 	require.Equal(t, 1.0, count(h.Metrics().Attached.WithLabelValues("stamp-down", OutcomeAttached)))
 	require.Equal(t, 2.0, count(h.Metrics().Attached.WithLabelValues("stamp-down", OutcomeDuplicate)))
 	require.Equal(t, 2.0, count(h2.Metrics().Attached.WithLabelValues("stamp-down", OutcomeDuplicate)))
@@ -536,7 +536,7 @@ func checkOnce(t *testing.T, e *tenv, account string, outs map[string]int, handl
 	require.Equal(t, 1, e.progress(t, account).Alerts, "the alert is recorded once")
 	started := 0.0
 	for _, h := range handlers {
-		started += count(h.Metrics().Started.WithLabelValues("stamp-down", workflows.ModeUnplanned))
+		started += count(h.Metrics().Started.WithLabelValues("stamp-down", string(workflows.ModeUnplanned)))
 	}
 	require.Equal(t, 1.0, started)
 	reject(t, e, account)

@@ -12,41 +12,12 @@ import (
 	"github.com/batonhq/baton/activities"
 )
 
-// Phases of an account failover, as reported by the progress query, the
-// BatonPhase search attribute and the workflow's current details.
-const (
-	PhasePrecheck   = "precheck"
-	PhaseApproval   = "awaiting-approval"
-	PhaseCatchUp    = "catch-up"
-	PhaseFence      = "fence"
-	PhaseFlush      = "flush" // flush-send + flush-replay, per partition
-	PhasePromote    = "promote"
-	PhaseRollback   = "rollback"
-	PhaseDone       = "done"
-	PhaseDryRun     = "dry-run"
-	PhaseRejected   = "rejected"
-	PhaseRolledBack = "rolled-back"
-	PhaseFailed     = "failed"
-)
-
 // DefaultFlushDeadline bounds the fenced window of a failover that sets no
 // FlushDeadline of its own.
 const DefaultFlushDeadline = 2 * time.Minute
 
 // QueryProgress is the query type that returns a Progress.
 const QueryProgress = "progress"
-
-// Error types of a failover that did not complete, by outcome: the
-// workflow fails with a non-retryable application error of this type whose
-// details carry the FailoverResult.
-var errTypes = map[string]string{
-	OutcomeRefused:    "FailoverRefused",
-	OutcomeRejected:   "FailoverRejected",
-	OutcomeTimedOut:   "FailoverRejected",
-	OutcomeAborted:    "FailoverAborted",
-	OutcomeRolledBack: "FailoverRolledBack",
-	OutcomeFailed:     "FailoverFailed",
-}
 
 func (o FailoverOptions) withDefaults(partitions int) FailoverOptions {
 	if o.GroupSize <= 0 {
@@ -96,34 +67,6 @@ func groups(n, size int) [][]int {
 	return out
 }
 
-// normalize fills defaults and refuses a malformed request.
-func normalize(req *FailoverRequest) error {
-	if req.Mode == "" {
-		req.Mode = ModePlanned
-	}
-	if req.Trigger == "" {
-		req.Trigger = TriggerManual
-	}
-	switch {
-	case req.Account == "":
-		return errors.New("no account: name the account to fail over")
-	case req.ToStamp == "":
-		return errors.New("no destination: name the stamp to fail over to")
-	case req.FromStamp != "" && req.FromStamp == req.ToStamp:
-		return fmt.Errorf("from and to are both %q: a failover needs two different stamps", req.ToStamp)
-	case req.Mode != ModePlanned && req.Mode != ModeUnplanned:
-		return fmt.Errorf("mode %q: use %q or %q", req.Mode, ModePlanned, ModeUnplanned)
-	case req.Trigger != TriggerManual && req.Trigger != TriggerAlert && req.Trigger != TriggerAPI:
-		return fmt.Errorf("trigger %q: use %q, %q or %q", req.Trigger, TriggerManual, TriggerAlert, TriggerAPI)
-	case req.Approval.Timeout < 0:
-		return fmt.Errorf("approval timeout %s is negative", req.Approval.Timeout)
-	}
-	if req.Approval.Timeout == 0 {
-		req.Approval.Timeout = time.Hour
-	}
-	return nil
-}
-
 // failover is one run of AccountFailover: the request, the precheck's
 // picture, the result being built and the operators' controls.
 type failover struct {
@@ -159,7 +102,8 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 		Account: req.Account, Reason: req.Reason, RequestedBy: req.RequestedBy,
 		StartedAt: workflow.Now(ctx), Alerts: append([]AlertRef(nil), req.Alerts...),
 	}
-	badReq := normalize(&req)
+	req = req.WithDefaults()
+	badReq := req.Validate()
 	res.Mode, res.Trigger = req.Mode, req.Trigger
 	prog := &Progress{Phase: PhasePrecheck, Mode: req.Mode, Trigger: req.Trigger, Done: map[string]int{},
 		StartedAt: res.StartedAt, PhaseAt: res.StartedAt, Alerts: len(res.Alerts)}
@@ -185,7 +129,8 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 func (f *failover) run(ctx workflow.Context) error {
 	req := f.req
 	f.phase(ctx, PhasePrecheck, fmt.Sprintf("account %s to %s (%s, %s)", req.Account, req.ToStamp, req.Mode, req.Trigger))
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account), SearchMode.ValueSet(req.Mode), SearchTrigger.ValueSet(req.Trigger))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account),
+		SearchMode.ValueSet(string(req.Mode)), SearchTrigger.ValueSet(string(req.Trigger)))
 	f.version = workflow.GetVersion(ctx, changeBoundedFlush, workflow.DefaultVersion, versionBoundedFlush)
 
 	// 1. Precheck: touches nothing; a refusal is non-retryable.
@@ -836,18 +781,18 @@ func because(what string, err error) error {
 
 // end records the outcome, emits the metrics and returns err (nil when the
 // failover completed or was a dry run).
-func (f *failover) end(ctx workflow.Context, outcome, phase string, err error) error {
+func (f *failover) end(ctx workflow.Context, outcome Outcome, phase Phase, err error) error {
 	res := f.res
 	res.Outcome = outcome
 	res.FinishedAt = workflow.Now(ctx)
 	res.TotalMillis = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
-	detail := outcome
+	detail := string(outcome)
 	if err != nil {
 		detail = err.Error()
 	}
 	f.phase(ctx, phase, detail)
-	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"mode": f.req.Mode})
-	m.WithTags(map[string]string{"outcome": outcome}).Counter(MetricFailovers).Inc(1)
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"mode": string(f.req.Mode)})
+	m.WithTags(map[string]string{"outcome": string(outcome)}).Counter(MetricFailovers).Inc(1)
 	if outcome == OutcomeCompleted {
 		m.Timer(MetricFailoverDuration).Record(res.FinishedAt.Sub(res.StartedAt))
 		if res.LostOps > 0 {
@@ -857,16 +802,16 @@ func (f *failover) end(ctx workflow.Context, outcome, phase string, err error) e
 	if err == nil {
 		return nil
 	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), errTypes[outcome], err, *res)
+	return temporal.NewNonRetryableApplicationError(err.Error(), errTypeOf(outcome), err, *res)
 }
 
 // phase moves the failover to phase p: the progress query, the BatonPhase
 // search attribute and the Web UI's current details follow.
-func (f *failover) phase(ctx workflow.Context, p, details string) {
+func (f *failover) phase(ctx workflow.Context, p Phase, details string) {
 	if f.prog.Phase != p {
 		f.prog.Phase, f.prog.PhaseAt = p, workflow.Now(ctx)
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchPhase.ValueSet(p))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchPhase.ValueSet(string(p)))
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s", p, details))
 }
 

@@ -303,7 +303,7 @@ func TestApprovalGate(t *testing.T) {
 	tests := []struct {
 		name        string
 		update      string // "" = nobody answers
-		wantOutcome string
+		wantOutcome Outcome
 		wantErr     string
 	}{
 		{"approved", UpdateApprove, OutcomeCompleted, ""},

@@ -582,7 +582,7 @@ func accountRetryable(err error) bool {
 		return true
 	}
 	switch ae.Type() {
-	case errTypes[OutcomeRefused], errTypes[OutcomeRejected], errTypes[OutcomeAborted]:
+	case ErrTypeRefused, ErrTypeRejected, ErrTypeTimedOut, ErrTypeAborted:
 		return false
 	}
 	return true

@@ -67,7 +67,7 @@ func TestFinalRefusalIsNeverRetried(t *testing.T) {
 	require.Zero(t, f.promotedAt)
 	var ae *temporal.ApplicationError
 	require.ErrorAs(t, err, &ae)
-	require.Equal(t, errTypes[OutcomeRolledBack], ae.Type())
+	require.Equal(t, ErrTypeRolledBack, ae.Type())
 	require.NoError(t, ae.Details(&res))
 	require.Len(t, res.HeldUp, 1, "the refusal names its one partition: %+v", res.HeldUp)
 	require.Zero(t, res.HeldUp[0].Partition%10, "the refused partition is the first of its group")

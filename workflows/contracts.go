@@ -23,21 +23,54 @@ const (
 // from the account makes Temporal refuse a second concurrent failover.
 func FailoverWorkflowID(account string) string { return "failover-" + account }
 
+// Mode is how a failover treats its source.
+type Mode string
+
 // Failover modes.
 const (
 	// ModePlanned: the source is reachable; zero data loss or refusal.
-	ModePlanned = "planned"
+	ModePlanned Mode = "planned"
 	// ModeUnplanned (forced): the source is down or partly down; reachable
 	// partitions are still fenced and flushed, unreachable ones are given up
 	// on, and the result carries a data-loss ledger.
-	ModeUnplanned = "unplanned"
+	ModeUnplanned Mode = "unplanned"
 )
+
+// Valid reports whether m is a mode a failover knows ("" is not: fill the
+// defaults first).
+func (m Mode) Valid() bool { return m == ModePlanned || m == ModeUnplanned }
+
+// Trigger says what started a failover.
+type Trigger string
 
 // What started a failover.
 const (
-	TriggerManual = "manual" // an operator (CLI, Web UI)
-	TriggerAlert  = "alert"  // an alert webhook (Alertmanager)
-	TriggerAPI    = "api"    // another tool's plain JSON trigger
+	TriggerManual Trigger = "manual" // an operator (CLI, Web UI)
+	TriggerAlert  Trigger = "alert"  // an alert webhook (Alertmanager)
+	TriggerAPI    Trigger = "api"    // another tool's plain JSON trigger
+)
+
+// Valid reports whether t is a trigger a failover knows.
+func (t Trigger) Valid() bool { return t == TriggerManual || t == TriggerAlert || t == TriggerAPI }
+
+// Phase is where a failover stands, as the progress query, the BatonPhase
+// search attribute and the workflow's current details report it.
+type Phase string
+
+// Phases of an account failover.
+const (
+	PhasePrecheck   Phase = "precheck"
+	PhaseApproval   Phase = "awaiting-approval"
+	PhaseCatchUp    Phase = "catch-up"
+	PhaseFence      Phase = "fence"
+	PhaseFlush      Phase = "flush" // flush-send + flush-replay, per partition
+	PhasePromote    Phase = "promote"
+	PhaseRollback   Phase = "rollback"
+	PhaseDone       Phase = "done"
+	PhaseDryRun     Phase = "dry-run"
+	PhaseRejected   Phase = "rejected"
+	PhaseRolledBack Phase = "rolled-back"
+	PhaseFailed     Phase = "failed"
 )
 
 // FailoverRequest starts an AccountFailover.
@@ -49,9 +82,9 @@ type FailoverRequest struct {
 	Reason      string
 	RequestedBy string
 	// Mode is ModePlanned (default) or ModeUnplanned.
-	Mode string
+	Mode Mode
 	// Trigger is TriggerManual (default), TriggerAlert or TriggerAPI.
-	Trigger string
+	Trigger Trigger
 	// DryRun runs the precheck only and returns the plan; nothing is touched.
 	DryRun bool
 	// Approval decides whether the failover waits for a human.
@@ -108,7 +141,7 @@ type AlertAck struct {
 	WorkflowID string
 	Attached   bool // false: this fingerprint was already recorded
 	Alerts     int  // alerts recorded so far
-	Phase      string
+	Phase      Phase
 }
 
 // FailoverOptions tune a failover; the zero value gives the defaults.
@@ -185,17 +218,20 @@ type PhaseTiming struct {
 	WaitMillis int64
 }
 
-// Outcomes of a failover (FailoverResult.Outcome, and the baton_failovers
-// metric's outcome tag).
+// Outcome is how a failover ended (FailoverResult.Outcome, and the
+// baton_failovers metric's outcome tag).
+type Outcome string
+
+// Outcomes of a failover.
 const (
-	OutcomeCompleted  = "completed"
-	OutcomeDryRun     = "dry-run"
-	OutcomeRefused    = "refused"     // the precheck said no; nothing touched
-	OutcomeRejected   = "rejected"    // refused at the approval gate; nothing touched
-	OutcomeTimedOut   = "timed-out"   // no approval in time; nothing touched
-	OutcomeAborted    = "aborted"     // aborted before promote; rolled back
-	OutcomeRolledBack = "rolled-back" // failed before promote; rolled back
-	OutcomeFailed     = "failed"      // failed at or after promote, or rollback failed
+	OutcomeCompleted  Outcome = "completed"
+	OutcomeDryRun     Outcome = "dry-run"
+	OutcomeRefused    Outcome = "refused"     // the precheck (or the request) said no; nothing touched
+	OutcomeRejected   Outcome = "rejected"    // refused at the approval gate; nothing touched
+	OutcomeTimedOut   Outcome = "timed-out"   // no approval in time; nothing touched
+	OutcomeAborted    Outcome = "aborted"     // aborted before promote; rolled back
+	OutcomeRolledBack Outcome = "rolled-back" // failed before promote; rolled back
+	OutcomeFailed     Outcome = "failed"      // failed at or after promote, or rollback failed
 )
 
 // FailoverResult is the report of a failover. A failover that does not
@@ -210,9 +246,9 @@ type FailoverResult struct {
 	Groups      int
 	Reason      string
 	RequestedBy string
-	Mode        string
-	Trigger     string
-	Outcome     string
+	Mode        Mode
+	Trigger     Trigger
+	Outcome     Outcome
 
 	// Precheck is the plan: lag per partition, RPO, destination health.
 	Precheck         activities.PrecheckResult

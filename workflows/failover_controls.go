@@ -39,9 +39,9 @@ const (
 // Progress is what the progress query answers: the phase, how many
 // partitions are through each step, and the slowest partitions so far.
 type Progress struct {
-	Phase            string
-	Mode             string
-	Trigger          string
+	Phase            Phase
+	Mode             Mode
+	Trigger          Trigger
 	Partitions       int
 	Groups           int
 	GroupsDone       int

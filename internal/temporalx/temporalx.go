@@ -129,13 +129,8 @@ func NewLogger(format, level string) (*zap.Logger, error) {
 // its account-derived ID (so only one runs at a time), the search
 // attributes, and the Web UI's static summary and details.
 func FailoverStartOptions(taskQueue string, req workflows.FailoverRequest) client.StartWorkflowOptions {
+	req = req.WithDefaults()
 	mode, trigger := req.Mode, req.Trigger
-	if mode == "" {
-		mode = workflows.ModePlanned
-	}
-	if trigger == "" {
-		trigger = workflows.TriggerManual
-	}
 	return client.StartWorkflowOptions{
 		ID:                       workflows.FailoverWorkflowID(req.Account),
 		TaskQueue:                taskQueue,
@@ -148,8 +143,8 @@ func FailoverStartOptions(taskQueue string, req workflows.FailoverRequest) clien
 		StaticDetails: fmt.Sprintf("**account** %s  \n**to** %s  \n**mode** %s  \n**trigger** %s  \n**reason** %s  \n**requested by** %s",
 			req.Account, req.ToStamp, mode, trigger, req.Reason, req.RequestedBy),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAccount.ValueSet(req.Account), workflows.SearchMode.ValueSet(mode),
-			workflows.SearchTrigger.ValueSet(trigger), workflows.SearchPhase.ValueSet(workflows.PhasePrecheck)),
+			workflows.SearchAccount.ValueSet(req.Account), workflows.SearchMode.ValueSet(string(mode)),
+			workflows.SearchTrigger.ValueSet(string(trigger)), workflows.SearchPhase.ValueSet(string(workflows.PhasePrecheck))),
 	}
 }
 
