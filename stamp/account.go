@@ -37,13 +37,10 @@ type partition struct {
 	// sourceWritten (secondary) is the peer's last report.
 	reported      uint64
 	sourceWritten uint64
-	// The source's write rate (secondary), from its reports: ops/s over the
-	// last second or more before sourceChangedAt, the last report in which
-	// sourceWritten grew.
-	sourceRate      float64
-	rateBase        uint64
-	rateBaseAt      time.Time
-	sourceChangedAt time.Time
+	// samples (secondary) are the source's reports of its LastWritten, at
+	// most one per sampleEvery, over the last rateWindow and one before it:
+	// the basis of its write rate.
+	samples []sourceSample
 
 	replayTarget    uint64
 	replayStartedAt time.Time
@@ -268,28 +265,57 @@ func (a *account) recordReport(req *ReplicateRequest) {
 	a.dirtyMu.Unlock()
 }
 
-// noteSourceWrittenLocked records the source's report that it had written
-// w at its clock's at, and keeps its write rate.
-func (p *partition) noteSourceWrittenLocked(w uint64, at time.Time) {
-	if w > p.sourceWritten {
-		p.sourceWritten, p.sourceChangedAt = w, at
-	}
-	switch {
-	case p.rateBaseAt.IsZero() || at.Before(p.rateBaseAt):
-		p.rateBase, p.rateBaseAt = w, at
-	case at.Sub(p.rateBaseAt) >= time.Second:
-		p.sourceRate = float64(w-min(p.rateBase, w)) / at.Sub(p.rateBaseAt).Seconds()
-		p.rateBase, p.rateBaseAt = w, at
-	}
+// sourceSample is one report of the source's LastWritten, at its clock.
+type sourceSample struct {
+	at      time.Time
+	written uint64
 }
 
-// sourceRateAt is the source's write rate as of seen, its last report: 0
-// when it had reported no new write for a while before then.
+// The source's write rate is measured over the last rateWindow of its
+// reports, sampled at most every sampleEvery.
+const (
+	rateWindow  = 5 * time.Second
+	sampleEvery = 250 * time.Millisecond
+)
+
+// noteSourceWrittenLocked records the source's report that it had written
+// w at its clock's at.
+func (p *partition) noteSourceWrittenLocked(w uint64, at time.Time) {
+	p.sourceWritten = max(p.sourceWritten, w)
+	s := sourceSample{at: at, written: p.sourceWritten}
+	if n := len(p.samples); n >= 2 && p.samples[n-1].at.Sub(p.samples[n-2].at) < sampleEvery {
+		p.samples[n-1] = s // the newest report stands for the samples too close to the previous one
+		return
+	}
+	p.samples = append(p.samples, s)
+	// Keep one sample older than the window: the baseline of the rate.
+	drop := 0
+	for drop+1 < len(p.samples) && at.Sub(p.samples[drop+1].at) > rateWindow {
+		drop++
+	}
+	p.samples = append(p.samples[:0], p.samples[drop:]...)
+}
+
+// sourceRateAt is the source's write rate, ops/s, over the rateWindow
+// before seen (its last report): what it wrote from the baseline sample to
+// its last report, over the time from the baseline to seen, so that a
+// source idle before seen counts as slow.
 func (p *partition) sourceRateAt(seen time.Time) float64 {
-	if p.sourceChangedAt.IsZero() || seen.Sub(p.sourceChangedAt) > 2*time.Second {
+	if len(p.samples) < 2 {
 		return 0
 	}
-	return p.sourceRate
+	base := p.samples[0]
+	for _, s := range p.samples {
+		if !s.at.After(seen.Add(-rateWindow)) {
+			base = s
+		}
+	}
+	span := seen.Sub(base.at)
+	last := p.samples[len(p.samples)-1]
+	if span <= 0 || last.written <= base.written {
+		return 0
+	}
+	return float64(last.written-base.written) / span.Seconds()
 }
 
 // sourceSeen is when the primary last reported (secondary side).

@@ -43,31 +43,38 @@ func TestSecondaryKnowsWhatTheSourceWrote(t *testing.T) {
 }
 
 // TestSourceWriteRate: the secondary derives the source's write rate from
-// the LastWritten it reports, over a second or more of reports, and counts
-// a source that reported nothing new for 2 s as idle.
+// the LastWritten it reports, over the last 5 s of reports, so that a
+// partition written unevenly still shows its rate, and an idle one slows
+// to 0.
 func TestSourceWriteRate(t *testing.T) {
 	var p partition
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	reports := []struct {
-		at      time.Duration
-		written uint64
-	}{{0, 0}, {500 * time.Millisecond, 60}, {time.Second, 100}, {1500 * time.Millisecond, 180}, {2 * time.Second, 300}}
-	for _, r := range reports {
-		p.noteSourceWrittenLocked(r.written, t0.Add(r.at))
+	// 200 ops/s for 2 s, reported every 100 ms (sampled every 250 ms).
+	for ms := 0; ms <= 2000; ms += 100 {
+		p.noteSourceWrittenLocked(uint64(ms/5), t0.Add(time.Duration(ms)*time.Millisecond))
 	}
-	if got := p.sourceRateAt(t0.Add(2 * time.Second)); got != 200 {
-		t.Fatalf("rate over the last second of reports: got %v ops/s, want 200", got)
+	if got := p.sourceRateAt(t0.Add(2 * time.Second)); got < 190 || got > 210 {
+		t.Fatalf("rate over 2 s of reports at 200 ops/s: got %v", got)
 	}
-	// Heartbeats with nothing new: still the rate before contact was lost
-	// for a moment, then idle.
-	p.noteSourceWrittenLocked(300, t0.Add(2500*time.Millisecond))
-	if got := p.sourceRateAt(t0.Add(2500 * time.Millisecond)); got != 200 {
-		t.Fatalf("half a second after the last write: got %v, want 200", got)
+	// A burst, then nothing for a while: the rate covers the window.
+	p.noteSourceWrittenLocked(400, t0.Add(2100*time.Millisecond))
+	if got := p.sourceRateAt(t0.Add(4 * time.Second)); got < 90 || got > 110 {
+		t.Fatalf("400 ops in the 4 s up to the last report: got %v, want about 100", got)
 	}
-	if got := p.sourceRateAt(t0.Add(5 * time.Second)); got != 0 {
-		t.Fatalf("3 s after the last write: got %v, want 0 (idle)", got)
+	if got := p.sourceRateAt(t0.Add(time.Minute)); got > 10 {
+		t.Fatalf("a minute later, idle: got %v, want close to 0", got)
 	}
-	if p.sourceWritten != 300 {
-		t.Fatalf("source written = %d, want 300", p.sourceWritten)
+	// Old samples go, keeping one baseline before the window.
+	for s := 3; s <= 60; s++ {
+		p.noteSourceWrittenLocked(400+uint64(s), t0.Add(time.Duration(s)*time.Second))
+	}
+	if len(p.samples) > int(rateWindow/time.Second)+2 {
+		t.Fatalf("%d samples kept for a %s window", len(p.samples), rateWindow)
+	}
+	if got := p.sourceRateAt(t0.Add(time.Minute)); got < 0.9 || got > 1.1 {
+		t.Fatalf("1 op/s for the last minute: got %v", got)
+	}
+	if p.sourceWritten != 460 {
+		t.Fatalf("source written = %d, want 460", p.sourceWritten)
 	}
 }

@@ -202,6 +202,7 @@ func TestUnplannedAfterAPartitionSaysWhatItCannotKnow(t *testing.T) {
 	partitioned := gen.AckCount()
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= partitioned+1500, gen.Err() }))
 	c.Stamps[StampA].Kill()
+	struck := faultsStruck(ctx, t, c)
 	require.NoError(t, c.StampClient(StampB).ClearFaults(ctx))
 
 	started := time.Now()
@@ -234,7 +235,7 @@ func TestUnplannedAfterAPartitionSaysWhatItCannotKnow(t *testing.T) {
 	require.Contains(t, b.String(), fmt.Sprintf("DATA LOSS on %d partitions whose source was given up on: up to ~%d ops (estimate)",
 		partitions, res.LostOps+res.UnseenOpsEstimate))
 	chaosRun{scenario: "unplanned after a network partition (clients wrote to the old primary for 3 s), then kill -9", outcome: string(res.Outcome), kills: 1,
-		faults: "replication unreachable on stamp-b, then SIGKILL of stamp-a", elapsed: elapsed, fencedMillis: res.UnavailableMillis,
+		faults: "replication unreachable on stamp-b, then SIGKILL of stamp-a", struck: struck, elapsed: elapsed, fencedMillis: res.UnavailableMillis,
 		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: st.Acks, lost: rep.Lost,
 		note: fmt.Sprintf("ledger knew %d (lower bound), estimated ~%d more after the last contact; audit lost %d", res.LostOps, res.UnseenOpsEstimate, rep.Lost)}.log(t)
 }
