@@ -204,10 +204,10 @@ type PartitionStatus struct {
 	// the source acknowledged after SourceSeenAt are not known here.
 	SourceWritten uint64    `json:"source_written,omitempty"`
 	SourceSeenAt  time.Time `json:"source_seen_at,omitzero"`
-	// SourceWriteRate is the source's write rate, ops/s, over the last
-	// second or so of its reports before SourceSeenAt (0 if it wrote
-	// nothing new in the 2 s before): the basis of an estimate of what it
-	// may have acknowledged after contact was lost.
+	// SourceWriteRate is the source's write rate, ops/s, over the 5 s of
+	// its reports up to SourceSeenAt (lower when it was idle in them): the
+	// basis of an estimate of what it may have acknowledged after contact
+	// was lost.
 	SourceWriteRate float64 `json:"source_write_rate,omitempty"`
 	// Flush-send timing (primary): when the last flush-send started and was
 	// acknowledged.
