@@ -80,45 +80,76 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	if in.To == "" {
 		return PrecheckResult{}, precheckFailed("account %s: no destination stamp given: name the stamp to fail over to", in.Account)
 	}
-	// Answers that may go away (5xx, injected faults, a dropped connection)
-	// are asked again until the budget is spent; a definitive one refuses
-	// at once.
-	start, until := activityStart(ctx), budget(ctx, time.Time{})
-	spent := func(what string, err error) error {
-		return precheckFailed("precheck of %s gave up after %s: %s kept failing with answers that may go away (last: %v); nothing was touched: retry once it answers",
-			in.Account, time.Since(start).Round(100*time.Millisecond), what, err)
+	pc := &precheck{a: a, in: in, start: activityStart(ctx), until: budget(ctx, time.Time{})}
+	if err := pc.lookUp(ctx); err != nil {
+		return PrecheckResult{}, err
 	}
-	var acct location.Account
-	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
-		acct, err = a.Location.Lookup(ctx, in.Account)
+	if err := pc.checkDestination(ctx); err != nil {
+		return PrecheckResult{}, err
+	}
+	if err := pc.checkSource(ctx); err != nil {
+		return PrecheckResult{}, err
+	}
+	return pc.res, nil
+}
+
+// precheck is one Precheck: what it asked and what it found. Answers that
+// may go away (5xx, injected faults, a dropped connection) are asked again
+// until the budget (until) is spent; a definitive one refuses at once.
+type precheck struct {
+	a     *Activities
+	in    PrecheckInput
+	start time.Time
+	until time.Time
+	acct  location.Account
+	dst   stamp.AccountStatus
+	res   PrecheckResult
+}
+
+// spent refuses once what kept failing has used up the budget.
+func (pc *precheck) spent(what string, err error) error {
+	return precheckFailed("precheck of %s gave up after %s: %s kept failing with answers that may go away (last: %v); nothing was touched: retry once it answers",
+		pc.in.Account, time.Since(pc.start).Round(100*time.Millisecond), what, err)
+}
+
+// lookUp finds the account in the location service and checks the request
+// against it: the expected primary, and a destination that holds the
+// replica.
+func (pc *precheck) lookUp(ctx context.Context) error {
+	in := pc.in
+	err := retryUntil(ctx, pc.until, func(ctx context.Context) (err error) {
+		pc.acct, err = pc.a.Location.Lookup(ctx, in.Account)
 		return err
 	})
-	if location.IsNotFound(err) {
-		return PrecheckResult{}, precheckFailed("account %s is not known to the location service: check the name", in.Account)
-	}
-	if err != nil {
-		return PrecheckResult{}, spent("the location service", err)
-	}
-	if in.From != "" && acct.Primary != in.From {
-		return PrecheckResult{}, precheckFailed("account %s: its primary is %s (epoch %d), not the expected %s: re-check where it is (baton status) and retry",
+	acct := pc.acct
+	switch {
+	case location.IsNotFound(err):
+		return precheckFailed("account %s is not known to the location service: check the name", in.Account)
+	case err != nil:
+		return pc.spent("the location service", err)
+	case in.From != "" && acct.Primary != in.From:
+		return precheckFailed("account %s: its primary is %s (epoch %d), not the expected %s: re-check where it is (baton status) and retry",
 			in.Account, acct.Primary, acct.Epoch, in.From)
-	}
-	if in.To == acct.Primary {
-		return PrecheckResult{}, precheckFailed("account %s is already primary on %s: nothing to fail over", in.Account, in.To)
-	}
-	if in.To != acct.Secondary {
-		return PrecheckResult{}, precheckFailed("account %s replicates to %s, not %s: a failover can only go to the stamp that holds the replica",
+	case in.To == acct.Primary:
+		return precheckFailed("account %s is already primary on %s: nothing to fail over", in.Account, in.To)
+	case in.To != acct.Secondary:
+		return precheckFailed("account %s replicates to %s, not %s: a failover can only go to the stamp that holds the replica",
 			in.Account, acct.Secondary, in.To)
 	}
-	res := PrecheckResult{
+	pc.res = PrecheckResult{
 		Account: in.Account, Partitions: acct.Partitions, Epoch: acct.Epoch,
 		From: acct.Primary, FromURL: acct.PrimaryURL, To: acct.Secondary, ToURL: acct.SecondaryURL,
 		LagOps: make([]uint64, acct.Partitions), LagAgeMillis: make([]int64, acct.Partitions),
 	}
+	return nil
+}
 
-	dst := a.stamp(res.ToURL)
-	var dstSt stamp.AccountStatus
-	err = retryUntil(ctx, until, func(ctx context.Context) error {
+// checkDestination checks the destination answers healthy and holds every
+// partition as a secondary, and records its replay backlog.
+func (pc *precheck) checkDestination(ctx context.Context) error {
+	in, res := pc.in, &pc.res
+	dst := pc.a.stamp(res.ToURL)
+	err := retryUntil(ctx, pc.until, func(ctx context.Context) error {
 		h, err := dst.Health(ctx)
 		switch {
 		case err != nil:
@@ -126,22 +157,21 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		case !h.OK:
 			return fmt.Errorf("stamp %s reports unhealthy", h.Stamp)
 		}
-		dstSt, err = dst.Status(ctx, in.Account, nil)
+		pc.dst, err = dst.Status(ctx, in.Account, nil)
 		return err
 	})
-	if err != nil && !retryable(err) {
-		return PrecheckResult{}, classify(fmt.Sprintf("precheck %s: status on destination %s", in.Account, res.To), err)
+	switch {
+	case err != nil && !retryable(err):
+		return classify(fmt.Sprintf("precheck %s: status on destination %s", in.Account, res.To), err)
+	case err != nil:
+		return pc.spent(fmt.Sprintf("the destination stamp %s at %s", res.To, res.ToURL), err)
+	case len(pc.dst.Partitions) != res.Partitions:
+		return precheckFailed("account %s: location says %d partitions, destination %s has %d: fix provisioning first",
+			in.Account, res.Partitions, res.To, len(pc.dst.Partitions))
 	}
-	if err != nil {
-		return PrecheckResult{}, spent(fmt.Sprintf("the destination stamp %s at %s", res.To, res.ToURL), err)
-	}
-	if len(dstSt.Partitions) != acct.Partitions {
-		return PrecheckResult{}, precheckFailed("account %s: location says %d partitions, destination %s has %d: fix provisioning first",
-			in.Account, acct.Partitions, res.To, len(dstSt.Partitions))
-	}
-	for _, dp := range dstSt.Partitions {
+	for _, dp := range pc.dst.Partitions {
 		if dp.Role != stamp.RoleSecondary {
-			return PrecheckResult{}, precheckFailed("account %s partition %d on %s is %s, expected secondary", in.Account, dp.Partition, res.To, dp.Role)
+			return precheckFailed("account %s partition %d on %s is %s, expected secondary", in.Account, dp.Partition, res.To, dp.Role)
 		}
 		backlog := dp.ReplayLag()
 		res.ReplayLagOps += backlog
@@ -150,55 +180,78 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	res.DestinationHealthy = true
 	if in.MaxReplayBacklog > 0 && res.ReplayLagOps > in.MaxReplayBacklog {
 		res.DestinationHealthy = false
-		res.DestinationNote = fmt.Sprintf("%d received ops wait for replay (limit %d): the failover will wait for them", res.ReplayLagOps, in.MaxReplayBacklog)
+		res.DestinationNote = fmt.Sprintf("%d received ops wait for replay (limit %d): the failover will wait for them",
+			res.ReplayLagOps, in.MaxReplayBacklog)
 	}
+	return nil
+}
 
-	// An unplanned failover expects a source that does not answer: a few
-	// seconds tell, the budget is not spent on it.
-	srcUntil := until
+// checkSource reads the source. Planned, it must answer, every partition
+// must be the replicating primary at the account's epoch, and replication
+// must not be stuck; the lag is the RPO. Unplanned, a source that does not
+// answer is expected: the loss is estimated from what the destination last
+// heard of it.
+func (pc *precheck) checkSource(ctx context.Context) error {
+	in, res := pc.in, &pc.res
+	// An unplanned failover does not spend the budget on a source it
+	// expects to be down: a few seconds tell.
+	until := pc.until
 	if probe := time.Now().Add(unplannedSourceProbe); in.Unplanned && probe.Before(until) {
-		srcUntil = probe
+		until = probe
 	}
-	var srcSt stamp.AccountStatus
-	srcErr := retryUntil(ctx, srcUntil, func(ctx context.Context) (err error) {
-		srcSt, err = a.sourceStatus(ctx, res.FromURL, in.Account)
+	var src stamp.AccountStatus
+	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
+		src, err = pc.a.sourceStatus(ctx, res.FromURL, in.Account)
 		return err
 	})
-	if srcErr != nil {
-		switch {
-		case !in.Unplanned && !retryable(srcErr):
-			return PrecheckResult{}, classify(fmt.Sprintf("precheck %s: status on source %s", in.Account, res.From), srcErr)
-		case !in.Unplanned:
-			return PrecheckResult{}, classifyUnreachableSource(in.Account, res.From, srcErr)
-		}
-		// Unplanned: estimate the loss from what the destination last heard.
-		res.SourceError = srcErr.Error()
-		for _, dp := range dstSt.Partitions {
-			res.EstimatedLossOps += dp.ReceiveLag()
-			if dp.SourceSeenAt.After(res.KnownAsOf) {
-				res.KnownAsOf = dp.SourceSeenAt
-			}
-		}
-		return res, nil
+	switch {
+	case err != nil && !in.Unplanned && !retryable(err):
+		return classify(fmt.Sprintf("precheck %s: status on source %s", in.Account, res.From), err)
+	case err != nil && !in.Unplanned:
+		return classifyUnreachableSource(in.Account, res.From, err)
+	case err != nil:
+		pc.estimateFromDestination(err)
+		return nil
+	case len(src.Partitions) != res.Partitions:
+		return precheckFailed("account %s: location says %d partitions, source %s has %d: fix provisioning first",
+			in.Account, res.Partitions, res.From, len(src.Partitions))
 	}
 	res.SourceReachable = true
-	if len(srcSt.Partitions) != acct.Partitions {
-		return PrecheckResult{}, precheckFailed("account %s: location says %d partitions, source %s has %d: fix provisioning first",
-			in.Account, acct.Partitions, res.From, len(srcSt.Partitions))
+	return pc.measureLag(src)
+}
+
+// estimateFromDestination (unplanned, source unreachable) estimates the
+// loss from the source's last reports to the destination.
+func (pc *precheck) estimateFromDestination(srcErr error) {
+	res := &pc.res
+	res.SourceError = srcErr.Error()
+	for _, dp := range pc.dst.Partitions {
+		res.EstimatedLossOps += dp.ReceiveLag()
+		if dp.SourceSeenAt.After(res.KnownAsOf) {
+			res.KnownAsOf = dp.SourceSeenAt
+		}
 	}
+}
+
+// measureLag checks every source partition is the replicating primary at
+// the account's epoch and records its send lag and how long it has not been
+// acknowledged; planned, a lag unacknowledged for longer than MaxAckAge is
+// stuck replication and refuses.
+func (pc *precheck) measureLag(src stamp.AccountStatus) error {
+	in, res := pc.in, &pc.res
 	maxAge := in.MaxAckAge
 	if maxAge <= 0 {
 		maxAge = 30 * time.Second
 	}
 	now := time.Now()
 	res.KnownAsOf = now.UTC()
-	for _, sp := range srcSt.Partitions {
+	for _, sp := range src.Partitions {
 		switch {
-		case sp.Role != stamp.RolePrimary || sp.Epoch != acct.Epoch:
-			return PrecheckResult{}, precheckFailed("account %s partition %d on %s is %s at epoch %d, expected primary at epoch %d",
-				in.Account, sp.Partition, res.From, sp.Role, sp.Epoch, acct.Epoch)
+		case sp.Role != stamp.RolePrimary || sp.Epoch != pc.acct.Epoch:
+			return precheckFailed("account %s partition %d on %s is %s at epoch %d, expected primary at epoch %d",
+				in.Account, sp.Partition, res.From, sp.Role, sp.Epoch, pc.acct.Epoch)
 		case !sp.Shipping:
-			return PrecheckResult{}, precheckFailed("account %s partition %d on %s does not replicate: re-protect it first", in.Account, sp.Partition, res.From)
+			return precheckFailed("account %s partition %d on %s does not replicate: re-protect it first", in.Account, sp.Partition, res.From)
 		}
 		if sp.Fenced {
 			res.AlreadyFenced++
@@ -206,18 +259,19 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		lag := sp.SendLag()
 		res.SendLagOps += lag
 		res.LagOps[sp.Partition] += lag
-		if lag > 0 && !sp.LastAckedAt.IsZero() {
-			age := now.Sub(sp.LastAckedAt)
-			res.LagAgeMillis[sp.Partition] = age.Milliseconds()
-			res.OldestAckAge = max(res.OldestAckAge, age)
-			if age > maxAge && !in.Unplanned {
-				return PrecheckResult{}, precheckFailed("account %s partition %d: replication is stuck (%d writes unacknowledged, last ack %s ago): fix replication or use an unplanned failover",
-					in.Account, sp.Partition, lag, age.Round(time.Millisecond))
-			}
+		if lag == 0 || sp.LastAckedAt.IsZero() {
+			continue
+		}
+		age := now.Sub(sp.LastAckedAt)
+		res.LagAgeMillis[sp.Partition] = age.Milliseconds()
+		res.OldestAckAge = max(res.OldestAckAge, age)
+		if age > maxAge && !in.Unplanned {
+			return precheckFailed("account %s partition %d: replication is stuck (%d writes unacknowledged, last ack %s ago): fix replication or use an unplanned failover",
+				in.Account, sp.Partition, lag, age.Round(time.Millisecond))
 		}
 	}
 	res.EstimatedLossOps = res.SendLagOps
-	return res, nil
+	return nil
 }
 
 // sourceStatus reads the source's health and every partition's status.
