@@ -129,6 +129,12 @@ func TestPrecheckRefusesWrongExpectedPrimary(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// historyTag names the workflow version recordHistories records: a
+// versioned change to the workflows records new histories under a new tag
+// and keeps the old ones, so the replay test replays every version in
+// flight (the untagged files are from before versionBoundedFlush).
+const historyTag = "v1"
+
 // recordHistories writes the histories of a finished failover (the parent
 // and its first group child) under workflows/testdata when
 // BATON_RECORD_HISTORY=1, for the replay test. See docs/ARCHITECTURE.md.
@@ -140,8 +146,8 @@ func recordHistories(t *testing.T, c *Cluster, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for file, wid := range map[string]string{
-		"account_failover.json": id,
-		"partition_group.json":  id + "/group-0000",
+		"account_failover_" + historyTag + ".json": id,
+		"partition_group_" + historyTag + ".json":  id + "/group-0000",
 	} {
 		it := c.Client.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		var h historypb.History

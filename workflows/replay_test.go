@@ -20,8 +20,12 @@ func TestReplayRecordedHistories(t *testing.T) {
 		file       string
 		workflowID string // child IDs derive from it, so replay needs the original
 	}{
+		// Before versionBoundedFlush.
 		{"testdata/account_failover.json", "failover-e2e-acct"},
 		{"testdata/partition_group.json", "failover-e2e-acct/group-0000"},
+		// versionBoundedFlush.
+		{"testdata/account_failover_v1.json", "failover-e2e-acct"},
+		{"testdata/partition_group_v1.json", "failover-e2e-acct/group-0000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
