@@ -80,7 +80,7 @@ const parallelChunks = 4
 
 // forChunks calls fn for consecutive chunks of ps (at most parallelChunks at
 // once) and returns the first error.
-func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, lo int, chunk []int) error) error {
+func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, chunk []int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, parallelChunks)
@@ -93,13 +93,13 @@ func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, lo in
 		hi := min(lo+chunkSize, len(ps))
 		sem <- struct{}{}
 		wg.Add(1)
-		go func(lo int, chunk []int) {
+		go func(chunk []int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := fn(ctx, lo, chunk); err != nil {
+			if err := fn(ctx, chunk); err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
-		}(lo, ps[lo:hi])
+		}(ps[lo:hi])
 	}
 	wg.Wait()
 	return first

@@ -60,7 +60,11 @@ type CommandResult struct {
 // should be idempotent, since a retry or a worker crash runs them again.
 func (a *Activities) RunCommand(ctx context.Context, in CommandInput) (CommandResult, error) {
 	if len(in.Argv) == 0 || in.Argv[0] == "" {
-		return CommandResult{}, temporal.NewNonRetryableApplicationError(in.Step+": no command to run", ErrTypeCommandNotFound, nil)
+		return CommandResult{}, temporal.NewNonRetryableApplicationError(
+			in.Step+": no command to run",
+			ErrTypeCommandNotFound,
+			nil,
+		)
 	}
 	out := &tailBuffer{max: MaxActionOutput}
 	cmd := osexec.CommandContext(ctx, in.Argv[0], in.Argv[1:]...)
@@ -73,7 +77,14 @@ func (a *Activities) RunCommand(ctx context.Context, in CommandInput) (CommandRe
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, osexec.ErrNotFound) {
 			return CommandResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("%s: %s: program not found on worker host", in.Step, in.Argv[0]), ErrTypeCommandNotFound, err)
+				fmt.Sprintf(
+					"%s: %s: program not found on worker host",
+					in.Step,
+					in.Argv[0],
+				),
+				ErrTypeCommandNotFound,
+				err,
+			)
 		}
 		return CommandResult{}, fmt.Errorf("%s: start %s: %w", in.Step, in.Argv[0], err)
 	}
@@ -82,13 +93,28 @@ func (a *Activities) RunCommand(ctx context.Context, in CommandInput) (CommandRe
 	stop()
 	res := CommandResult{Output: out.String(), OutputBytes: out.total, Millis: time.Since(t0).Milliseconds()}
 	if ctx.Err() != nil {
-		return res, fmt.Errorf("%s: %q stopped after %s: %w; output: %s", in.Step, in.Argv, time.Since(t0).Round(time.Millisecond), ctx.Err(), lastLine(res.Output))
+		return res, fmt.Errorf(
+			"%s: %q stopped after %s: %w; output: %s",
+			in.Step,
+			in.Argv,
+			time.Since(t0).Round(time.Millisecond),
+			ctx.Err(),
+			lastLine(res.Output),
+		)
 	}
 	var ee *osexec.ExitError
 	if errors.As(err, &ee) {
 		return res, temporal.NewApplicationError(
-			fmt.Sprintf("%s: %q exited with status %d; output: %s", in.Step, in.Argv, ee.ExitCode(), lastLines(res.Output, 5)),
-			ErrTypeCommandFailed, res)
+			fmt.Sprintf(
+				"%s: %q exited with status %d; output: %s",
+				in.Step,
+				in.Argv,
+				ee.ExitCode(),
+				lastLines(res.Output, 5),
+			),
+			ErrTypeCommandFailed,
+			res,
+		)
 	}
 	if err != nil {
 		return res, fmt.Errorf("%s: run %q: %w", in.Step, in.Argv, err)
@@ -138,7 +164,11 @@ func (a *Activities) CallHTTP(ctx context.Context, in HTTPInput) (HTTPResult, er
 	}
 	req, err := http.NewRequestWithContext(ctx, method, in.URL, body)
 	if err != nil {
-		return HTTPResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s %s: %v", in.Step, method, in.URL, err), ErrTypeBadRequest, err)
+		return HTTPResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: %s %s: %v", in.Step, method, in.URL, err),
+			ErrTypeBadRequest,
+			err,
+		)
 	}
 	for k, v := range in.Headers {
 		req.Header.Set(k, v)
@@ -156,8 +186,18 @@ func (a *Activities) CallHTTP(ctx context.Context, in HTTPInput) (HTTPResult, er
 	res := HTTPResult{Status: resp.StatusCode, Body: string(b), Millis: time.Since(t0).Milliseconds()}
 	if resp.StatusCode != want {
 		return res, temporal.NewApplicationError(
-			fmt.Sprintf("%s: %s %s answered %d, expected %d: %s", in.Step, method, in.URL, resp.StatusCode, want, lastLine(res.Body)),
-			ErrTypeUnexpectedStatus, res)
+			fmt.Sprintf(
+				"%s: %s %s answered %d, expected %d: %s",
+				in.Step,
+				method,
+				in.URL,
+				resp.StatusCode,
+				want,
+				lastLine(res.Body),
+			),
+			ErrTypeUnexpectedStatus,
+			res,
+		)
 	}
 	return res, nil
 }

@@ -25,8 +25,12 @@ type PartitionFailure struct {
 // until until. It returns the result of every partition done and the
 // partitions still refused when until came, each with its last error. A
 // final refusal of any partition stops it at once with that error.
-func controlAll(ctx context.Context, until time.Time, ps []int,
-	call func(ctx context.Context, chunk []int) (stamp.ControlResponse, error)) ([]stamp.ControlResult, []PartitionFailure, error) {
+func controlAll(
+	ctx context.Context,
+	until time.Time,
+	ps []int,
+	call func(ctx context.Context, chunk []int) (stamp.ControlResponse, error),
+) ([]stamp.ControlResult, []PartitionFailure, error) {
 	var (
 		mu   sync.Mutex
 		done []stamp.ControlResult
@@ -34,7 +38,7 @@ func controlAll(ctx context.Context, until time.Time, ps []int,
 	wait := firstBackoff
 	for {
 		var failed []PartitionFailure
-		err := forChunks(ctx, ps, func(ctx context.Context, _ int, chunk []int) error {
+		err := forChunks(ctx, ps, func(ctx context.Context, chunk []int) error {
 			r, err := call(ctx, chunk)
 			var pe *stamp.PartitionErrors
 			if err != nil && !errors.As(err, &pe) {
@@ -85,7 +89,13 @@ func stillFailing(what string, failed []PartitionFailure) error {
 	for i, f := range failed {
 		ps[i] = f.Partition
 	}
-	return fmt.Errorf("%s: %d partitions still refused %s (last: %s)", what, len(failed), spanOf(ps), failed[len(failed)-1].Error)
+	return fmt.Errorf(
+		"%s: %d partitions still refused %s (last: %s)",
+		what,
+		len(failed),
+		spanOf(ps),
+		failed[len(failed)-1].Error,
+	)
 }
 
 // spanOf names a few partitions: [3], [3 7 9], [0 1 2 3 4 5 6 7] and 40 more.
@@ -144,9 +154,14 @@ func (a *Activities) fence(ctx context.Context, in FenceInput) (FenceResult, err
 	if ps == nil {
 		ps = AllPartitions(in.Partitions)
 	}
-	done, failed, err := controlAll(ctx, budget(ctx, in.Until), ps, func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
-		return src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
-	})
+	done, failed, err := controlAll(
+		ctx,
+		budget(ctx, in.Until),
+		ps,
+		func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
+			return src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		},
+	)
 	what := fmt.Sprintf("fence %s", in.Account)
 	if err != nil {
 		return res, classify(what, err)
@@ -179,9 +194,14 @@ type UnfenceInput struct {
 func (a *Activities) Unfence(ctx context.Context, in UnfenceInput) error {
 	defer keepAlive(ctx)()
 	src := a.stamp(in.FromURL)
-	_, failed, err := controlAll(ctx, budget(ctx, time.Time{}), AllPartitions(in.Partitions), func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
-		return src.Unfence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
-	})
+	_, failed, err := controlAll(
+		ctx,
+		budget(ctx, time.Time{}),
+		AllPartitions(in.Partitions),
+		func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
+			return src.Unfence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		},
+	)
 	what := fmt.Sprintf("unfence %s", in.Account)
 	if err != nil {
 		return classify(what, err)

@@ -181,7 +181,12 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 		return FlushReplayResult{}, err
 	}
 	if len(rp.res.Failed) > 0 && !in.ReportFailed {
-		return FlushReplayResult{}, fmt.Errorf("flush-replay %s: partition %d: %s", in.Account, rp.res.Failed[0], rp.res.Errors[0])
+		return FlushReplayResult{}, fmt.Errorf(
+			"flush-replay %s: partition %d: %s",
+			in.Account,
+			rp.res.Failed[0],
+			rp.res.Errors[0],
+		)
 	}
 	rp.res.Timing = timing(ctx)
 	return rp.res, nil
@@ -203,7 +208,15 @@ func (rp *replayPoll) run(ctx context.Context) error {
 	var failingSince time.Time
 	backoff := firstBackoff
 	for len(rp.todo) > 0 {
-		r, err := rp.dst.FlushReplay(ctx, rp.in.Account, stamp.ControlRequest{Partitions: rp.todo, Targets: rp.targetsOf(rp.todo), WaitMillis: int(rp.wait.Milliseconds())})
+		r, err := rp.dst.FlushReplay(
+			ctx,
+			rp.in.Account,
+			stamp.ControlRequest{
+				Partitions: rp.todo,
+				Targets:    rp.targetsOf(rp.todo),
+				WaitMillis: int(rp.wait.Milliseconds()),
+			},
+		)
 		var pe *stamp.PartitionErrors
 		if err != nil && !errors.As(err, &pe) {
 			if !retryable(err) || ctx.Err() != nil {
@@ -248,7 +261,14 @@ func (rp *replayPoll) take(ctx context.Context, results []stamp.ControlResult) e
 		case perr != nil:
 			rp.setAside([]int{pr.Partition}, perr)
 		case pr.Done:
-			rp.res.Replayed = append(rp.res.Replayed, PartitionLSN{Partition: pr.Partition, LSN: pr.LSN, Millis: millis(pr.Status.ReplayStartedAt, pr.Status.ReplayDoneAt)})
+			rp.res.Replayed = append(
+				rp.res.Replayed,
+				PartitionLSN{
+					Partition: pr.Partition,
+					LSN:       pr.LSN,
+					Millis:    millis(pr.Status.ReplayStartedAt, pr.Status.ReplayDoneAt),
+				},
+			)
 		default:
 			todo = append(todo, pr.Partition)
 			behind += pr.Status.ReplayTarget - min(pr.LSN, pr.Status.ReplayTarget)
@@ -281,5 +301,10 @@ func (rp *replayPoll) targetsOf(ps []int) map[int]uint64 {
 }
 
 func (rp *replayPoll) what() string {
-	return fmt.Sprintf("flush-replay %s (%d partitions from %d)", rp.in.Account, len(rp.in.Targets), rp.in.Targets[0].Partition)
+	return fmt.Sprintf(
+		"flush-replay %s (%d partitions from %d)",
+		rp.in.Account,
+		len(rp.in.Targets),
+		rp.in.Targets[0].Partition,
+	)
 }

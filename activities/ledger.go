@@ -52,8 +52,13 @@ func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]Loss
 	}
 	out := make([]LossEntry, 0, len(st.Partitions))
 	for _, p := range st.Partitions {
-		e := LossEntry{Partition: p.Partition, FromLSN: p.LastReplayed + 1, ToLSN: p.SourceWritten, KnownAsOf: p.SourceSeenAt,
-			SourceWriteRate: p.SourceWriteRate}
+		e := LossEntry{
+			Partition:       p.Partition,
+			FromLSN:         p.LastReplayed + 1,
+			ToLSN:           p.SourceWritten,
+			KnownAsOf:       p.SourceSeenAt,
+			SourceWriteRate: p.SourceWriteRate,
+		}
 		if gap := in.GivenUpAt.Sub(p.SourceSeenAt); !in.GivenUpAt.IsZero() && !p.SourceSeenAt.IsZero() && gap > 0 {
 			e.UnseenOpsEstimate = uint64(math.Round(p.SourceWriteRate * gap.Seconds()))
 		}

@@ -78,7 +78,10 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		return PrecheckResult{}, precheckFailed("no account given: name the account to fail over")
 	}
 	if in.To == "" {
-		return PrecheckResult{}, precheckFailed("account %s: no destination stamp given: name the stamp to fail over to", in.Account)
+		return PrecheckResult{}, precheckFailed(
+			"account %s: no destination stamp given: name the stamp to fail over to",
+			in.Account,
+		)
 	}
 	pc := &precheck{a: a, in: in, start: activityStart(ctx), until: budget(ctx, time.Time{})}
 	if err := pc.lookUp(ctx); err != nil {
@@ -108,8 +111,13 @@ type precheck struct {
 
 // spent refuses once what kept failing has used up the budget.
 func (pc *precheck) spent(what string, err error) error {
-	return precheckFailed("precheck of %s gave up after %s: %s kept failing with answers that may go away (last: %v); nothing was touched: retry once it answers",
-		pc.in.Account, time.Since(pc.start).Round(100*time.Millisecond), what, err)
+	return precheckFailed(
+		"precheck of %s gave up after %s: %s kept failing with answers that may go away (last: %v); nothing was touched: retry once it answers",
+		pc.in.Account,
+		time.Since(pc.start).Round(100*time.Millisecond),
+		what,
+		err,
+	)
 }
 
 // lookUp finds the account in the location service and checks the request
@@ -128,13 +136,22 @@ func (pc *precheck) lookUp(ctx context.Context) error {
 	case err != nil:
 		return pc.spent("the location service", err)
 	case in.From != "" && acct.Primary != in.From:
-		return precheckFailed("account %s: its primary is %s (epoch %d), not the expected %s: re-check where it is (baton status) and retry",
-			in.Account, acct.Primary, acct.Epoch, in.From)
+		return precheckFailed(
+			"account %s: its primary is %s (epoch %d), not the expected %s: re-check where it is (baton status) and retry",
+			in.Account,
+			acct.Primary,
+			acct.Epoch,
+			in.From,
+		)
 	case in.To == acct.Primary:
 		return precheckFailed("account %s is already primary on %s: nothing to fail over", in.Account, in.To)
 	case in.To != acct.Secondary:
-		return precheckFailed("account %s replicates to %s, not %s: a failover can only go to the stamp that holds the replica",
-			in.Account, acct.Secondary, in.To)
+		return precheckFailed(
+			"account %s replicates to %s, not %s: a failover can only go to the stamp that holds the replica",
+			in.Account,
+			acct.Secondary,
+			in.To,
+		)
 	}
 	pc.res = PrecheckResult{
 		Account: in.Account, Partitions: acct.Partitions, Epoch: acct.Epoch,
@@ -171,7 +188,13 @@ func (pc *precheck) checkDestination(ctx context.Context) error {
 	}
 	for _, dp := range pc.dst.Partitions {
 		if dp.Role != stamp.RoleSecondary {
-			return precheckFailed("account %s partition %d on %s is %s, expected secondary", in.Account, dp.Partition, res.To, dp.Role)
+			return precheckFailed(
+				"account %s partition %d on %s is %s, expected secondary",
+				in.Account,
+				dp.Partition,
+				res.To,
+				dp.Role,
+			)
 		}
 		backlog := dp.ReplayLag()
 		res.ReplayLagOps += backlog
@@ -251,7 +274,12 @@ func (pc *precheck) measureLag(src stamp.AccountStatus) error {
 			return precheckFailed("account %s partition %d on %s is %s at epoch %d, expected primary at epoch %d",
 				in.Account, sp.Partition, res.From, sp.Role, sp.Epoch, pc.acct.Epoch)
 		case !sp.Shipping:
-			return precheckFailed("account %s partition %d on %s does not replicate: re-protect it first", in.Account, sp.Partition, res.From)
+			return precheckFailed(
+				"account %s partition %d on %s does not replicate: re-protect it first",
+				in.Account,
+				sp.Partition,
+				res.From,
+			)
 		}
 		if sp.Fenced {
 			res.AlreadyFenced++
@@ -266,8 +294,13 @@ func (pc *precheck) measureLag(src stamp.AccountStatus) error {
 		res.LagAgeMillis[sp.Partition] = age.Milliseconds()
 		res.OldestAckAge = max(res.OldestAckAge, age)
 		if age > maxAge && !in.Unplanned {
-			return precheckFailed("account %s partition %d: replication is stuck (%d writes unacknowledged, last ack %s ago): fix replication or use an unplanned failover",
-				in.Account, sp.Partition, lag, age.Round(time.Millisecond))
+			return precheckFailed(
+				"account %s partition %d: replication is stuck (%d writes unacknowledged, last ack %s ago): fix replication or use an unplanned failover",
+				in.Account,
+				sp.Partition,
+				lag,
+				age.Round(time.Millisecond),
+			)
 		}
 	}
 	res.EstimatedLossOps = res.SendLagOps
@@ -295,8 +328,12 @@ const unplannedSourceProbe = 3 * time.Second
 // answer, after the precheck budget was spent on it: refusing is the only
 // way not to lose data quietly.
 func classifyUnreachableSource(account, from string, err error) error {
-	return precheckFailed("precheck %s: the source %s (or one of its partitions) does not answer (%v), and a planned failover needs every source partition to flush: retry when it is back, or run an unplanned failover (--mode unplanned), which may lose the unreplicated writes",
-		account, from, err)
+	return precheckFailed(
+		"precheck %s: the source %s (or one of its partitions) does not answer (%v), and a planned failover needs every source partition to flush: retry when it is back, or run an unplanned failover (--mode unplanned), which may lose the unreplicated writes",
+		account,
+		from,
+		err,
+	)
 }
 
 // activityStart is when this activity attempt started (now, outside one).

@@ -41,9 +41,14 @@ func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResul
 	defer keepAlive(ctx)()
 	dst := a.stamp(in.ToURL)
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
-	done, failed, err := controlAll(ctx, budget(ctx, time.Time{}), AllPartitions(in.Partitions), func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
-		return dst.Promote(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
-	})
+	done, failed, err := controlAll(
+		ctx,
+		budget(ctx, time.Time{}),
+		AllPartitions(in.Partitions),
+		func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
+			return dst.Promote(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
+		},
+	)
 	what := fmt.Sprintf("promote %s at epoch %d", in.Account, in.Epoch)
 	if err != nil {
 		return res, classify(what, err)

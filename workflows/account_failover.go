@@ -68,14 +68,15 @@ func groups(n, size int) [][]int {
 }
 
 // failover is one run of AccountFailover: the request, the precheck's
-// picture, the result being built and the operators' controls.
+// picture, the result being built and its handlers (what operators,
+// alerts and queries see and change).
 type failover struct {
-	req  FailoverRequest
-	opts FailoverOptions
-	pre  activities.PrecheckResult
-	res  *FailoverResult
-	prog *Progress
-	ctl  *controls
+	req      FailoverRequest
+	opts     FailoverOptions
+	pre      activities.PrecheckResult
+	res      *FailoverResult
+	prog     *Progress
+	handlers *handlers
 	// work is cancelled by an abort; everything before promote runs on it.
 	work         workflow.Context
 	fenceStarted bool
@@ -110,11 +111,11 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 	work, cancelWork := workflow.WithCancel(ctx)
 	defer cancelWork()
 	f := &failover{req: req, res: res, prog: prog, work: work,
-		ctl: &controls{res: res, prog: prog, cancelWork: cancelWork, alertsSeen: len(res.Alerts)}}
+		handlers: &handlers{res: res, prog: prog, cancelWork: cancelWork, alertsSeen: len(res.Alerts)}}
 	if pa := req.Approval.PreApproved; pa != nil {
-		f.ctl.approve(ctx, *pa)
+		f.handlers.approve(ctx, *pa)
 	}
-	if err := f.ctl.register(ctx); err != nil {
+	if err := f.handlers.register(ctx); err != nil {
 		return *res, err
 	}
 	if badReq != nil {
@@ -128,7 +129,11 @@ func AccountFailover(ctx workflow.Context, req FailoverRequest) (FailoverResult,
 // end.
 func (f *failover) run(ctx workflow.Context) error {
 	req := f.req
-	f.phase(ctx, PhasePrecheck, fmt.Sprintf("account %s to %s (%s, %s)", req.Account, req.ToStamp, req.Mode, req.Trigger))
+	f.enterPhase(
+		ctx,
+		PhasePrecheck,
+		fmt.Sprintf("account %s to %s (%s, %s)", req.Account, req.ToStamp, req.Mode, req.Trigger),
+	)
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account),
 		SearchMode.ValueSet(string(req.Mode)), SearchTrigger.ValueSet(string(req.Trigger)))
 	f.version = workflow.GetVersion(ctx, changeBoundedFlush, workflow.DefaultVersion, versionBoundedFlush)
@@ -160,7 +165,7 @@ func (f *failover) run(ctx workflow.Context) error {
 	if err := f.lossLedger(ctx); err != nil {
 		return f.rollback(ctx, err)
 	}
-	if f.ctl.abort != nil {
+	if f.handlers.abort != nil {
 		return f.aborted(ctx)
 	}
 	// 6. Promote: the point of no return.
@@ -179,15 +184,34 @@ func (f *failover) precheck(ctx workflow.Context) error {
 	opts := req.Options.withDefaults(0)
 	actx := withActivity(f.work, 30*time.Second, opts.HeartbeatTimeout, 3, "precheck "+req.Account)
 	if f.version >= versionBoundedFlush {
-		actx = boundedActivity(f.work, opts.PrecheckBudget, opts.PrecheckBudget, opts.HeartbeatTimeout, "precheck "+req.Account)
+		actx = boundedActivity(
+			f.work,
+			opts.PrecheckBudget,
+			opts.PrecheckBudget,
+			opts.HeartbeatTimeout,
+			"precheck "+req.Account,
+		)
 	}
-	err := workflow.ExecuteActivity(actx, acts.Precheck,
-		activities.PrecheckInput{Account: req.Account, From: req.FromStamp, To: req.ToStamp, Unplanned: req.Mode == ModeUnplanned}).Get(ctx, &f.pre)
+	err := workflow.ExecuteActivity(
+		actx,
+		acts.Precheck,
+		activities.PrecheckInput{
+			Account:   req.Account,
+			From:      req.FromStamp,
+			To:        req.ToStamp,
+			Unplanned: req.Mode == ModeUnplanned,
+		},
+	).Get(ctx, &f.pre)
 	if err != nil {
-		if f.ctl.abort != nil {
+		if f.handlers.abort != nil {
 			return f.aborted(ctx)
 		}
-		return f.end(ctx, OutcomeRefused, PhaseFailed, because(fmt.Sprintf("precheck refused failover of %s (nothing was touched)", req.Account), err))
+		return f.end(
+			ctx,
+			OutcomeRefused,
+			PhaseFailed,
+			because(fmt.Sprintf("precheck refused failover of %s (nothing was touched)", req.Account), err),
+		)
 	}
 	pre := f.pre
 	f.opts = req.Options.withDefaults(pre.Partitions)
@@ -206,37 +230,45 @@ func (f *failover) precheck(ctx workflow.Context) error {
 
 // gate waits for an approval when the policy asks for one.
 func (f *failover) gate(ctx workflow.Context) error {
-	if !f.res.ApprovalRequired && f.ctl.rejection == nil && f.ctl.abort == nil {
+	if !f.res.ApprovalRequired && f.handlers.rejection == nil && f.handlers.abort == nil {
 		// No approval needed, and nobody said no before the gate.
-		f.ctl.gatePassed = true
-		f.res.Approval = f.ctl.approval
+		f.handlers.gatePassed = true
+		f.res.Approval = f.handlers.approval
 		return nil
 	}
-	if f.ctl.approval == nil && f.ctl.rejection == nil && f.ctl.abort == nil {
+	if f.handlers.approval == nil && f.handlers.rejection == nil && f.handlers.abort == nil {
 		f.prog.AwaitingApproval, f.prog.ApprovalReason = true, f.res.ApprovalReason
-		f.phase(ctx, PhaseApproval, fmt.Sprintf("%s: approve or reject (update or signal %q / %q), within %s",
+		f.enterPhase(ctx, PhaseApproval, fmt.Sprintf("%s: approve or reject (update or signal %q / %q), within %s",
 			f.res.ApprovalReason, UpdateApprove, UpdateReject, f.req.Approval.Timeout))
 		workflow.GetMetricsHandler(ctx).Counter(MetricApprovalsWaited).Inc(1)
 		ok, err := workflow.AwaitWithTimeout(ctx, f.req.Approval.Timeout, func() bool {
-			return f.ctl.approval != nil || f.ctl.rejection != nil || f.ctl.abort != nil
+			return f.handlers.approval != nil || f.handlers.rejection != nil || f.handlers.abort != nil
 		})
 		f.prog.AwaitingApproval = false
 		if err != nil {
 			return f.end(ctx, OutcomeFailed, PhaseFailed, fmt.Errorf("approval gate: %w", err))
 		}
 		if !ok {
-			f.ctl.gatePassed = true
-			return f.end(ctx, OutcomeTimedOut, PhaseRejected,
-				fmt.Errorf("no approval within %s: failover of %s aborted, nothing was touched", f.req.Approval.Timeout, f.req.Account))
+			f.handlers.gatePassed = true
+			return f.end(
+				ctx,
+				OutcomeTimedOut,
+				PhaseRejected,
+				fmt.Errorf(
+					"no approval within %s: failover of %s aborted, nothing was touched",
+					f.req.Approval.Timeout,
+					f.req.Account,
+				),
+			)
 		}
 	}
-	f.ctl.gatePassed = true
-	f.res.Approval, f.res.Rejection = f.ctl.approval, f.ctl.rejection
+	f.handlers.gatePassed = true
+	f.res.Approval, f.res.Rejection = f.handlers.approval, f.handlers.rejection
 	switch {
-	case f.ctl.abort != nil:
+	case f.handlers.abort != nil:
 		return f.aborted(ctx)
-	case f.ctl.rejection != nil:
-		r := f.ctl.rejection
+	case f.handlers.rejection != nil:
+		r := f.handlers.rejection
 		return f.end(ctx, OutcomeRejected, PhaseRejected,
 			fmt.Errorf("failover of %s rejected by %s (%s): nothing was touched", f.req.Account, r.By, r.Reason))
 	}
@@ -250,17 +282,30 @@ func (f *failover) catchUp(ctx workflow.Context) error {
 	if f.opts.CatchUpTimeout <= 0 || !pre.SourceReachable {
 		return nil
 	}
-	f.phase(ctx, PhaseCatchUp, fmt.Sprintf("%d ops behind", pre.SendLagOps+pre.ReplayLagOps))
+	f.enterPhase(ctx, PhaseCatchUp, fmt.Sprintf("%d ops behind", pre.SendLagOps+pre.ReplayLagOps))
 	t0 := workflow.Now(ctx)
 	var cu activities.CatchUpResult
-	err := workflow.ExecuteActivity(withActivity(f.work, f.opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication"), acts.CatchUp,
-		activities.CatchUpInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Partitions: pre.Partitions,
-			MaxLagOps: f.opts.CatchUpMaxLagOps, Timeout: f.opts.CatchUpTimeout}).Get(ctx, &cu)
+	actx := withActivity(f.work, f.opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication")
+	err := workflow.ExecuteActivity(actx, acts.CatchUp,
+		activities.CatchUpInput{
+			Account:    pre.Account,
+			FromURL:    pre.FromURL,
+			ToURL:      pre.ToURL,
+			Partitions: pre.Partitions,
+			MaxLagOps:  f.opts.CatchUpMaxLagOps,
+			Timeout:    f.opts.CatchUpTimeout,
+		}).
+		Get(ctx, &cu)
 	switch {
-	case f.ctl.abort != nil:
+	case f.handlers.abort != nil:
 		return f.aborted(ctx)
 	case err != nil && f.req.Mode == ModePlanned:
-		return f.end(ctx, OutcomeRolledBack, PhaseRolledBack, because(fmt.Sprintf("catch up %s failed before fencing, nothing was touched", f.req.Account), err))
+		return f.end(
+			ctx,
+			OutcomeRolledBack,
+			PhaseRolledBack,
+			because(fmt.Sprintf("catch up %s failed before fencing, nothing was touched", f.req.Account), err),
+		)
 	}
 	res.CaughtUp, res.LagAtFenceOps = cu.CaughtUp, cu.SendLagOps+cu.ReplayLagOps
 	res.CatchUpMillis = workflow.Now(ctx).Sub(t0).Milliseconds()
@@ -273,29 +318,14 @@ func (f *failover) catchUp(ctx workflow.Context) error {
 // and then given up on.
 func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 	pre, res := f.pre, f.res
-	f.phase(ctx, PhaseFence, fmt.Sprintf("%d partitions on %s", pre.Partitions, pre.From))
+	f.enterPhase(ctx, PhaseFence, fmt.Sprintf("%d partitions on %s", pre.Partitions, pre.From))
 	res.FencedAt = workflow.Now(ctx)
 	f.deadline = res.FencedAt.Add(f.opts.FlushDeadline)
 	f.fenceStarted = true
-	unplanned := f.req.Mode == ModeUnplanned
-	in := activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch, BestEffort: unplanned}
-	actx := withActivity(f.work, 2*time.Minute, f.opts.HeartbeatTimeout, 10, fmt.Sprintf("fence %d partitions", pre.Partitions))
-	if unplanned {
-		actx = withActivity(f.work, 15*time.Second, f.opts.HeartbeatTimeout, 2, fmt.Sprintf("fence %d partitions (best effort)", pre.Partitions))
-	}
-	bounded := f.version >= versionBoundedFlush
-	if bounded && !unplanned {
-		// The workflow decides: partitions not fenced by the deadline
-		// roll the failover back, named.
-		in.BestEffort, in.Until = true, f.deadline
-		actx = boundedActivity(f.work, 2*time.Minute, f.deadline.Sub(res.FencedAt), f.opts.HeartbeatTimeout, fmt.Sprintf("fence %d partitions", pre.Partitions))
-	}
-	if bounded && unplanned {
-		in.Until = res.FencedAt.Add(min(f.opts.SourceTimeout, 10*time.Second))
-	}
+	actx, in := f.fenceCall()
 	var fence activities.FenceResult
 	if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &fence); err != nil {
-		if !unplanned || f.ctl.abort != nil {
+		if f.req.Mode != ModeUnplanned || f.handlers.abort != nil {
 			f.heldUpAll(StepFence, err)
 			return fence, because("fence "+pre.Account, err)
 		}
@@ -304,27 +334,76 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 			Unreachable: activities.AllPartitions(pre.Partitions), LastError: err.Error()}
 	}
 	f.noteFenced(ctx, fence)
-	if !unplanned && len(fence.Unreachable) > 0 {
-		for i, p := range fence.Unreachable {
-			res.HeldUp = append(res.HeldUp, PartitionIssue{Partition: p, Step: StepFence, Error: errorAt(fence.Errors, i, fence.LastError)})
-		}
-		first := res.HeldUp[0]
-		return fence, fmt.Errorf("fence %s: %d partitions not fenced by the flush deadline (%s); partition %d: %s",
-			pre.Account, len(fence.Unreachable), f.opts.FlushDeadline, first.Partition, first.Error)
+	if f.req.Mode == ModePlanned && len(fence.Unreachable) > 0 {
+		return fence, f.notFenced(fence)
 	}
+	if err := f.refenceUnreachable(ctx, actx, in, &fence); err != nil {
+		return fence, err
+	}
+	res.GivenUp = fence.Unreachable
+	f.prog.GivenUp = len(res.GivenUp)
+	f.prog.Done[StepFence] = pre.Partitions - len(res.GivenUp)
+	return fence, nil
+}
+
+// fenceCall is how the fence is called. Planned, every partition must
+// fence by the flush deadline, and the workflow names those that did not;
+// unplanned, partitions that do not answer are reported, to retry and give
+// up on.
+func (f *failover) fenceCall() (workflow.Context, activities.FenceInput) {
+	pre := f.pre
+	unplanned := f.req.Mode == ModeUnplanned
+	in := activities.FenceInput{
+		Account:    pre.Account,
+		FromURL:    pre.FromURL,
+		Partitions: pre.Partitions,
+		Epoch:      pre.Epoch,
+		BestEffort: unplanned,
+	}
+	summary := fmt.Sprintf("fence %d partitions", pre.Partitions)
+	actx := withActivity(f.work, 2*time.Minute, f.opts.HeartbeatTimeout, 10, summary)
+	if unplanned {
+		actx = withActivity(f.work, 15*time.Second, f.opts.HeartbeatTimeout, 2, summary+" (best effort)")
+	}
+	switch {
+	case f.version < versionBoundedFlush:
+	case unplanned:
+		in.Until = f.res.FencedAt.Add(min(f.opts.SourceTimeout, 10*time.Second))
+	default:
+		in.BestEffort, in.Until = true, f.deadline
+		actx = boundedActivity(f.work, 2*time.Minute, f.deadline.Sub(f.res.FencedAt), f.opts.HeartbeatTimeout, summary)
+	}
+	return actx, in
+}
+
+// notFenced names the partitions a planned fence did not reach by the flush
+// deadline: the failover rolls back.
+func (f *failover) notFenced(fence activities.FenceResult) error {
+	for i, p := range fence.Unreachable {
+		f.res.HeldUp = append(f.res.HeldUp,
+			PartitionIssue{Partition: p, Step: StepFence, Error: errorAt(fence.Errors, i, fence.LastError)})
+	}
+	first := f.res.HeldUp[0]
+	return fmt.Errorf("fence %s: %d partitions not fenced by the flush deadline (%s); partition %d: %s",
+		f.pre.Account, len(fence.Unreachable), f.opts.FlushDeadline, first.Partition, first.Error)
+}
+
+// refenceUnreachable (unplanned) retries the partitions that did not
+// answer, every second until SourceTimeout; those left are given up on.
+func (f *failover) refenceUnreachable(ctx, actx workflow.Context, in activities.FenceInput, fence *activities.FenceResult) error {
 	giveUp := workflow.Now(ctx).Add(f.opts.SourceTimeout)
 	for len(fence.Unreachable) > 0 && workflow.Now(ctx).Before(giveUp) {
 		if err := workflow.Sleep(f.work, time.Second); err != nil {
-			return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
+			return fmt.Errorf("fence %s: %w", f.pre.Account, err)
 		}
 		var again activities.FenceResult
 		in.Only = fence.Unreachable
-		if bounded {
+		if f.version >= versionBoundedFlush {
 			in.Until = workflow.Now(ctx).Add(min(giveUp.Sub(workflow.Now(ctx)), 10*time.Second))
 		}
 		if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &again); err != nil {
-			if f.ctl.abort != nil {
-				return fence, fmt.Errorf("fence %s: %w", pre.Account, err)
+			if f.handlers.abort != nil {
+				return fmt.Errorf("fence %s: %w", f.pre.Account, err)
 			}
 			continue
 		}
@@ -335,17 +414,17 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 		}
 		fence.Unreachable = again.Unreachable
 	}
-	res.GivenUp = fence.Unreachable
-	f.prog.GivenUp = len(res.GivenUp)
-	f.prog.Done[StepFence] = pre.Partitions - len(res.GivenUp)
-	return fence, nil
+	return nil
 }
 
 // noteFenced records the fence phase's timing for the report.
 func (f *failover) noteFenced(ctx workflow.Context, fence activities.FenceResult) {
 	f.fencedDone = workflow.Now(ctx)
-	f.window = append(f.window[:0], PhaseTiming{Phase: StepFence, Millis: f.fencedDone.Sub(f.res.FencedAt).Milliseconds(),
-		WaitMillis: idle(f.res.FencedAt, fence.Timing, f.fencedDone)})
+	f.window = append(
+		f.window[:0],
+		PhaseTiming{Phase: StepFence, Millis: f.fencedDone.Sub(f.res.FencedAt).Milliseconds(),
+			WaitMillis: idle(f.res.FencedAt, fence.Timing, f.fencedDone)},
+	)
 }
 
 // errorAt is errs[i], or def when the answer carried no per-partition errors.
@@ -367,7 +446,7 @@ func (f *failover) heldUpAll(step string, err error) {
 // them: all done, or the first that fails for good, or the deadline.
 func (f *failover) flush(ctx workflow.Context, fence activities.FenceResult) error {
 	pre, res := f.pre, f.res
-	f.phase(ctx, PhaseFlush, fmt.Sprintf("%d groups of up to %d partitions", len(f.groups), f.opts.GroupSize))
+	f.enterPhase(ctx, PhaseFlush, fmt.Sprintf("%d groups of up to %d partitions", len(f.groups), f.opts.GroupSize))
 	res.Table = newTable(pre.Partitions)
 	copy(res.Table.FinalLSN, fence.FinalLSN)
 	futures := f.startGroups(ctx, fence)
@@ -391,7 +470,10 @@ func (f *failover) startGroups(ctx workflow.Context, fence activities.FenceResul
 	parentID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	for i, g := range f.groups {
 		in := GroupInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Group: i, Partitions: g,
-			FinalLSN: make([]uint64, len(g)), ReplayTimeout: f.opts.ReplayTimeout, FlushSendGiveUp: f.opts.FlushSendGiveUp,
+			FinalLSN: make(
+				[]uint64,
+				len(g),
+			), ReplayTimeout: f.opts.ReplayTimeout, FlushSendGiveUp: f.opts.FlushSendGiveUp,
 			Unplanned: f.req.Mode == ModeUnplanned, HeartbeatTimeout: f.opts.HeartbeatTimeout,
 			FencedAt: f.res.FencedAt, Deadline: f.deadline}
 		if in.Unplanned {
@@ -449,7 +531,10 @@ func (f *failover) awaitGroups(ctx workflow.Context, futures []workflow.ChildWor
 		})
 	}
 	timedOut := false
-	sel.AddFuture(workflow.NewTimer(timerCtx, f.deadline.Sub(workflow.Now(ctx))+groupGrace), func(workflow.Future) { timedOut = true })
+	sel.AddFuture(
+		workflow.NewTimer(timerCtx, f.deadline.Sub(workflow.Now(ctx))+groupGrace),
+		func(workflow.Future) { timedOut = true },
+	)
 	for remaining := len(futures); remaining > 0 && !timedOut && (firstErr == nil || lateOnly); {
 		sel.Select(ctx)
 		if !timedOut {
@@ -459,14 +544,19 @@ func (f *failover) awaitGroups(ctx workflow.Context, futures []workflow.ChildWor
 	if firstErr == nil && !timedOut {
 		return nil
 	}
-	f.ctl.cancelWork()
+	f.handlers.cancelWork()
 	for i, ok := range answered {
 		if !ok && (timedOut || lateOnly) {
 			f.groupSilent(i)
 		}
 	}
 	if firstErr == nil {
-		firstErr = fmt.Errorf("no answer from %d groups of %s within %s of the flush deadline: is a worker running?", countFalse(answered), f.pre.Account, groupGrace)
+		firstErr = fmt.Errorf(
+			"no answer from %d groups of %s within %s of the flush deadline: is a worker running?",
+			countFalse(answered),
+			f.pre.Account,
+			groupGrace,
+		)
 	}
 	return firstErr
 }
@@ -478,7 +568,7 @@ func (f *failover) groupDone(i int, gr GroupResult) {
 	f.res.GroupsDone++
 	f.prog.Done[StepFlushReplay] += len(g)
 	f.res.Table.fill(g, gr)
-	f.ctl.noteSlowest(g, gr)
+	f.handlers.noteSlowest(g, gr)
 	f.res.GivenUp = append(f.res.GivenUp, gr.GivenUp...)
 	f.flushWait = max(f.flushWait, gr.SendWaitMillis)
 	f.replayWait = max(f.replayWait, gr.ReplayWaitMillis)
@@ -566,7 +656,8 @@ func (f *failover) lossLedger(ctx workflow.Context) error {
 	if f.version >= versionBoundedFlush {
 		in.GivenUpAt = workflow.Now(ctx)
 	}
-	if err := workflow.ExecuteActivity(withActivity(f.work, 30*time.Second, 0, 5, "data-loss ledger"), acts.LossLedger, in).Get(ctx, &res.Ledger); err != nil {
+	actx := withActivity(f.work, 30*time.Second, 0, 5, "data-loss ledger")
+	if err := workflow.ExecuteActivity(actx, acts.LossLedger, in).Get(ctx, &res.Ledger); err != nil {
 		return because("read the data-loss ledger of "+f.req.Account, err)
 	}
 	for _, e := range res.Ledger {
@@ -581,26 +672,56 @@ func (f *failover) lossLedger(ctx workflow.Context) error {
 // runs on the workflow's own context so nothing cancels it.
 func (f *failover) promote(ctx workflow.Context) error {
 	pre, res := f.pre, f.res
-	f.ctl.noReturn = true
-	f.phase(ctx, PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
+	f.handlers.noReturn = true
+	f.enterPhase(ctx, PhasePromote, fmt.Sprintf("%s at epoch %d", pre.To, res.NewEpoch))
 	summary := fmt.Sprintf("promote %d partitions, repoint location", pre.Partitions)
 	actx := withActivity(ctx, 2*time.Minute, f.opts.HeartbeatTimeout, 0, summary)
 	if f.version >= versionBoundedFlush {
 		actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-			StartToCloseTimeout: 2 * time.Minute, ScheduleToCloseTimeout: promoteBound, HeartbeatTimeout: f.opts.HeartbeatTimeout, Summary: summary,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second},
+			StartToCloseTimeout:    2 * time.Minute,
+			ScheduleToCloseTimeout: promoteBound,
+			HeartbeatTimeout:       f.opts.HeartbeatTimeout,
+			Summary:                summary,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:    200 * time.Millisecond,
+				BackoffCoefficient: 2,
+				MaximumInterval:    5 * time.Second,
+			},
 		})
 	}
 	scheduled := workflow.Now(ctx)
 	var pr activities.PromoteResult
-	err := workflow.ExecuteActivity(actx, acts.Promote,
-		activities.PromoteInput{Account: pre.Account, From: pre.From, To: pre.To, ToURL: pre.ToURL, Partitions: pre.Partitions,
-			OldEpoch: pre.Epoch, Epoch: res.NewEpoch}).Get(ctx, &pr)
+	err := workflow.ExecuteActivity(
+		actx,
+		acts.Promote,
+		activities.PromoteInput{
+			Account:    pre.Account,
+			From:       pre.From,
+			To:         pre.To,
+			ToURL:      pre.ToURL,
+			Partitions: pre.Partitions,
+			OldEpoch:   pre.Epoch,
+			Epoch:      res.NewEpoch,
+		},
+	).Get(ctx, &pr)
 	if err != nil {
-		return f.end(ctx, OutcomeFailed, PhaseFailed, because(fmt.Sprintf("promote %s on %s failed after the point of no return; the source stays fenced, run the failover again to finish it", f.req.Account, pre.To), err))
+		return f.end(
+			ctx,
+			OutcomeFailed,
+			PhaseFailed,
+			because(
+				fmt.Sprintf(
+					"promote %s on %s failed after the point of no return; the source stays fenced, run the failover again to finish it",
+					f.req.Account,
+					pre.To,
+				),
+				err,
+			),
+		)
 	}
 	res.PromotedAt = workflow.Now(ctx)
-	if moved := pr.Finished; f.version >= versionBoundedFlush && moved.After(res.FencedAt) && moved.Before(res.PromotedAt) {
+	if moved := pr.Finished; f.version >= versionBoundedFlush && moved.After(res.FencedAt) &&
+		moved.Before(res.PromotedAt) {
 		// Traffic moved when the location service did; the workflow may
 		// hear of it later (a workflow task on a lost worker's queue).
 		res.PromotedAt = moved
@@ -653,8 +774,12 @@ func lossSummary(res FailoverResult) string {
 	if len(res.GivenUp) == 0 {
 		return "no partition given up, nothing lost"
 	}
-	return fmt.Sprintf("%d ops known lost on %d given-up partitions up to their last contact, and an estimated %d more the source may have acknowledged after it",
-		res.LostOps, len(res.GivenUp), res.UnseenOpsEstimate)
+	return fmt.Sprintf(
+		"%d ops known lost on %d given-up partitions up to their last contact, and an estimated %d more the source may have acknowledged after it",
+		res.LostOps,
+		len(res.GivenUp),
+		res.UnseenOpsEstimate,
+	)
 }
 
 // awaitGroupsInOrder is how groups were awaited before versionBoundedFlush
@@ -671,14 +796,14 @@ func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.C
 		if err := fu.Get(ctx, &gr); err != nil {
 			if flushErr == nil {
 				flushErr = f.groupError(i, err)
-				f.ctl.cancelWork()
+				f.handlers.cancelWork()
 			}
 			continue
 		}
 		f.prog.GroupsDone++
 		f.prog.Done[StepFlushReplay] += len(f.groups[i])
 		res.Table.fill(f.groups[i], gr)
-		f.ctl.noteSlowest(f.groups[i], gr)
+		f.handlers.noteSlowest(f.groups[i], gr)
 		for _, p := range gr.GivenUp {
 			givenUp[p] = true
 		}
@@ -708,17 +833,22 @@ func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.C
 // keep taking writes from clients that still route to it. Best effort.
 func (f *failover) fenceGivenUp(ctx workflow.Context) {
 	pre := f.pre
-	err := workflow.ExecuteActivity(withActivity(ctx, 10*time.Second, 0, 2, "fence the old primary's given-up partitions (best effort)"), acts.Fence,
+	actx := withActivity(ctx, 10*time.Second, 0, 2, "fence the old primary's given-up partitions (best effort)")
+	err := workflow.ExecuteActivity(actx, acts.Fence,
 		activities.FenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch,
-			Only: f.res.GivenUp, BestEffort: true}).Get(ctx, nil)
+			Only: f.res.GivenUp, BestEffort: true}).
+		Get(ctx, nil)
 	if err != nil {
-		f.res.Refusals = append(f.res.Refusals, fmt.Sprintf("old primary %s not fenced after promote (still unreachable): %v", pre.From, err))
+		f.res.Refusals = append(
+			f.res.Refusals,
+			fmt.Sprintf("old primary %s not fenced after promote (still unreachable): %v", pre.From, err),
+		)
 	}
 }
 
 // aborted ends a failover an operator aborted before promote.
 func (f *failover) aborted(ctx workflow.Context) error {
-	a := f.ctl.abort
+	a := f.handlers.abort
 	f.res.Abort = a
 	cause := fmt.Errorf("failover of %s aborted by %s (%s)", f.req.Account, a.By, a.Reason)
 	if !f.fenceStarted {
@@ -731,23 +861,31 @@ func (f *failover) aborted(ctx workflow.Context) error {
 // on a disconnected context so that it runs whatever was cancelled. Its
 // activity is idempotent, so a worker killed mid-rollback simply redoes it.
 func (f *failover) rollback(ctx workflow.Context, cause error) error {
-	if f.ctl.abort != nil && f.res.Abort == nil {
+	if f.handlers.abort != nil && f.res.Abort == nil {
 		return f.aborted(ctx)
 	}
 	outcome := OutcomeRolledBack
-	if f.ctl.abort != nil {
+	if f.handlers.abort != nil {
 		outcome = OutcomeAborted
 	}
 	pre := f.pre
-	f.phase(ctx, PhaseRollback, "unfencing the source")
+	f.enterPhase(ctx, PhaseRollback, "unfencing the source")
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	actx := withActivity(dctx, time.Minute, f.opts.HeartbeatTimeout, 0, "rollback: unfence source")
 	if f.version >= versionBoundedFlush {
 		actx = workflow.WithScheduleToCloseTimeout(actx, rollbackBound)
 	}
-	err := workflow.ExecuteActivity(actx, acts.Unfence,
-		activities.UnfenceInput{Account: pre.Account, FromURL: pre.FromURL, Partitions: pre.Partitions, Epoch: pre.Epoch}).Get(dctx, nil)
+	err := workflow.ExecuteActivity(
+		actx,
+		acts.Unfence,
+		activities.UnfenceInput{
+			Account:    pre.Account,
+			FromURL:    pre.FromURL,
+			Partitions: pre.Partitions,
+			Epoch:      pre.Epoch,
+		},
+	).Get(dctx, nil)
 	if err != nil {
 		return f.end(ctx, OutcomeFailed, PhaseFailed, errors.Join(cause,
 			because(fmt.Sprintf("rollback (unfence %s on %s) failed, unfence it by hand", pre.Account, pre.From), err)))
@@ -756,7 +894,12 @@ func (f *failover) rollback(ctx workflow.Context, cause error) error {
 		f.res.UnavailableMillis = workflow.Now(ctx).Sub(f.res.FencedAt).Milliseconds()
 		slices.SortFunc(f.res.HeldUp, func(a, b PartitionIssue) int { return a.Partition - b.Partition })
 	}
-	return f.end(ctx, outcome, PhaseRolledBack, fmt.Errorf("%w (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From))
+	return f.end(
+		ctx,
+		outcome,
+		PhaseRolledBack,
+		fmt.Errorf("%w (rolled back: %s is still primary on %s)", cause, pre.Account, pre.From),
+	)
 }
 
 // rollbackBound bounds the rollback's retries of unfence: past it the
@@ -790,7 +933,7 @@ func (f *failover) end(ctx workflow.Context, outcome Outcome, phase Phase, err e
 	if err != nil {
 		detail = err.Error()
 	}
-	f.phase(ctx, phase, detail)
+	f.enterPhase(ctx, phase, detail)
 	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"mode": string(f.req.Mode)})
 	m.WithTags(map[string]string{"outcome": string(outcome)}).Counter(MetricFailovers).Inc(1)
 	if outcome == OutcomeCompleted {
@@ -805,9 +948,9 @@ func (f *failover) end(ctx workflow.Context, outcome Outcome, phase Phase, err e
 	return temporal.NewNonRetryableApplicationError(err.Error(), errTypeOf(outcome), err, *res)
 }
 
-// phase moves the failover to phase p: the progress query, the BatonPhase
+// enterPhase moves the failover to phase p: the progress query, the BatonPhase
 // search attribute and the Web UI's current details follow.
-func (f *failover) phase(ctx workflow.Context, p Phase, details string) {
+func (f *failover) enterPhase(ctx workflow.Context, p Phase, details string) {
 	if f.prog.Phase != p {
 		f.prog.Phase, f.prog.PhaseAt = p, workflow.Now(ctx)
 	}
@@ -818,7 +961,12 @@ func (f *failover) phase(ctx workflow.Context, p Phase, details string) {
 // withActivity sets activity options: startToClose per attempt, heartbeat
 // (0 = none) and attempts (0 = until it succeeds or hits a non-retryable
 // error).
-func withActivity(ctx workflow.Context, startToClose, heartbeat time.Duration, attempts int32, summary string) workflow.Context {
+func withActivity(
+	ctx workflow.Context,
+	startToClose, heartbeat time.Duration,
+	attempts int32,
+	summary string,
+) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: startToClose,
 		HeartbeatTimeout:    heartbeat,

@@ -50,7 +50,12 @@ const flushSendRetryPause = time.Second
 // still failing after FlushSendGiveUp) replays everything the destination
 // received and is reported in GivenUp.
 func PartitionGroupFailover(ctx workflow.Context, in GroupInput) (GroupResult, error) {
-	if workflow.GetVersion(ctx, changeBoundedFlush, workflow.DefaultVersion, versionBoundedFlush) == workflow.DefaultVersion {
+	if workflow.GetVersion(
+		ctx,
+		changeBoundedFlush,
+		workflow.DefaultVersion,
+		versionBoundedFlush,
+	) == workflow.DefaultVersion {
 		return partitionGroupV0(ctx, in)
 	}
 	g := newGroup(ctx, in)
@@ -149,7 +154,10 @@ func boundedActivity(ctx workflow.Context, attempt, left, heartbeat time.Duratio
 		HeartbeatTimeout:       heartbeat,
 		Summary:                summary,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 2 * time.Second, MaximumAttempts: 3,
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    2 * time.Second,
+			MaximumAttempts:    3,
 		},
 	})
 }
@@ -210,8 +218,15 @@ func (g *group) sent(ctx workflow.Context, sr activities.FlushSendResult) {
 		// LSN; anything less would be a silent loss.
 		if s.LSN < g.in.FinalLSN[i] {
 			g.fail(StepFlushSend, []int{s.Partition}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("partition %d: flush-send reached LSN %d, short of its final LSN %d", s.Partition, s.LSN, g.in.FinalLSN[i]),
-				ErrTypeFlushSendShort, nil))
+				fmt.Sprintf(
+					"partition %d: flush-send reached LSN %d, short of its final LSN %d",
+					s.Partition,
+					s.LSN,
+					g.in.FinalLSN[i],
+				),
+				ErrTypeFlushSendShort,
+				nil,
+			))
 			return
 		}
 		g.res.SentLSN[i], g.res.SendMillis[i] = s.LSN, s.Millis
@@ -235,8 +250,15 @@ func (g *group) sent(ctx workflow.Context, sr activities.FlushSendResult) {
 		g.giveUp(ctx, sr.Failed)
 	default:
 		g.fail(StepFlushSend, sr.Failed, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("flush-send of partitions %v still failing after %s: %s", sr.Failed, g.in.FlushSendGiveUp, sr.LastError),
-			ErrTypeFlushSendGaveUp, nil))
+			fmt.Sprintf(
+				"flush-send of partitions %v still failing after %s: %s",
+				sr.Failed,
+				g.in.FlushSendGiveUp,
+				sr.LastError,
+			),
+			ErrTypeFlushSendGaveUp,
+			nil,
+		))
 	}
 }
 
@@ -348,9 +370,19 @@ func (g *group) deadlineError() error {
 	g.res.HeldUp = g.heldUp("", held)
 	first := g.res.HeldUp[0]
 	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("%d partitions of %s not flushed by the flush deadline (%s after the fence); partition %d at %s: %s",
-			len(held), g.in.Account, g.in.Deadline.Sub(g.in.FencedAt), first.Partition, first.Step, first.Error),
-		ErrTypeFlushDeadline, nil, g.res)
+		fmt.Sprintf(
+			"%d partitions of %s not flushed by the flush deadline (%s after the fence); partition %d at %s: %s",
+			len(held),
+			g.in.Account,
+			g.in.Deadline.Sub(g.in.FencedAt),
+			first.Partition,
+			first.Step,
+			first.Error,
+		),
+		ErrTypeFlushDeadline,
+		nil,
+		g.res,
+	)
 }
 
 // heldUp describes ps (step "" = where each one is).
@@ -440,5 +472,11 @@ func signalProgress(ctx workflow.Context, group, sent int) workflow.Future {
 	if parent == nil {
 		return nil
 	}
-	return workflow.SignalExternalWorkflow(ctx, parent.ID, parent.RunID, SignalGroupProgress, GroupProgress{Group: group, Sent: sent})
+	return workflow.SignalExternalWorkflow(
+		ctx,
+		parent.ID,
+		parent.RunID,
+		SignalGroupProgress,
+		GroupProgress{Group: group, Sent: sent},
+	)
 }

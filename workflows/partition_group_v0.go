@@ -45,7 +45,10 @@ func partitionGroupV0(ctx workflow.Context, in GroupInput) (GroupResult, error) 
 func newGroupV0(ctx workflow.Context, in GroupInput) *groupV0 {
 	n := len(in.Partitions)
 	g := &groupV0{in: in, index: make(map[int]int, n), res: GroupResult{
-		SentLSN: make([]uint64, n), ReplayedLSN: make([]uint64, n), SendMillis: make([]int64, n), ReplayMillis: make([]int64, n),
+		SentLSN: make(
+			[]uint64,
+			n,
+		), ReplayedLSN: make([]uint64, n), SendMillis: make([]int64, n), ReplayMillis: make([]int64, n),
 	}}
 	for i, p := range in.Partitions {
 		g.index[p] = i
@@ -116,8 +119,15 @@ func (g *groupV0) sendAll(ctx workflow.Context, pending []int) error {
 				break
 			}
 			return temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("flush-send of partitions %v still failing after %s: %s", pending, in.FlushSendGiveUp, sr.LastError),
-				ErrTypeFlushSendGaveUp, nil)
+				fmt.Sprintf(
+					"flush-send of partitions %v still failing after %s: %s",
+					pending,
+					in.FlushSendGiveUp,
+					sr.LastError,
+				),
+				ErrTypeFlushSendGaveUp,
+				nil,
+			)
 		}
 		if err := workflow.Sleep(ctx, flushSendRetryPause); err != nil {
 			return err
@@ -134,8 +144,15 @@ func (g *groupV0) sent(ctx workflow.Context, sr activities.FlushSendResult) erro
 		// LSN; anything less would be a silent loss.
 		if s.LSN < g.in.FinalLSN[i] {
 			return temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("partition %d: flush-send reached LSN %d, short of its final LSN %d", s.Partition, s.LSN, g.in.FinalLSN[i]),
-				ErrTypeFlushSendShort, nil)
+				fmt.Sprintf(
+					"partition %d: flush-send reached LSN %d, short of its final LSN %d",
+					s.Partition,
+					s.LSN,
+					g.in.FinalLSN[i],
+				),
+				ErrTypeFlushSendShort,
+				nil,
+			)
 		}
 		g.res.SentLSN[i], g.res.SendMillis[i] = s.LSN, s.Millis
 	}

@@ -75,13 +75,29 @@ func (r FailoverRequest) Validate() error {
 	case r.ToStamp == "":
 		return &FieldError{FieldTo, "", "name the stamp to fail over to"}
 	case r.FromStamp != "" && r.FromStamp == r.ToStamp:
-		return &FieldError{FieldFrom, strconv.Quote(r.FromStamp), "it is also the destination: a failover needs two different stamps"}
+		return &FieldError{
+			FieldFrom,
+			strconv.Quote(r.FromStamp),
+			"it is also the destination: a failover needs two different stamps",
+		}
 	case !r.Mode.Valid():
-		return &FieldError{FieldMode, strconv.Quote(string(r.Mode)), fmt.Sprintf("use %q or %q", ModePlanned, ModeUnplanned)}
+		return &FieldError{
+			FieldMode,
+			strconv.Quote(string(r.Mode)),
+			fmt.Sprintf("use %q or %q", ModePlanned, ModeUnplanned),
+		}
 	case !r.Trigger.Valid():
-		return &FieldError{FieldTrigger, strconv.Quote(string(r.Trigger)), fmt.Sprintf("use %q, %q or %q", TriggerManual, TriggerAlert, TriggerAPI)}
+		return &FieldError{
+			FieldTrigger,
+			strconv.Quote(string(r.Trigger)),
+			fmt.Sprintf("use %q, %q or %q", TriggerManual, TriggerAlert, TriggerAPI),
+		}
 	case r.Approval.Timeout < 0:
-		return &FieldError{FieldApprovalTimeout, r.Approval.Timeout.String(), fmt.Sprintf("must be positive (or none, for %s)", DefaultApprovalTimeout)}
+		return &FieldError{
+			FieldApprovalTimeout,
+			r.Approval.Timeout.String(),
+			fmt.Sprintf("must be positive (or none, for %s)", DefaultApprovalTimeout),
+		}
 	}
 	return r.Options.validate()
 }

@@ -66,9 +66,10 @@ type PartitionTiming struct {
 // grow the history without bound); later ones are only counted.
 const maxAlerts = 100
 
-// controls holds what operators and alerts change while a failover runs.
+// handlers holds what the failover's query, updates and signals read and
+// change while it runs: operators' decisions, alerts, progress.
 // Handlers run on the workflow's own goroutines, so no locking is needed.
-type controls struct {
+type handlers struct {
 	approval, rejection, abort *Decision
 	gatePassed                 bool // past the approval gate: approve/reject refused
 	noReturn                   bool // promote started: abort refused
@@ -79,14 +80,18 @@ type controls struct {
 }
 
 var (
-	errPastGate        = errors.New("the failover is already past its approval gate: approve and reject no longer apply")
-	errPointOfNoReturn = errors.New("promote has started: that is the point of no return, the failover can no longer be aborted (fail back with a new failover once it completes)")
-	errNoWho           = errors.New("say who you are: the decision's By is empty")
+	errPastGate = errors.New(
+		"the failover is already past its approval gate: approve and reject no longer apply",
+	)
+	errPointOfNoReturn = errors.New(
+		"promote has started: that is the point of no return, the failover can no longer be aborted (fail back with a new failover once it completes)",
+	)
+	errNoWho = errors.New("say who you are: the decision's By is empty")
 )
 
 // validateGate says why an approve or reject does not apply now (who
 // decides is checked by registerDecisions).
-func (c *controls) validateGate(ctx workflow.Context, d Decision) error {
+func (c *handlers) validateGate(ctx workflow.Context, d Decision) error {
 	if c.gatePassed || c.abort != nil {
 		return errPastGate
 	}
@@ -97,24 +102,24 @@ func (c *controls) validateGate(ctx workflow.Context, d Decision) error {
 }
 
 // validateAbort says why an abort does not apply now.
-func (c *controls) validateAbort(ctx workflow.Context, d Decision) error {
+func (c *handlers) validateAbort(ctx workflow.Context, d Decision) error {
 	if c.noReturn {
 		return errPointOfNoReturn
 	}
 	return nil
 }
 
-func (c *controls) approve(ctx workflow.Context, d Decision) {
+func (c *handlers) approve(ctx workflow.Context, d Decision) {
 	d.At = workflow.Now(ctx)
 	c.approval = &d
 }
 
-func (c *controls) reject(ctx workflow.Context, d Decision) {
+func (c *handlers) reject(ctx workflow.Context, d Decision) {
 	d.At = workflow.Now(ctx)
 	c.rejection = &d
 }
 
-func (c *controls) doAbort(ctx workflow.Context, d Decision) {
+func (c *handlers) doAbort(ctx workflow.Context, d Decision) {
 	if c.abort != nil {
 		return
 	}
@@ -123,7 +128,7 @@ func (c *controls) doAbort(ctx workflow.Context, d Decision) {
 	c.cancelWork()
 }
 
-func (c *controls) alert(ctx workflow.Context, a AlertRef) AlertAck {
+func (c *handlers) alert(ctx workflow.Context, a AlertRef) AlertAck {
 	ack := AlertAck{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Phase: c.prog.Phase}
 	for _, seen := range c.res.Alerts {
 		if seen.Fingerprint != "" && seen.Fingerprint == a.Fingerprint {
@@ -145,8 +150,9 @@ func (c *controls) alert(ctx workflow.Context, a AlertRef) AlertAck {
 // UI), the alert signal and the children's progress signal. The alert
 // update comes first so that the signal goroutines still start after every
 // update handler, as they always did.
-func (c *controls) register(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return *c.prog, nil }); err != nil {
+func (c *handlers) register(ctx workflow.Context) error {
+	answer := func() (Progress, error) { return *c.prog, nil }
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, answer); err != nil {
 		return fmt.Errorf("register progress query: %w", err)
 	}
 	alert := func(ctx workflow.Context, a AlertRef) (AlertAck, error) { return c.alert(ctx, a), nil }
@@ -180,9 +186,12 @@ func (c *controls) register(ctx workflow.Context) error {
 }
 
 // noteSlowest keeps the progress query's five slowest partitions.
-func (c *controls) noteSlowest(g []int, gr GroupResult) {
+func (c *handlers) noteSlowest(g []int, gr GroupResult) {
 	for j, p := range g {
-		c.prog.Slowest = append(c.prog.Slowest, PartitionTiming{Partition: p, SendMillis: gr.SendMillis[j], ReplayMillis: gr.ReplayMillis[j]})
+		c.prog.Slowest = append(
+			c.prog.Slowest,
+			PartitionTiming{Partition: p, SendMillis: gr.SendMillis[j], ReplayMillis: gr.ReplayMillis[j]},
+		)
 	}
 	sort.SliceStable(c.prog.Slowest, func(a, b int) bool {
 		x, y := c.prog.Slowest[a], c.prog.Slowest[b]
@@ -208,7 +217,11 @@ func needsApproval(req FailoverRequest, pre activities.PrecheckResult) (bool, st
 	case req.Trigger != TriggerManual:
 		return true, fmt.Sprintf("started automatically (trigger %s)", req.Trigger)
 	case p.LossBudgetOps > 0 && pre.EstimatedLossOps > p.LossBudgetOps:
-		return true, fmt.Sprintf("estimated loss %d ops exceeds the budget of %d", pre.EstimatedLossOps, p.LossBudgetOps)
+		return true, fmt.Sprintf(
+			"estimated loss %d ops exceeds the budget of %d",
+			pre.EstimatedLossOps,
+			p.LossBudgetOps,
+		)
 	}
 	return false, ""
 }
