@@ -390,7 +390,9 @@ func (f *failover) notFenced(fence activities.FenceResult) error {
 
 // refenceUnreachable (unplanned) retries the partitions that did not
 // answer, every second until SourceTimeout; those left are given up on.
-func (f *failover) refenceUnreachable(ctx, actx workflow.Context, in activities.FenceInput, fence *activities.FenceResult) error {
+func (f *failover) refenceUnreachable(
+	ctx, actx workflow.Context, in activities.FenceInput, fence *activities.FenceResult,
+) error {
 	giveUp := workflow.Now(ctx).Add(f.opts.SourceTimeout)
 	for len(fence.Unreachable) > 0 && workflow.Now(ctx).Before(giveUp) {
 		if err := workflow.Sleep(f.work, time.Second); err != nil {
