@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/batonhq/baton/internal/clock"
 	"github.com/batonhq/baton/stamp"
 )
 
@@ -71,7 +72,7 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 		if !time.Now().Before(deadline) {
 			return res, nil
 		}
-		if !sleep(ctx, poll) {
+		if !clock.Sleep(ctx, poll) {
 			return res, ctx.Err()
 		}
 	}

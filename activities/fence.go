@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/batonhq/baton/internal/clock"
 	"github.com/batonhq/baton/stamp"
 )
 
@@ -71,7 +72,7 @@ func controlAll(
 			return done, nil, err
 		}
 		slices.SortFunc(failed, func(x, y PartitionFailure) int { return x.Partition - y.Partition })
-		if len(failed) == 0 || !time.Now().Add(wait).Before(until) || !sleep(ctx, wait) {
+		if len(failed) == 0 || !time.Now().Add(wait).Before(until) || !clock.Sleep(ctx, wait) {
 			return done, failed, nil
 		}
 		wait = min(2*wait, maxBackoff)
@@ -140,16 +141,11 @@ type FenceResult struct {
 // Fence stops writes on the source partitions and returns their final LSNs.
 // Partitions refused with an answer that may go away are retried on their
 // own until Until; a final refusal (stale epoch, not primary) fails it.
-func (a *Activities) Fence(ctx context.Context, in FenceInput) (FenceResult, error) {
+func (a *Activities) Fence(ctx context.Context, in FenceInput) (res FenceResult, err error) {
 	defer keepAlive(ctx)()
-	res, err := a.fence(ctx, in)
-	res.Timing = timing(ctx)
-	return res, err
-}
-
-func (a *Activities) fence(ctx context.Context, in FenceInput) (FenceResult, error) {
+	defer res.Timing.record(ctx)
 	src := a.stamp(in.FromURL)
-	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
+	res = FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
 	ps := in.Only
 	if ps == nil {
 		ps = AllPartitions(in.Partitions)

@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/batonhq/baton/internal/clock"
 	"github.com/batonhq/baton/stamp"
 )
 
@@ -50,16 +51,10 @@ func (r *FlushSendResult) fail(p int, err error) {
 // others are sent; if the whole group call fails on the way, it retries
 // partition by partition, so one bad partition cannot stall the rest. It
 // returns an error only if nothing was sent, or for a final refusal.
-func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (FlushSendResult, error) {
+func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (res FlushSendResult, err error) {
 	defer keepAlive(ctx)()
-	res, err := a.flushSend(ctx, in)
-	res.Timing = timing(ctx)
-	return res, err
-}
-
-func (a *Activities) flushSend(ctx context.Context, in FlushSendInput) (FlushSendResult, error) {
+	defer res.Timing.record(ctx)
 	src := a.stamp(in.FromURL)
-	var res FlushSendResult
 	what := fmt.Sprintf("flush-send %s (%d partitions from %d)", in.Account, len(in.Partitions), in.Partitions[0])
 	r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: in.Partitions})
 	var pe *stamp.PartitionErrors
@@ -230,7 +225,7 @@ func (rp *replayPoll) run(ctx context.Context) error {
 				return nil
 			}
 			activity.RecordHeartbeat(ctx, fmt.Sprintf("%d partitions to replay; retrying: %v", len(rp.todo), err))
-			if !sleep(ctx, backoff) {
+			if !clock.Sleep(ctx, backoff) {
 				return classify(rp.what(), ctx.Err())
 			}
 			backoff = min(2*backoff, maxBackoff)

@@ -8,6 +8,8 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/batonhq/baton/internal/clock"
+
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -45,22 +47,10 @@ func retryUntil(ctx context.Context, until time.Time, fn func(ctx context.Contex
 		if err == nil || !retryable(err) || !time.Now().Add(wait).Before(until) {
 			return err
 		}
-		if !sleep(ctx, wait) {
+		if !clock.Sleep(ctx, wait) {
 			return err
 		}
 		wait = min(2*wait, maxBackoff)
-	}
-}
-
-// sleep waits d; false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -92,6 +82,10 @@ type Timing struct {
 func timing(ctx context.Context) Timing {
 	return Timing{Started: startedAt(ctx), Finished: time.Now()}
 }
+
+// record sets t to the Timing of the activity answering now: deferred by
+// an activity on its named result, it stamps whatever it returns.
+func (t *Timing) record(ctx context.Context) { *t = timing(ctx) }
 
 // startedAt is when this attempt of the activity started (zero outside an
 // activity): the workflow compares it with when it scheduled the activity

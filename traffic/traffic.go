@@ -31,6 +31,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/batonhq/baton/internal/clock"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -392,14 +393,7 @@ func (g *Generator) backoff(ctx context.Context, attempt int) bool {
 	d := time.Millisecond << min(attempt, 10)
 	d = min(d, g.cfg.MaxBackoff)
 	d = d/2 + time.Duration(mrand.Int64N(int64(d/2)+1)) // jitter so workers do not retry in lockstep
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return clock.Sleep(ctx, d)
 }
 
 // write puts key=value until it is acknowledged; false if ctx ended first.

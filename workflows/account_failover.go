@@ -621,28 +621,38 @@ func (f *failover) checkReplayed() error {
 	for _, p := range res.GivenUp {
 		givenUp[p] = true
 	}
-	res.GivenUp = res.GivenUp[:0]
+	if err := f.refuseShortReplay(givenUp); err != nil {
+		return err
+	}
 	var lastSent, lastReplayed int64
 	for p := range pre.Partitions {
 		lastSent = max(lastSent, res.Table.SentAfterMillis[p])
 		lastReplayed = max(lastReplayed, res.Table.ReplayedAfterMillis[p])
-		if givenUp[p] {
-			res.GivenUp = append(res.GivenUp, p)
-			continue
-		}
-		if res.Table.ReplayedLSN[p] < res.Table.FinalLSN[p] {
-			return fmt.Errorf("partition %d of %s replayed to %d, short of its final LSN %d: refusing to promote",
-				p, pre.Account, res.Table.ReplayedLSN[p], res.Table.FinalLSN[p])
-		}
 	}
 	fenced := f.fencedDone.Sub(res.FencedAt).Milliseconds()
 	lastSent = max(lastSent, fenced)
 	f.window = append(f.window,
 		PhaseTiming{Phase: StepFlushSend, Millis: lastSent - fenced, WaitMillis: f.flushWait},
 		PhaseTiming{Phase: StepFlushReplay, Millis: max(lastReplayed, lastSent) - lastSent, WaitMillis: f.replayWait})
-	f.prog.GivenUp = len(res.GivenUp)
-	workflow.GetMetricsHandler(f.work).Counter(MetricPartitionsFlushed).Inc(int64(pre.Partitions - len(res.GivenUp)))
-	workflow.GetMetricsHandler(f.work).Counter(MetricPartitionsReplayed).Inc(int64(pre.Partitions))
+	f.countFlushed(f.work)
+	return nil
+}
+
+// refuseShortReplay lists the given-up partitions in order, and refuses to
+// promote unless every other partition replayed up to its final LSN.
+func (f *failover) refuseShortReplay(givenUp []bool) error {
+	res := f.res
+	res.GivenUp = res.GivenUp[:0]
+	for p := range f.pre.Partitions {
+		if givenUp[p] {
+			res.GivenUp = append(res.GivenUp, p)
+			continue
+		}
+		if res.Table.ReplayedLSN[p] < res.Table.FinalLSN[p] {
+			return fmt.Errorf("partition %d of %s replayed to %d, short of its final LSN %d: refusing to promote",
+				p, f.pre.Account, res.Table.ReplayedLSN[p], res.Table.FinalLSN[p])
+		}
+	}
 	return nil
 }
 
@@ -787,9 +797,9 @@ func lossSummary(res FailoverResult) string {
 // awaitGroupsInOrder is how groups were awaited before versionBoundedFlush
 // (one after the other, no deadline), kept for histories of that version.
 func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.ChildWorkflowFuture) error {
-	pre, res := f.pre, f.res
+	res := f.res
 	var flushErr error
-	givenUp := map[int]bool{}
+	givenUp := make([]bool, f.pre.Partitions)
 	for _, p := range res.GivenUp {
 		givenUp[p] = true
 	}
@@ -813,21 +823,20 @@ func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.C
 	if flushErr != nil {
 		return flushErr
 	}
-	res.GivenUp = res.GivenUp[:0]
-	for p := range pre.Partitions {
-		if givenUp[p] {
-			res.GivenUp = append(res.GivenUp, p)
-			continue
-		}
-		if res.Table.ReplayedLSN[p] < res.Table.FinalLSN[p] {
-			return fmt.Errorf("partition %d of %s replayed to %d, short of its final LSN %d: refusing to promote",
-				p, pre.Account, res.Table.ReplayedLSN[p], res.Table.FinalLSN[p])
-		}
+	if err := f.refuseShortReplay(givenUp); err != nil {
+		return err
 	}
-	f.prog.GivenUp = len(res.GivenUp)
-	workflow.GetMetricsHandler(ctx).Counter(MetricPartitionsFlushed).Inc(int64(pre.Partitions - len(res.GivenUp)))
-	workflow.GetMetricsHandler(ctx).Counter(MetricPartitionsReplayed).Inc(int64(pre.Partitions))
+	f.countFlushed(ctx)
 	return nil
+}
+
+// countFlushed records the flushed partitions in the progress and the
+// metrics.
+func (f *failover) countFlushed(ctx workflow.Context) {
+	f.prog.GivenUp = len(f.res.GivenUp)
+	m := workflow.GetMetricsHandler(ctx)
+	m.Counter(MetricPartitionsFlushed).Inc(int64(f.pre.Partitions - len(f.res.GivenUp)))
+	m.Counter(MetricPartitionsReplayed).Inc(int64(f.pre.Partitions))
 }
 
 // fenceGivenUp tries once more, after promote, to fence the partitions the

@@ -148,18 +148,7 @@ func (g *group) setActivityOptions(ctx workflow.Context) {
 // boundedActivity sets options for an activity that must end within left:
 // attempts of at most attempt each, three of them at most.
 func boundedActivity(ctx workflow.Context, attempt, left, heartbeat time.Duration, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    attempt,
-		ScheduleToCloseTimeout: left,
-		HeartbeatTimeout:       heartbeat,
-		Summary:                summary,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    2 * time.Second,
-			MaximumAttempts:    3,
-		},
-	})
+	return workflow.WithScheduleToCloseTimeout(withActivity(ctx, attempt, heartbeat, 3, summary), left)
 }
 
 // noteChildStart counts the time the group waited for a worker to start it
@@ -214,19 +203,8 @@ func (g *group) sent(ctx workflow.Context, sr activities.FlushSendResult) {
 	targets := make([]activities.PartitionLSN, 0, len(sr.Sent))
 	for _, s := range sr.Sent {
 		i := g.index[s.Partition]
-		// After the fence, flush-send must have shipped up to the final
-		// LSN; anything less would be a silent loss.
-		if s.LSN < g.in.FinalLSN[i] {
-			g.fail(StepFlushSend, []int{s.Partition}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf(
-					"partition %d: flush-send reached LSN %d, short of its final LSN %d",
-					s.Partition,
-					s.LSN,
-					g.in.FinalLSN[i],
-				),
-				ErrTypeFlushSendShort,
-				nil,
-			))
+		if err := sentShort(s, g.in.FinalLSN[i]); err != nil {
+			g.fail(StepFlushSend, []int{s.Partition}, err)
 			return
 		}
 		g.res.SentLSN[i], g.res.SendMillis[i] = s.LSN, s.Millis
@@ -260,6 +238,17 @@ func (g *group) sent(ctx workflow.Context, sr activities.FlushSendResult) {
 			nil,
 		))
 	}
+}
+
+// sentShort refuses a flush-send that shipped less than the partition's
+// final LSN: after the fence, anything less would be a silent loss.
+func sentShort(s activities.PartitionLSN, final uint64) error {
+	if s.LSN >= final {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("partition %d: flush-send reached LSN %d, short of its final LSN %d", s.Partition, s.LSN, final),
+		ErrTypeFlushSendShort, nil)
 }
 
 // giveUp (unplanned) replays what the destination received of ps.

@@ -140,19 +140,8 @@ func (g *groupV0) sendAll(ctx workflow.Context, pending []int) error {
 func (g *groupV0) sent(ctx workflow.Context, sr activities.FlushSendResult) error {
 	for _, s := range sr.Sent {
 		i := g.index[s.Partition]
-		// After the fence, flush-send must have shipped up to the final
-		// LSN; anything less would be a silent loss.
-		if s.LSN < g.in.FinalLSN[i] {
-			return temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf(
-					"partition %d: flush-send reached LSN %d, short of its final LSN %d",
-					s.Partition,
-					s.LSN,
-					g.in.FinalLSN[i],
-				),
-				ErrTypeFlushSendShort,
-				nil,
-			)
+		if err := sentShort(s, g.in.FinalLSN[i]); err != nil {
+			return err
 		}
 		g.res.SentLSN[i], g.res.SendMillis[i] = s.LSN, s.Millis
 	}
