@@ -39,7 +39,8 @@ func (a *accountArg) validate(cmd *cobra.Command, args []string) error {
 		return usageError{cmd: cmd, err: fmt.Errorf("%d arguments %q where one account was expected: %s",
 			len(args), strings.Join(args, " "), useLine(cmd))}
 	case len(args) == 1 && a.flag != "" && args[0] != a.flag:
-		return usageError{cmd: cmd, err: fmt.Errorf("the account is given twice, as %q and as --account %q: give it once", args[0], a.flag)}
+		return usageError{cmd: cmd, err: fmt.Errorf(
+			"the account is given twice, as %q and as --account %q: give it once", args[0], a.flag)}
 	case len(args) == 1:
 		a.value = args[0]
 	default:

@@ -18,8 +18,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/internal/launch"
+	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/report"
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/temporalclient"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/workflows"
@@ -82,31 +84,39 @@ on stderr whose "chain" field holds it.`,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return g.validate() },
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.location, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
-	pf.StringVar(&g.ui, "ui", envOr("TEMPORAL_UI", "http://localhost:8233"), "Temporal Web UI base URL, for links (env TEMPORAL_UI)")
+	pf.StringVar(&g.location, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"),
+		"location service base URL (env BATON_LOCATION)")
+	pf.StringVar(&g.ui, "ui", envOr("TEMPORAL_UI", "http://localhost:8233"),
+		"Temporal Web UI base URL, for links (env TEMPORAL_UI)")
 	pf.StringVar(&g.taskQueue, "task-queue", workflows.TaskQueue, "Temporal task queue of Baton's workers")
-	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "timeout for calls that do not wait for a failover")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second,
+		"how long status and plan status wait for their answers (the other commands are not bounded by it)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "on failure, print the whole error chain too, not only the cause")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{cmd: c, err: err} })
 	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g), newWatchCmd(g), newListCmd(g),
-		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject), newDecisionCmd(g, workflows.UpdateAbort))
+		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject),
+		newDecisionCmd(g, workflows.UpdateAbort))
 	root.AddCommand(newWebhookCmd(g))
 	root.AddCommand(newPlanCmd(g))
 	return root, g
 }
 
+// failoverFlags are baton failover's account and flags: the request's
+// own fields and those that shape it.
+type failoverFlags struct {
+	req                    workflows.FailoverRequest
+	account                *accountArg
+	mode                   string
+	wait, approve, require bool
+	rows                   int
+}
+
 func newFailoverCmd(g *globals) *cobra.Command {
-	var (
-		req                    workflows.FailoverRequest
-		mode                   string
-		wait, approve, require bool
-		rows                   int
-		account                *accountArg
-	)
+	ff := &failoverFlags{}
 	cmd := &cobra.Command{
 		Use:   "failover ACCOUNT --to STAMP",
-		Short: "Start a planned failover of an account to its secondary stamp",
+		Short: "Fail an account over to its secondary stamp (planned, unless --mode unplanned)",
 		Long: `Start a failover: precheck, approval (if the policy asks), catch up
 replication, fence the source, flush-send and flush-replay every partition,
 then promote the destination and point the account at it. Prints the
@@ -116,86 +126,128 @@ with --dry-run, runs the precheck only and prints the plan.
 Planned (default): the source must answer; zero data loss or refusal.
 Unplanned (--mode unplanned): for a source that is down or partly down;
 unreachable partitions are given up on and the report carries the data-loss
-ledger. Unplanned and automatic failovers wait for an approval (baton
-approve) unless --approve is given.
+ledger.
 
-Every phase before promote is bounded by the flush deadline
-(--flush-deadline, default ` + workflows.DefaultFlushDeadline.String() + `): past it a planned failover rolls
-back and the source takes writes again.
+The failover waits at its approval gate for baton approve (or baton reject)
+when it is unplanned, when --require-approval is given, or when the
+precheck's estimated loss exceeds --loss-budget; --approve approves it at
+start. No decision within --approval-timeout ends it, nothing touched.
+
+The fenced window before promote (fence, flush-send, flush-replay, counted
+from the fence) is bounded by the flush deadline (--flush-deadline, default
+` + workflows.DefaultFlushDeadline.String() + `): past it a planned failover rolls back and the source takes
+writes again.
 
 Only one failover per account runs at a time (the workflow ID is derived from
-the account); until promote, baton abort rolls it back.`,
+the account); until promote starts, baton abort stops it (and unfences the
+source if it was fenced).`,
 		Example: `  baton failover acct-1 --to stamp-b --reason "stamp-a maintenance" --wait
   baton failover acct-1 --to stamp-b --dry-run
   baton failover acct-1 --to stamp-b --flush-deadline 90s --wait
   baton failover acct-1 --to stamp-b --mode unplanned --approve --reason "stamp-a down"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req.Account, req.Mode = account.value, workflows.Mode(mode)
-			if req.ToStamp == "" {
-				return usageError{cmd: cmd, err: errors.New("no destination: name the stamp to fail over to, baton failover ACCOUNT --to STAMP")}
-			}
-			// A flag given as 0 must not quietly mean the default.
-			if req.Approval.Timeout <= 0 {
-				return fmt.Errorf("--approval-timeout %s: must be positive", req.Approval.Timeout)
-			}
-			if cmd.Flags().Changed("flush-deadline") && req.Options.FlushDeadline <= 0 {
-				return fmt.Errorf("--flush-deadline %s: must be positive (leave it out for the default, %s)", req.Options.FlushDeadline, workflows.DefaultFlushDeadline)
-			}
-			req.Trigger, req.Approval.Required = workflows.TriggerManual, require
-			if approve {
-				req.Approval.PreApproved = &workflows.Decision{By: req.RequestedBy, Reason: "approved at start: " + req.Reason}
-			}
-			req = req.WithDefaults()
-			if err := req.Validate(); err != nil {
-				return inFlags(err)
-			}
-			c, err := dial()
+			req, err := ff.request(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, out := cmd.Context(), cmd.OutOrStdout()
-			if req.DryRun {
-				return dryRun(ctx, out, c, g, req)
-			}
-			run, err := temporalx.StartFailover(ctx, c, g.taskQueue, req)
-			if err != nil {
-				return err
-			}
-			if !g.json() {
-				fmt.Fprintf(out, "failover started: workflow %s run %s\n", run.GetID(), run.GetRunID())
-				fmt.Fprintf(out, "web UI: %s\n", uiLink(g.ui, run.GetID(), run.GetRunID()))
-			}
-			if !wait {
-				if g.json() {
-					return printJSON(out, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "ui": uiLink(g.ui, run.GetID(), run.GetRunID())})
-				}
-				return nil
-			}
-			if err := waitAndReport(ctx, out, g, run, rows); err != nil {
-				return requestError{account: req.Account, to: req.ToStamp, err: err}
-			}
-			return nil
+			return withClient(func(c client.Client) error {
+				return startFailover(cmd.Context(), cmd.OutOrStdout(), c, g, req, ff.wait, ff.rows)
+			})
 		},
 	}
-	account = addAccountArg(cmd, "account to fail over", false)
+	ff.account = addAccountArg(cmd, "account to fail over", false)
+	ff.register(cmd)
+	return cmd
+}
+
+// register adds the flags to cmd.
+func (ff *failoverFlags) register(cmd *cobra.Command) {
+	req := &ff.req
 	f := cmd.Flags()
 	f.StringVar(&req.ToStamp, "to", "", "stamp to fail over to: the account's secondary (required)")
-	f.StringVar(&req.FromStamp, "from", "", "expected current primary; refused if it is not (default: accept the current one)")
+	f.StringVar(&req.FromStamp, "from", "",
+		"expected current primary; refused if it is not (default: accept the current one)")
 	f.StringVar(&req.Reason, "reason", "manual failover", "why, recorded in the workflow")
 	f.StringVar(&req.RequestedBy, "requested-by", currentUser(), "who asks, recorded in the workflow")
-	f.IntVar(&req.Options.GroupSize, "group-size", 0, "partitions per child workflow (default 250)")
-	f.StringVar(&mode, "mode", string(workflows.ModePlanned), "planned (source reachable, zero loss) or unplanned (source down: may lose unreplicated writes)")
+	f.IntVar(&req.Options.GroupSize, "group-size", 0,
+		fmt.Sprintf("partitions per child workflow (default 250, raised to keep at most %d children)",
+			workflows.MaxChildren))
+	f.StringVar(&ff.mode, "mode", string(workflows.ModePlanned),
+		"planned (source reachable, zero loss) or unplanned (source down: may lose unreplicated writes)")
 	f.BoolVar(&req.DryRun, "dry-run", false, "run the precheck only and print the plan; nothing is touched")
-	f.BoolVar(&approve, "approve", false, "approve at start (as --requested-by) a failover the policy would hold for approval")
-	f.BoolVar(&require, "require-approval", false, "wait for an approval (baton approve) even if the policy would not")
-	f.DurationVar(&req.Approval.Timeout, "approval-timeout", time.Hour, "abort if no approval comes within this")
-	f.Uint64Var(&req.Approval.LossBudgetOps, "loss-budget", 0, "ask for approval when the estimated loss exceeds this many ops (0 = no budget)")
+	f.BoolVar(&ff.approve, "approve", false,
+		"approve at start (as --requested-by) a failover the policy would hold for approval")
+	f.BoolVar(&ff.require, "require-approval", false,
+		"wait for an approval (baton approve) even if the policy would not")
+	f.DurationVar(&req.Approval.Timeout, "approval-timeout", workflows.DefaultApprovalTimeout,
+		"how long to wait at the approval gate; no decision by then ends the failover, nothing touched")
+	f.Uint64Var(&req.Approval.LossBudgetOps, "loss-budget", 0,
+		"ask for approval when the estimated loss exceeds this many ops (0 = no budget)")
 	f.DurationVar(&req.Options.FlushDeadline, "flush-deadline", 0,
-		fmt.Sprintf("bound on the fenced window before promote; past it a planned failover rolls back (default %s)", workflows.DefaultFlushDeadline))
-	f.BoolVar(&wait, "wait", false, "wait for the failover to finish and print its report")
-	f.IntVar(&rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
-	return cmd
+		fmt.Sprintf("bound on the fenced window before promote; past it a planned failover rolls back (default %s)",
+			workflows.DefaultFlushDeadline))
+	f.BoolVar(&ff.wait, "wait", false, "wait for the failover to finish and print its report")
+	f.IntVar(&ff.rows, "rows", 20, "partitions to list in the report, slowest first (0 = all)")
+}
+
+// request checks the flags and makes the failover request of them,
+// defaulted and validated by the contract.
+func (ff *failoverFlags) request(cmd *cobra.Command) (workflows.FailoverRequest, error) {
+	req := ff.req
+	req.Account, req.Mode = ff.account.value, workflows.Mode(ff.mode)
+	if req.ToStamp == "" {
+		return req, usageError{cmd: cmd,
+			err: errors.New("no destination: name the stamp to fail over to, baton failover ACCOUNT --to STAMP")}
+	}
+	// A flag given as 0 must not quietly mean the default.
+	if req.Approval.Timeout <= 0 {
+		return req, fmt.Errorf("--approval-timeout %s: must be positive", req.Approval.Timeout)
+	}
+	if cmd.Flags().Changed("flush-deadline") && req.Options.FlushDeadline <= 0 {
+		return req, fmt.Errorf("--flush-deadline %s: must be positive (leave it out for the default, %s)",
+			req.Options.FlushDeadline, workflows.DefaultFlushDeadline)
+	}
+	req.Trigger, req.Approval.Required = workflows.TriggerManual, ff.require
+	if ff.approve {
+		req.Approval.PreApproved = &workflows.Decision{By: req.RequestedBy, Reason: "approved at start: " + req.Reason}
+	}
+	req = req.WithDefaults()
+	if err := req.Validate(); err != nil {
+		return req, inFlags(err)
+	}
+	return req, nil
+}
+
+// startFailover starts the failover of req (or its dry run) and prints its
+// workflow ID and Web UI link; with wait, it waits and prints the report.
+func startFailover(ctx context.Context, out io.Writer, c client.Client, g *globals, req workflows.FailoverRequest,
+	wait bool, rows int) error {
+	if req.DryRun {
+		return dryRun(ctx, out, c, g, req)
+	}
+	run, err := launch.Failover(ctx, c, g.taskQueue, req)
+	if err != nil {
+		return err
+	}
+	ui := uiLink(g.ui, run.GetID(), run.GetRunID())
+	if !g.json() {
+		fmt.Fprintf(out, "failover started: workflow %s run %s\n", run.GetID(), run.GetRunID())
+		fmt.Fprintf(out, "web UI: %s\n", ui)
+	}
+	if !wait {
+		if g.json() {
+			return printJSON(out, map[string]string{
+				"workflow_id": run.GetID(),
+				"run_id":      run.GetRunID(),
+				"ui":          ui,
+			})
+		}
+		return nil
+	}
+	if err := waitAndReport(ctx, out, g, run, "failover", failoverReport(rows)); err != nil {
+		return requestError{account: req.Account, to: req.ToStamp, err: err}
+	}
+	return nil
 }
 
 // flagOf names the failover request's fields as baton's flags.
@@ -255,8 +307,13 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 		}
 	}
 	if g.json() {
-		return printJSON(w, map[string]any{"location": a, "written": written, "unacknowledged": unacked,
-			"fenced_partitions": fenced, "partitions": len(st.Partitions)})
+		return printJSON(w, map[string]any{
+			"location":          a,
+			"written":           written,
+			"unacknowledged":    unacked,
+			"fenced_partitions": fenced,
+			"partitions":        len(st.Partitions),
+		})
 	}
 	fmt.Fprintf(w, "account %s: primary %s (%s) at epoch %d, secondary %s (%s), %d partitions\n",
 		a.Account, a.Primary, a.PrimaryURL, a.Epoch, a.Secondary, a.SecondaryURL, a.Partitions)
@@ -276,12 +333,11 @@ func newResultCmd(g *globals) *cobra.Command {
 		Long:    "Wait for an account's latest failover and print its report.\n\n" + workflowIDNote,
 		Example: "  baton result acct-1\n  baton result acct-1 --output json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return waitAndReport(cmd.Context(), cmd.OutOrStdout(), g, c.GetWorkflow(cmd.Context(), workflowID(account.value), ""), rows)
+			return withClient(func(c client.Client) error {
+				ctx := cmd.Context()
+				run := c.GetWorkflow(ctx, workflowID(account.value, workflows.FailoverWorkflowID), "")
+				return waitAndReport(ctx, cmd.OutOrStdout(), g, run, "failover", failoverReport(rows))
+			})
 		},
 	}
 	account = addAccountArg(cmd, "account whose failover to report", false)
@@ -292,32 +348,43 @@ func newResultCmd(g *globals) *cobra.Command {
 // workflowIDNote is the help of the commands that also take a workflow ID.
 const workflowIDNote = "ACCOUNT may also be a failover's workflow ID (failover-ACCOUNT, as baton list shows it)."
 
-// workflowID accepts an account name or a failover's workflow ID.
-func workflowID(arg string) string {
-	if strings.HasPrefix(arg, "failover-") {
+// workflowID is the workflow ID a command's argument names: arg itself if
+// it is one already, else idOf(arg), the ID derived from an account
+// (workflows.FailoverWorkflowID) or a plan (workflows.AppFailoverWorkflowID).
+// idOf("") is the prefix of the IDs it derives.
+func workflowID(arg string, idOf func(name string) string) string {
+	if strings.HasPrefix(arg, idOf("")) {
 		return arg
 	}
-	return workflows.FailoverWorkflowID(arg)
+	return idOf(arg)
 }
 
-// waitAndReport waits for a failover and prints its report, also for one
-// that did not complete (its error carries the result).
-func waitAndReport(ctx context.Context, out io.Writer, g *globals, run client.WorkflowRun, rows int) error {
-	var res workflows.FailoverResult
+// waitAndReport waits for a failover (what names its kind) and prints its
+// report, as text (printText) or JSON, also for one that did not complete:
+// Baton's workflows carry their result in the error's details.
+func waitAndReport[R any](ctx context.Context, out io.Writer, g *globals, run client.WorkflowRun, what string,
+	printText func(io.Writer, R)) error {
+	var res R
 	ended, err := waitResult(ctx, run, &res)
 	if err != nil {
-		return fmt.Errorf("failover %s: %w", run.GetID(), err)
+		return fmt.Errorf("%s %s: %w", what, run.GetID(), err)
 	}
 	if g.json() {
 		if err := printJSON(out, res); err != nil {
 			return err
 		}
 	} else {
-		report.Failover(out, res, rows)
+		printText(out, res)
 	}
-	// The error's message names the account and says what happened (and
-	// baton prints its root cause): no wrapping here.
+	// The error's message names the account (or plan) and says what
+	// happened (and baton prints its root cause): no wrapping here.
 	return ended
+}
+
+// failoverReport prints an account failover's report with at most rows
+// partitions (0: all).
+func failoverReport(rows int) func(io.Writer, workflows.FailoverResult) {
+	return func(w io.Writer, res workflows.FailoverResult) { report.Failover(w, res, rows) }
 }
 
 // waitResult waits for run and decodes its result into res, also from a
@@ -339,7 +406,7 @@ func waitResult(ctx context.Context, run client.WorkflowRun, res any) (ended, er
 // dryRun runs the precheck in a throw-away workflow (the worker has the
 // network access) and prints the plan.
 func dryRun(ctx context.Context, out io.Writer, c client.Client, g *globals, req workflows.FailoverRequest) error {
-	opts := temporalx.FailoverStartOptions(g.taskQueue, req)
+	opts := launch.FailoverOptions(g.taskQueue, req)
 	opts.ID = workflows.FailoverWorkflowID(req.Account) + "-dry-run-" + uuid.NewString()[:8]
 	opts.StaticSummary = "dry run: " + opts.StaticSummary
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.AccountFailover, req)
@@ -357,18 +424,30 @@ func dryRun(ctx context.Context, out io.Writer, c client.Client, g *globals, req
 	return nil
 }
 
+// withClient connects to Temporal (settings from the environment, the
+// SDK's own logs at warn and above), runs do with the client and closes it.
+func withClient(do func(c client.Client) error) error {
+	c, err := dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return do(c)
+}
+
 func dial() (client.Client, error) {
-	zl, err := temporalx.NewLogger("console", "warn")
+	zl, err := logging.NewLogger("console", "warn")
 	if err != nil {
 		return nil, err
 	}
-	return temporalx.Dial(zl.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	return temporalclient.Dial(zl.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
 }
 
 // uiLink is the Web UI page of a workflow run.
 func uiLink(ui, id, runID string) string {
 	ns := envOr("TEMPORAL_NAMESPACE", "default")
-	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", ui, url.PathEscape(ns), url.PathEscape(id), url.PathEscape(runID))
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history",
+		ui, url.PathEscape(ns), url.PathEscape(id), url.PathEscape(runID))
 }
 
 func currentUser() string {

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -180,7 +180,8 @@ var (
 	// The SDK's wrappers, as they appear inside messages that were built
 	// from an error's text (fmt.Errorf("...: %w", err).Error() in a
 	// workflow becomes the message of the application error it fails with).
-	reWrapper = regexp.MustCompile(`(?:workflow execution error|child workflow execution error|activity error) \([^()]*\)(?:: )?`)
+	reWrapper = regexp.MustCompile(
+		`(?:workflow execution error|child workflow execution error|activity error) \([^()]*\)(?:: )?`)
 	// "(type: FailoverRefused, retryable: false)", "(type: StartToClose)".
 	reTypeTag = regexp.MustCompile(` ?\(type: [A-Za-z0-9_.*-]+(?:, retryable: (?:true|false))?\)`)
 	reSpaces  = regexp.MustCompile(`\s+`)
@@ -308,7 +309,7 @@ func nextStep(err error) string {
 	if errors.As(err, &ue) && ue.cmd != nil {
 		return fmt.Sprintf("see `%s --help`", ue.cmd.CommandPath())
 	}
-	if errors.Is(err, temporalx.ErrAlreadyRunning) {
+	if errors.Is(err, launch.ErrAlreadyRunning) {
 		return "" // its message names the commands
 	}
 	// The outermost application error of Baton's workflows tells the
@@ -336,7 +337,8 @@ func nextStep(err error) string {
 	}
 	var unavailable *serviceerror.Unavailable
 	if errors.As(err, &unavailable) || strings.Contains(err.Error(), "failed reaching server") {
-		return fmt.Sprintf("check that Temporal answers at %s (TEMPORAL_ADDRESS) and that a Baton worker runs", envOr("TEMPORAL_ADDRESS", "localhost:7233"))
+		return fmt.Sprintf("check that Temporal answers at %s (TEMPORAL_ADDRESS) and that a Baton worker runs",
+			envOr("TEMPORAL_ADDRESS", "localhost:7233"))
 	}
 	if errors.Is(err, context.DeadlineExceeded) && !fromTemporal(err) {
 		return "it took longer than allowed: raise --timeout, or check that Temporal and a Baton worker answer"
@@ -361,13 +363,15 @@ func failoverNext(ae *temporal.ApplicationError, req requestError) string {
 	to := orPlaceholder(res.To, orPlaceholder(req.to, "STAMP"))
 	switch ae.Type() {
 	case workflows.ErrTypeRefused:
-		return fmt.Sprintf("fix what the precheck found, check with `baton failover %s --to %s --dry-run`, then start the failover again", acct, to)
+		return fmt.Sprintf("fix what the precheck found, check with `baton failover %s --to %s --dry-run`, "+
+			"then start the failover again", acct, to)
 	case workflows.ErrTypeRejected, workflows.ErrTypeTimedOut:
 		return fmt.Sprintf("if the failover is still wanted, start it again: `baton failover %s --to %s`", acct, to)
 	case workflows.ErrTypeAborted:
 		return fmt.Sprintf("%s stays where it was and takes writes; `baton status %s` shows it", acct, acct)
 	case workflows.ErrTypeRolledBack:
-		return fmt.Sprintf("%s is still primary on its source and takes writes (`baton status %s`); fix the cause, then start the failover again", acct, acct)
+		return fmt.Sprintf("%s is still primary on its source and takes writes (`baton status %s`); "+
+			"fix the cause, then start the failover again", acct, acct)
 	default: // ErrTypeFailed
 		return fmt.Sprintf("see where %s is now with `baton status %s`; the error says what to do by hand", acct, acct)
 	}
@@ -391,7 +395,8 @@ func appNext(ae *temporal.ApplicationError) string {
 	if ae.Type() == workflows.ErrTypeAppFailed {
 		return fmt.Sprintf("past the point of no return: `baton plan status %s` shows where each component is", plan)
 	}
-	return fmt.Sprintf("the components taken offline were brought back on the source; `baton plan status %s` shows each step", plan)
+	return fmt.Sprintf("the components taken offline were brought back on the source; "+
+		"`baton plan status %s` shows each step", plan)
 }
 
 // fromTemporal: the chain holds a workflow's or an activity's failure (a

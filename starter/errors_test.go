@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/batonhq/baton/activities"
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -172,7 +172,7 @@ func TestDescribeErrorChains(t *testing.T) {
 			fmt.Errorf("describe failover-acct-9: %w", serviceerror.NewNotFound("workflow not found for ID: failover-acct-9")),
 			"describe failover-acct-9: workflow not found for ID: failover-acct-9", "baton list"},
 		{"already running: the message says what to do",
-			fmt.Errorf("%w: a failover of acct-1 is already running: workflow failover-acct-1 run r1; watch it (baton watch acct-1) or abort it (baton abort acct-1)", temporalx.ErrAlreadyRunning),
+			fmt.Errorf("%w: a failover of acct-1 is already running: workflow failover-acct-1 run r1; watch it (baton watch acct-1) or abort it (baton abort acct-1)", launch.ErrAlreadyRunning),
 			"failover already running: a failover of acct-1 is already running: workflow failover-acct-1 run r1; watch it (baton watch acct-1) or abort it (baton abort acct-1)", ""},
 		{"update of a failover that ended",
 			fmt.Errorf("abort failover-acct-1 refused: %w", serviceerror.NewNotFound("workflow execution already completed")),

@@ -79,8 +79,8 @@ func TestProgressLine(t *testing.T) {
 }
 
 func TestWorkflowIDAcceptsAccountOrID(t *testing.T) {
-	require.Equal(t, "failover-acct-1", workflowID("acct-1"))
-	require.Equal(t, "failover-acct-1", workflowID("failover-acct-1"))
+	require.Equal(t, "failover-acct-1", workflowID("acct-1", workflows.FailoverWorkflowID))
+	require.Equal(t, "failover-acct-1", workflowID("failover-acct-1", workflows.FailoverWorkflowID))
 }
 
 // TestAccountArgumentOrAlias: the account comes from the argument or from

@@ -34,17 +34,14 @@ elapsed time; when the failover ends, prints its report.
 			if every <= 0 {
 				return fmt.Errorf("--every %s: must be positive", every)
 			}
-			c, err := dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, out := cmd.Context(), cmd.OutOrStdout()
-			id := workflowID(account.value)
-			if err := watch(ctx, out, c, id, every, !g.json()); err != nil {
-				return err
-			}
-			return waitAndReport(ctx, out, g, c.GetWorkflow(ctx, id, ""), rows)
+			return withClient(func(c client.Client) error {
+				ctx, out := cmd.Context(), cmd.OutOrStdout()
+				id := workflowID(account.value, workflows.FailoverWorkflowID)
+				if err := watch(ctx, out, c, id, every, !g.json()); err != nil {
+					return err
+				}
+				return waitAndReport(ctx, out, g, c.GetWorkflow(ctx, id, ""), "failover", failoverReport(rows))
+			})
 		},
 	}
 	account = addAccountArg(cmd, "account whose failover to watch", false)
@@ -101,7 +98,8 @@ func progressLine(p workflows.Progress, now time.Time) string {
 		fmt.Fprintf(&b, "  waiting for approval: %s (baton approve|reject)", p.ApprovalReason)
 		return b.String()
 	}
-	for _, step := range []string{workflows.StepFence, workflows.StepFlushSend, workflows.StepFlushReplay, workflows.StepPromote} {
+	steps := []string{workflows.StepFence, workflows.StepFlushSend, workflows.StepFlushReplay, workflows.StepPromote}
+	for _, step := range steps {
 		fmt.Fprintf(&b, "  %s %s %d/%d", step, bar(p.Done[step], p.Partitions, 10), p.Done[step], p.Partitions)
 	}
 	if p.GivenUp > 0 {

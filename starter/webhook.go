@@ -14,7 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
+	"github.com/batonhq/baton/internal/temporalclient"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/webhook"
 )
@@ -26,13 +27,16 @@ const (
 	envWebhookHMAC  = "BATON_WEBHOOK_HMAC_SECRET"
 )
 
+// webhookFlags are baton webhook's flags.
+type webhookFlags struct {
+	listen, configFile, tokenFile, hmacFile, logFormat string
+	maxBody                                            int64
+	timeout                                            time.Duration
+	checkAccounts                                      bool
+}
+
 func newWebhookCmd(g *globals) *cobra.Command {
-	var (
-		listen, configFile, tokenFile, hmacFile, logFormat string
-		maxBody                                            int64
-		timeout                                            time.Duration
-		checkAccounts                                      bool
-	)
+	wf := &webhookFlags{}
 	cmd := &cobra.Command{
 		Use:   "webhook --config FILE --token-file FILE",
 		Short: "Receive Alertmanager notifications and start failovers, exactly once per account",
@@ -56,62 +60,87 @@ flag value.
 
 A failover's workflow ID is failover-<account>: the first alert starts it,
 repeats and further alerts attach to it. Alerts for an unknown account (per
-the location service, --location) are refused. The receiver answers 2xx once
-Temporal recorded the alert, 5xx when Temporal cannot be reached
-(Alertmanager retries), 4xx for what a retry cannot fix.`,
+the location service, --location) are refused, unless --check-accounts=false.
+The receiver answers 2xx once Temporal recorded the alert, 5xx when Temporal
+cannot be reached (Alertmanager retries), 4xx for what a retry cannot fix.`,
 		Example: `  baton webhook --config /etc/baton/webhook.yaml --token-file /etc/baton/webhook.token
   BATON_WEBHOOK_TOKEN=... baton webhook --config webhook.yaml --listen 0.0.0.0:9095`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configFile == "" {
-				return errors.New("--config is required: the file that maps alerts to failovers (see docs/WEBHOOK.md)")
-			}
-			if maxBody <= 0 || timeout <= 0 {
-				return errors.New("--max-body and --timeout must be positive")
-			}
-			cfg, err := webhook.LoadConfig(configFile)
+			o, err := wf.options(g)
 			if err != nil {
 				return err
 			}
-			token, err := webhook.LoadSecret(tokenFile, envWebhookToken)
-			if err != nil {
-				return fmt.Errorf("--token-file: %w", err)
-			}
-			secret, err := webhook.LoadSecret(hmacFile, envWebhookHMAC)
-			if err != nil {
-				return fmt.Errorf("--hmac-secret-file: %w", err)
-			}
-			if len(token) == 0 && len(secret) == 0 {
-				return fmt.Errorf("no secret: give --token-file or --hmac-secret-file (or set %s or %s); the receiver never runs unauthenticated",
-					envWebhookToken, envWebhookHMAC)
-			}
-			zl, err := temporalx.NewLogger(logFormat, "info")
+			zl, err := logging.NewLogger(wf.logFormat, "info")
 			if err != nil {
 				return err
 			}
 			defer func() { _ = zl.Sync() }()
-			return serveWebhook(cmd.Context(), g, zl, listen, webhook.Options{
-				Config: cfg, Auth: webhook.Auth{Token: token, HMACSecret: secret}, TaskQueue: g.taskQueue,
-				Logger: zl, MaxBodyBytes: maxBody, Timeout: timeout,
-			}, checkAccounts)
+			o.Logger = zl
+			return serveWebhook(cmd.Context(), g, zl, wf.listen, o, wf.checkAccounts)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:9095", "address to serve on")
-	f.StringVar(&configFile, "config", "", "webhook config file, YAML (required)")
-	f.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (or env "+envWebhookToken+")")
-	f.StringVar(&hmacFile, "hmac-secret-file", "", "file holding the HMAC-SHA256 secret (or env "+envWebhookHMAC+")")
-	f.Int64Var(&maxBody, "max-body", webhook.DefaultMaxBodyBytes, "largest request body in bytes (larger: 413)")
-	f.DurationVar(&timeout, "timeout", webhook.DefaultTimeout, "time budget of one request's Temporal calls (past it: 503, Alertmanager retries)")
-	f.BoolVar(&checkAccounts, "check-accounts", true, "refuse alerts naming an account the location service (--location) does not know")
-	f.StringVar(&logFormat, "log-format", "json", "log format: json or console")
+	wf.register(cmd)
 	return cmd
+}
+
+// register adds the flags to cmd.
+func (wf *webhookFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&wf.listen, "listen", "127.0.0.1:9095", "address to serve on")
+	f.StringVar(&wf.configFile, "config", "", "webhook config file, YAML (required)")
+	f.StringVar(&wf.tokenFile, "token-file", "", "file holding the bearer token (or env "+envWebhookToken+")")
+	f.StringVar(&wf.hmacFile, "hmac-secret-file", "",
+		"file holding the HMAC-SHA256 secret (or env "+envWebhookHMAC+")")
+	f.Int64Var(&wf.maxBody, "max-body", webhook.DefaultMaxBodyBytes, "largest request body in bytes (larger: 413)")
+	f.DurationVar(&wf.timeout, "timeout", webhook.DefaultTimeout,
+		"time budget of one request's calls to the location service and Temporal (past it: 503, Alertmanager retries)")
+	f.BoolVar(&wf.checkAccounts, "check-accounts", true,
+		"refuse alerts naming an account the location service (--location) does not know")
+	f.StringVar(&wf.logFormat, "log-format", "json", "log format: json or console")
+}
+
+// options checks the flags and loads the config and the secrets they
+// name: the receiver's options, but for its client, account directory and
+// logger.
+func (wf *webhookFlags) options(g *globals) (webhook.Options, error) {
+	if wf.configFile == "" {
+		return webhook.Options{}, errors.New(
+			"--config is required: the file that maps alerts to failovers (see docs/WEBHOOK.md)")
+	}
+	if wf.maxBody <= 0 || wf.timeout <= 0 {
+		return webhook.Options{}, errors.New("--max-body and --timeout must be positive")
+	}
+	cfg, err := webhook.LoadConfig(wf.configFile)
+	if err != nil {
+		return webhook.Options{}, err
+	}
+	token, err := webhook.LoadSecret(wf.tokenFile, envWebhookToken)
+	if err != nil {
+		return webhook.Options{}, fmt.Errorf("--token-file: %w", err)
+	}
+	secret, err := webhook.LoadSecret(wf.hmacFile, envWebhookHMAC)
+	if err != nil {
+		return webhook.Options{}, fmt.Errorf("--hmac-secret-file: %w", err)
+	}
+	if len(token) == 0 && len(secret) == 0 {
+		return webhook.Options{}, fmt.Errorf("no secret: give --token-file or --hmac-secret-file (or set %s or %s); "+
+			"the receiver never runs unauthenticated", envWebhookToken, envWebhookHMAC)
+	}
+	return webhook.Options{
+		Config:       cfg,
+		Auth:         webhook.Auth{Token: token, HMACSecret: secret},
+		TaskQueue:    g.taskQueue,
+		MaxBodyBytes: wf.maxBody,
+		Timeout:      wf.timeout,
+	}, nil
 }
 
 // serveWebhook runs the receiver until ctx ends or SIGINT/SIGTERM, then
 // lets requests in flight finish.
-func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string, o webhook.Options, checkAccounts bool) error {
-	copts, err := temporalx.ClientOptions(zl.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string, o webhook.Options,
+	checkAccounts bool) error {
+	copts, err := temporalclient.OptionsFromEnv(zl.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
 	if err != nil {
 		return err
 	}
@@ -134,14 +163,23 @@ func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: o.Timeout + 30*time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      o.Timeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	zl.Info("webhook receiver listening", zap.String("addr", ln.Addr().String()), zap.String("temporal", copts.HostPort),
-		zap.String("task_queue", o.TaskQueue), zap.Int("rules", len(o.Config.Rules)), zap.Bool("check_accounts", checkAccounts))
+	zl.Info("webhook receiver listening",
+		zap.String("addr", ln.Addr().String()),
+		zap.String("temporal", copts.HostPort),
+		zap.String("task_queue", o.TaskQueue),
+		zap.Int("rules", len(o.Config.Rules)),
+		zap.Bool("check_accounts", checkAccounts))
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)

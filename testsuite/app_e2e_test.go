@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
-	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/planner"
 	"github.com/batonhq/baton/workflows"
 )
@@ -57,7 +57,7 @@ func TestAppFailoverEndToEnd(t *testing.T) {
 		g, err := planner.Compile(p)
 		require.NoError(t, err)
 
-		run, err := temporalx.StartAppFailover(ctx, c.Client, workflows.TaskQueue,
+		run, err := launch.AppFailover(ctx, c.Client, workflows.TaskQueue,
 			workflows.AppFailoverRequest{Plan: p, Reason: "e2e", RequestedBy: t.Name()})
 		require.NoError(t, err)
 		require.Equal(t, "app-failover-shop", run.GetID())
@@ -115,7 +115,7 @@ func TestAppFailoverAbortEndToEnd(t *testing.T) {
 		}
 		p.Components[i].Restore.Wait = planner.DurPtr(100 * time.Millisecond)
 	}
-	run, err := temporalx.StartAppFailover(ctx, c.Client, workflows.TaskQueue, workflows.AppFailoverRequest{Plan: p, Reason: "e2e", RequestedBy: t.Name()})
+	run, err := launch.AppFailover(ctx, c.Client, workflows.TaskQueue, workflows.AppFailoverRequest{Plan: p, Reason: "e2e", RequestedBy: t.Name()})
 	require.NoError(t, err)
 
 	require.NoError(t, Poll(ctx, 50*time.Millisecond, func() (bool, error) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -100,7 +100,7 @@ func rollBackUnderTraffic(ctx context.Context, t *testing.T, c *Cluster, account
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 500, gen.Err() }))
 
 	started := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "bounded flush", RequestedBy: t.Name(),
 		Options: workflows.FailoverOptions{FlushDeadline: deadline, HeartbeatTimeout: 2 * time.Second},
 	})

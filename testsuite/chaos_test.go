@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/batonhq/baton/activities"
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -199,7 +199,7 @@ func underTraffic(t *testing.T, c *Cluster, account string, opts workflows.Failo
 
 	opts.HeartbeatTimeout = 2 * time.Second
 	started := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "chaos", RequestedBy: t.Name(), Options: opts,
 	})
 	require.NoError(t, err)
@@ -436,7 +436,7 @@ func TestChaosPressure(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+			run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 				Account: fmt.Sprintf("pressure-%02d", i), ToStamp: StampB, Reason: "pressure", RequestedBy: t.Name()})
 			if err == nil {
 				var res workflows.FailoverResult

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -102,7 +102,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.startTemporal(ctx); err != nil {
 		return c, err
 	}
-	if c.Client, err = client.Dial(client.Options{HostPort: c.Temporal.HostPort, Logger: temporalx.NewZapAdapter(zap.NewNop())}); err != nil {
+	if c.Client, err = client.Dial(client.Options{HostPort: c.Temporal.HostPort, Logger: logging.NewZapAdapter(zap.NewNop())}); err != nil {
 		return c, fmt.Errorf("connect to the %s: %w", o.Backend, err)
 	}
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -146,7 +146,7 @@ func TestDashboardQueriesAgainstPrometheus(t *testing.T) {
 	const account = "dash-acct"
 	_, err = c.Provision(ctx, account, 8)
 	require.NoError(t, err)
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "dashboard test", RequestedBy: t.Name(),
 	})
 	require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -104,7 +104,7 @@ func (d *DevServer) WaitReady(ctx context.Context) error {
 		if !d.Running() {
 			return false, fmt.Errorf("temporal dev server exited: see %s", d.Log)
 		}
-		c, err := client.Dial(client.Options{HostPort: d.HostPort, Logger: temporalx.NewZapAdapter(zap.NewNop())})
+		c, err := client.Dial(client.Options{HostPort: d.HostPort, Logger: logging.NewZapAdapter(zap.NewNop())})
 		if err != nil {
 			return false, nil
 		}

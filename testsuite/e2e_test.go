@@ -12,7 +12,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -57,7 +57,7 @@ func TestPlannedFailoverUnderTrafficLosesNothing(t *testing.T) {
 	}()
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 1000, gen.Err() }))
 
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "e2e test", RequestedBy: t.Name(),
 	})
 	require.NoError(t, err)
@@ -109,7 +109,7 @@ func TestPrecheckRefusesWrongExpectedPrimary(t *testing.T) {
 	_, err := c.Provision(ctx, account, 4)
 	require.NoError(t, err)
 
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampB, ToStamp: StampA,
 	})
 	require.NoError(t, err)

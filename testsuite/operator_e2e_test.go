@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
-	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -52,7 +52,7 @@ func TestUnplannedFailoverLedgerEqualsAudit(t *testing.T) {
 	acksBefore := gen.AckCount()
 
 	started := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Mode: workflows.ModeUnplanned, Reason: "stamp-a down", RequestedBy: t.Name(),
 		Approval: workflows.ApprovalPolicy{PreApproved: &workflows.Decision{By: t.Name(), Reason: "test"}},
 		Options:  workflows.FailoverOptions{SourceTimeout: 3 * time.Second},
@@ -121,14 +121,14 @@ func TestAbortMidFlightKeepsTheOldPrimary(t *testing.T) {
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) { return gen.AckCount() >= 2000, gen.Err() }))
 
 	started := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, ToStamp: StampB, Reason: "abort test", RequestedBy: t.Name(),
 		Options: workflows.FailoverOptions{CatchUpTimeout: -1},
 	})
 	require.NoError(t, err)
 	// A second failover of the same account is refused, naming the first.
-	_, err = temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{Account: account, ToStamp: StampB})
-	require.ErrorIs(t, err, temporalx.ErrAlreadyRunning)
+	_, err = launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{Account: account, ToStamp: StampB})
+	require.ErrorIs(t, err, launch.ErrAlreadyRunning)
 	require.ErrorContains(t, err, run.GetRunID())
 
 	require.NoError(t, Poll(ctx, 20*time.Millisecond, func() (bool, error) {
@@ -206,7 +206,7 @@ func TestUnplannedAfterAPartitionSaysWhatItCannotKnow(t *testing.T) {
 	require.NoError(t, c.StampClient(StampB).ClearFaults(ctx))
 
 	started := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Mode: workflows.ModeUnplanned, Reason: "stamp-a lost", RequestedBy: t.Name(),
 		Approval: workflows.ApprovalPolicy{PreApproved: &workflows.Decision{By: t.Name(), Reason: "test"}},
 		Options:  workflows.FailoverOptions{SourceTimeout: 3 * time.Second},

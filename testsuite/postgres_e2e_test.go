@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 
 	"github.com/batonhq/baton/activities"
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -78,7 +78,7 @@ func TestPostgresClusterWorkerKilledMidFlush(t *testing.T) {
 	require.NoError(t, c.StampClient(StampB).AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFlushReplay, LatencyMillis: 2000}))
 
 	submitted := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "postgres cluster e2e", RequestedBy: t.Name(),
 		Options: workflows.FailoverOptions{HeartbeatTimeout: 6 * time.Second},
 	})

@@ -22,7 +22,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
+	"github.com/batonhq/baton/internal/register"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -216,7 +217,7 @@ func (s *TemporalServer) WaitReady(ctx context.Context) error {
 		if !s.Running() {
 			return false, errors.New("it exited")
 		}
-		c, err := client.Dial(client.Options{HostPort: s.HostPort, Logger: temporalx.NewZapAdapter(zap.NewNop())})
+		c, err := client.Dial(client.Options{HostPort: s.HostPort, Logger: logging.NewZapAdapter(zap.NewNop())})
 		if err != nil {
 			return false, nil
 		}
@@ -249,7 +250,7 @@ func freeLowPort() (int, error) {
 func (s *TemporalServer) setupNamespace(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	opts := client.Options{HostPort: s.HostPort, Namespace: s.Namespace, Logger: temporalx.NewZapAdapter(zap.NewNop())}
+	opts := client.Options{HostPort: s.HostPort, Namespace: s.Namespace, Logger: logging.NewZapAdapter(zap.NewNop())}
 	nc, err := client.NewNamespaceClient(opts)
 	if err != nil {
 		return fmt.Errorf("connect to the temporal server: %w", err)
@@ -269,7 +270,7 @@ func (s *TemporalServer) setupNamespace(ctx context.Context) error {
 	}
 	defer c.Close()
 	err = Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		return temporalx.EnsureSearchAttributes(ctx, c, s.Namespace) == nil, nil
+		return register.SearchAttributes(ctx, c, s.Namespace) == nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("register search attributes %v in namespace %s: %w", workflows.SearchAttributeNames(), s.Namespace, err)

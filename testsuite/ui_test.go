@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -39,11 +39,11 @@ func TestWebUI(t *testing.T) {
 		_, err := c.Provision(ctx, a, 8)
 		require.NoError(t, err)
 	}
-	dry, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	dry, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: other, ToStamp: StampB, DryRun: true, Reason: "the other account", RequestedBy: t.Name()})
 	require.NoError(t, err)
 	require.NoError(t, dry.Get(ctx, nil))
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, ToStamp: StampB, Reason: "web ui test", RequestedBy: t.Name(),
 		Approval: workflows.ApprovalPolicy{Required: true}})
 	require.NoError(t, err)

@@ -179,7 +179,8 @@ func (r *Rule) validate() error {
 // flush in no time, and 0 must not quietly mean "the default" either.
 func positiveFlushDeadline(d *Duration) error {
 	if d != nil && *d <= 0 {
-		return fmt.Errorf("flush_deadline %s: must be positive (leave it out for the default, %s)", time.Duration(*d), workflows.DefaultFlushDeadline)
+		return fmt.Errorf("flush_deadline %s: must be positive (leave it out for the default, %s)",
+			time.Duration(*d), workflows.DefaultFlushDeadline)
 	}
 	return nil
 }

@@ -23,7 +23,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/activities"
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
+	"github.com/batonhq/baton/internal/register"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
@@ -117,7 +118,7 @@ func startEnv() (*tenv, error) {
 		return nil, err
 	}
 	envClose = append(envClose, func() { ds.Stop(10 * time.Second) })
-	c, err := client.Dial(client.Options{HostPort: ds.HostPort, Logger: temporalx.NewZapAdapter(zap.NewNop())})
+	c, err := client.Dial(client.Options{HostPort: ds.HostPort, Logger: logging.NewZapAdapter(zap.NewNop())})
 	if err != nil {
 		return nil, fmt.Errorf("dial the dev server: %w", err)
 	}
@@ -140,7 +141,7 @@ func startEnv() (*tenv, error) {
 		e.stamp[name] = stamp.NewClient(s.URL(), nil)
 	}
 	w := worker.New(c, testTaskQueue, worker.Options{})
-	temporalx.Register(w, activities.New(locSrv.URL()))
+	register.WorkflowsAndActivities(w, activities.New(locSrv.URL()))
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start the worker: %w", err)
 	}

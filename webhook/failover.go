@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -22,9 +22,10 @@ import (
 // are recorded as.
 const DecisionBy = "alertmanager"
 
-// account handles one account's alerts of a request: firing ones start or
-// attach to its failover, resolved ones may cancel it while it is pending.
-func (h *Handler) account(ctx context.Context, account string, items []*item) {
+// handleAccountAlerts handles one account's alerts of a request: firing
+// ones start or attach to its failover, resolved ones may cancel it while
+// it is pending.
+func (h *Handler) handleAccountAlerts(ctx context.Context, account string, items []*item) {
 	var firing, resolved []*item
 	for _, it := range items {
 		it.res.WorkflowID = workflows.FailoverWorkflowID(account)
@@ -34,20 +35,8 @@ func (h *Handler) account(ctx context.Context, account string, items []*item) {
 			resolved = append(resolved, it)
 		}
 	}
-	if len(firing) > 0 && h.o.Accounts != nil {
-		known, err := h.o.Accounts.Known(ctx, account)
-		switch {
-		case err != nil:
-			h.fail(firing, "lookup", fmt.Errorf("look up account %s: %w", account, err))
-			firing = nil
-		case !known:
-			for _, it := range firing {
-				it.res.Outcome, it.res.WorkflowID = OutcomeUnknownAccount, ""
-				it.res.Message = fmt.Sprintf("account %s is not known to the account directory (location service): check the alert's labels and the rule %q", account, it.rule)
-				h.metrics.Refused.WithLabelValues(it.rule, "unknown-account").Inc()
-			}
-			firing = nil
-		}
+	if len(firing) > 0 && !h.knownAccount(ctx, account, firing) {
+		firing = nil
 	}
 	if len(firing) == 0 && !anyCancels(resolved) {
 		h.ignore(resolved)
@@ -64,7 +53,7 @@ func (h *Handler) account(ctx context.Context, account string, items []*item) {
 		running = desc.WorkflowExecution.RunID
 	}
 	for _, it := range firing {
-		if msg, refused := h.cooldown(desc, it); refused {
+		if msg, refused := h.inCooldown(desc, it); refused {
 			it.res.Outcome, it.res.Message, it.res.RunID = OutcomeCooldown, msg, desc.WorkflowExecution.RunID
 			h.metrics.Refused.WithLabelValues(it.rule, "cooldown").Inc()
 			continue
@@ -74,6 +63,31 @@ func (h *Handler) account(ctx context.Context, account string, items []*item) {
 	h.resolve(ctx, account, desc, resolved, len(firing) > 0)
 }
 
+// knownAccount reports whether the account directory (if any) knows
+// account; if it does not, or cannot tell, the firing items get their
+// outcome.
+func (h *Handler) knownAccount(ctx context.Context, account string, firing []*item) bool {
+	if h.o.Accounts == nil {
+		return true
+	}
+	known, err := h.o.Accounts.Known(ctx, account)
+	switch {
+	case err != nil:
+		h.fail(firing, "lookup", fmt.Errorf("look up account %s: %w", account, err))
+		return false
+	case !known:
+		for _, it := range firing {
+			it.res.Outcome, it.res.WorkflowID = OutcomeUnknownAccount, ""
+			it.res.Message = fmt.Sprintf("account %s is not known to the account directory (location service): "+
+				"check the alert's labels and the rule %q", account, it.rule)
+			h.metrics.Refused.WithLabelValues(it.rule, "unknown-account").Inc()
+		}
+		return false
+	}
+	return true
+}
+
+// anyCancels reports whether a rule of items cancels on resolve.
 func anyCancels(items []*item) bool {
 	for _, it := range items {
 		if it.cancelOnResolve {
@@ -83,9 +97,11 @@ func anyCancels(items []*item) bool {
 	return false
 }
 
+// ignore records resolved alerts whose rule does not cancel on resolve.
 func (h *Handler) ignore(resolved []*item) {
 	for _, it := range resolved {
-		it.res.Outcome, it.res.Message = OutcomeIgnored, fmt.Sprintf("resolved; rule %q does not cancel on resolve", it.rule)
+		it.res.Outcome = OutcomeIgnored
+		it.res.Message = fmt.Sprintf("resolved; rule %q does not cancel on resolve", it.rule)
 	}
 }
 
@@ -102,12 +118,15 @@ func (h *Handler) describe(ctx context.Context, account string) (*client.Workflo
 	return d, nil
 }
 
-// cooldown refuses an automatic trigger while the account's latest failover
-// completed less than the rule's cooldown ago. A running failover is never
-// in cooldown: alerts attach to it. Failovers that did not complete
-// (rejected, refused, rolled back) do not count: the account did not move.
-func (h *Handler) cooldown(desc *client.WorkflowExecutionDescription, it *item) (string, bool) {
-	if it.cooldown <= 0 || desc == nil || desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED || desc.WorkflowCloseTime == nil {
+// inCooldown refuses an automatic trigger while the account's latest
+// failover completed less than the rule's cooldown ago, saying why. A
+// running failover is never in cooldown: alerts attach to it. Failovers
+// that did not complete (rejected, refused, rolled back) do not count: the
+// account did not move.
+func (h *Handler) inCooldown(desc *client.WorkflowExecutionDescription, it *item) (string, bool) {
+	completed := desc != nil && desc.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED &&
+		desc.WorkflowCloseTime != nil
+	if it.cooldown <= 0 || !completed {
 		return "", false
 	}
 	closed := *desc.WorkflowCloseTime
@@ -115,7 +134,8 @@ func (h *Handler) cooldown(desc *client.WorkflowExecutionDescription, it *item) 
 	if !h.o.Now().Before(until) {
 		return "", false
 	}
-	return fmt.Sprintf("failover of %s completed at %s; automatic triggers refused until %s (cooldown %s); a manual `baton failover` can override",
+	return fmt.Sprintf("failover of %s completed at %s; automatic triggers refused until %s (cooldown %s); "+
+		"a manual `baton failover` can override",
 		it.route.Account, closed.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), it.cooldown), true
 }
 
@@ -139,7 +159,7 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 	leader := false
 	v, err, _ := h.flight.Do(account+"\x00"+fp, func() (any, error) {
 		leader = true
-		release, err := h.slot(ctx, account)
+		release, err := h.takeSlot(ctx, account)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +171,8 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 		if leader {
 			h.fail([]*item{it}, "start", err)
 		} else { // the call was the leader's, and counted there
-			it.res.Outcome, it.res.Message, it.res.unavailable = OutcomeError, err.Error(), isUnavailable(err)
+			it.res.Outcome, it.res.Message = OutcomeError, err.Error()
+			it.res.unavailable = isUnavailable(err)
 		}
 		return running
 	}
@@ -160,16 +181,21 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 	it.res.RunID, it.res.Phase = o.runID, o.ack.Phase
 	switch {
 	case !leader:
-		it.res.Outcome, it.res.Message = OutcomeDuplicate, "an identical notification arrived at the same time; it was recorded once"
+		it.res.Outcome = OutcomeDuplicate
+		it.res.Message = "an identical notification arrived at the same time; it was recorded once"
 	case !o.ack.Attached:
 		it.res.Outcome, it.res.Message = OutcomeDuplicate, "already recorded in the running failover"
 	case o.runID != running && o.ack.Alerts == 1:
 		// A fresh run whose first alert is this one: this request started it.
-		it.res.Outcome, it.res.Message = OutcomeStarted, fmt.Sprintf("%s failover of %s to %s started; it waits for approval unless the rule pre-approves it", it.mode, account, it.route.To)
+		it.res.Outcome = OutcomeStarted
+		it.res.Message = fmt.Sprintf(
+			"%s failover of %s to %s started; it waits for approval unless the rule pre-approves it",
+			it.mode, account, it.route.To)
 		h.metrics.Started.WithLabelValues(it.rule, string(it.mode)).Inc()
 		return o.runID
 	default:
-		it.res.Outcome, it.res.Message = OutcomeAttached, fmt.Sprintf("recorded in the running failover (%d alerts)", o.ack.Alerts)
+		it.res.Outcome = OutcomeAttached
+		it.res.Message = fmt.Sprintf("recorded in the running failover (%d alerts)", o.ack.Alerts)
 	}
 	h.metrics.Attached.WithLabelValues(it.rule, it.res.Outcome).Inc()
 	return o.runID
@@ -179,19 +205,27 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 // starting it under its account-derived ID if none runs.
 func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.AlertAck, string, error) {
 	req := workflows.FailoverRequest{
-		Account: it.route.Account, FromStamp: it.route.From, ToStamp: it.route.To,
-		Reason: it.reason, RequestedBy: it.requestedBy, Mode: it.mode, Trigger: it.trigger,
-		Approval: workflows.ApprovalPolicy{Required: it.approval, Timeout: it.approvalTimeout},
-		Options:  workflows.FailoverOptions{FlushDeadline: it.flushDeadline},
+		Account:     it.route.Account,
+		FromStamp:   it.route.From,
+		ToStamp:     it.route.To,
+		Reason:      it.reason,
+		RequestedBy: it.requestedBy,
+		Mode:        it.mode,
+		Trigger:     it.trigger,
+		Approval:    workflows.ApprovalPolicy{Required: it.approval, Timeout: it.approvalTimeout},
+		Options:     workflows.FailoverOptions{FlushDeadline: it.flushDeadline},
 	}
 	if !it.approval {
-		req.Approval.PreApproved = &workflows.Decision{By: "webhook rule " + it.rule, Reason: "approval_required: false in the webhook config"}
+		req.Approval.PreApproved = &workflows.Decision{
+			By:     "webhook rule " + it.rule,
+			Reason: "approval_required: false in the webhook config",
+		}
 	}
 	req = req.WithDefaults()
 	if err := req.Validate(); err != nil {
 		return workflows.AlertAck{}, "", payloadErr("failover request refused: %v", err)
 	}
-	opts := temporalx.FailoverStartOptions(h.o.TaskQueue, req)
+	opts := launch.FailoverOptions(h.o.TaskQueue, req)
 	// A running failover is used, not refused: that is what makes repeats
 	// and several alerts of one outage a single failover.
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
@@ -200,7 +234,9 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 	uh, err := h.o.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName: workflows.UpdateAlert, Args: []any{it.ref}, WaitForStage: client.WorkflowUpdateStageCompleted,
+			UpdateName:   workflows.UpdateAlert,
+			Args:         []any{it.ref},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
 	if err != nil {
@@ -208,7 +244,8 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 	}
 	var ack workflows.AlertAck
 	if err := uh.Get(ctx, &ack); err != nil {
-		return workflows.AlertAck{}, "", fmt.Errorf("record alert %s in the failover of %s: %w", it.ref.Fingerprint, it.route.Account, err)
+		return workflows.AlertAck{}, "", fmt.Errorf("record alert %s in the failover of %s: %w",
+			it.ref.Fingerprint, it.route.Account, err)
 	}
 	return ack, uh.RunID(), nil
 }
@@ -217,7 +254,8 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 // reject the account's failover if it still waits at its approval gate; the
 // workflow refuses the reject once the failover is past the gate, and then
 // it goes on.
-func (h *Handler) resolve(ctx context.Context, account string, desc *client.WorkflowExecutionDescription, resolved []*item, stillFiring bool) {
+func (h *Handler) resolve(ctx context.Context, account string, desc *client.WorkflowExecutionDescription,
+	resolved []*item, stillFiring bool) {
 	var cancels []*item
 	for _, it := range resolved {
 		if it.cancelOnResolve {
@@ -229,57 +267,82 @@ func (h *Handler) resolve(ctx context.Context, account string, desc *client.Work
 	if len(cancels) == 0 {
 		return
 	}
-	set := func(outcome, msg, runID string) {
-		for _, it := range cancels {
-			it.res.Outcome, it.res.Message, it.res.RunID = outcome, msg, runID
-			if outcome == OutcomeCancelled || outcome == OutcomeGoesOn {
-				h.metrics.Cancelled.WithLabelValues(it.rule, map[string]string{OutcomeCancelled: "rejected", OutcomeGoesOn: "goes-on"}[outcome]).Inc()
-			}
-		}
-	}
 	if desc == nil || desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		set(OutcomeNothingToCancel, fmt.Sprintf("no failover of %s is running", account), "")
+		h.setCancels(cancels, OutcomeNothingToCancel, fmt.Sprintf("no failover of %s is running", account), "")
 		return
 	}
 	runID := desc.WorkflowExecution.RunID
 	if stillFiring {
-		set(OutcomeGoesOn, fmt.Sprintf("other alerts for %s still fire in this notification: the failover goes on", account), runID)
+		h.setCancels(cancels, OutcomeGoesOn,
+			fmt.Sprintf("other alerts for %s still fire in this notification: the failover goes on", account), runID)
 		return
 	}
-	if trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger); workflows.Trigger(trig) != workflows.TriggerAlert {
-		set(OutcomeGoesOn, fmt.Sprintf("the running failover of %s was started by trigger %q, not by an alert: a resolved alert does not cancel it", account, trig), runID)
+	trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger)
+	if workflows.Trigger(trig) != workflows.TriggerAlert {
+		h.setCancels(cancels, OutcomeGoesOn, fmt.Sprintf("the running failover of %s was started by trigger %q, "+
+			"not by an alert: a resolved alert does not cancel it", account, trig), runID)
 		return
 	}
+	h.rejectPending(ctx, account, desc.WorkflowExecution.ID, runID, cancels)
+}
+
+// rejectPending rejects run runID of the account's failover (workflow id)
+// for the resolved alerts cancels, and records how it went.
+func (h *Handler) rejectPending(ctx context.Context, account, id, runID string, cancels []*item) {
 	names := make([]string, 0, len(cancels))
 	for _, it := range cancels {
 		names = append(names, it.ref.Name)
 	}
-	d := workflows.Decision{By: DecisionBy, Reason: fmt.Sprintf("alert %s resolved", strings.Join(dedup(names), ", "))}
-	err := h.reject(ctx, desc.WorkflowExecution.ID, runID, d)
+	d := workflows.Decision{
+		By:     DecisionBy,
+		Reason: fmt.Sprintf("alert %s resolved", strings.Join(dedup(names), ", ")),
+	}
+	err := h.reject(ctx, id, runID, d)
 	var refused *temporal.ApplicationError
 	var nf *serviceerror.NotFound
 	switch {
 	case err == nil:
-		set(OutcomeCancelled, fmt.Sprintf("the pending failover of %s was rejected (%s); nothing was touched", account, d.Reason), runID)
+		h.setCancels(cancels, OutcomeCancelled,
+			fmt.Sprintf("the pending failover of %s was rejected (%s); nothing was touched", account, d.Reason), runID)
 	case errors.As(err, &refused):
-		set(OutcomeGoesOn, fmt.Sprintf("the failover of %s goes on: %s", account, refused.Message()), runID)
+		h.setCancels(cancels, OutcomeGoesOn,
+			fmt.Sprintf("the failover of %s goes on: %s", account, refused.Message()), runID)
 	case errors.As(err, &nf):
-		set(OutcomeNothingToCancel, fmt.Sprintf("the failover of %s ended before the resolved alert reached it", account), runID)
+		h.setCancels(cancels, OutcomeNothingToCancel,
+			fmt.Sprintf("the failover of %s ended before the resolved alert reached it", account), runID)
 	default:
 		h.fail(cancels, "reject", err)
+	}
+}
+
+// cancelResult is the Cancelled metric's result label of the outcomes it
+// counts.
+var cancelResult = map[string]string{OutcomeCancelled: "rejected", OutcomeGoesOn: "goes-on"}
+
+// setCancels records one outcome for every resolved alert that asked to
+// cancel the failover.
+func (h *Handler) setCancels(cancels []*item, outcome, msg, runID string) {
+	for _, it := range cancels {
+		it.res.Outcome, it.res.Message, it.res.RunID = outcome, msg, runID
+		if result, ok := cancelResult[outcome]; ok {
+			h.metrics.Cancelled.WithLabelValues(it.rule, result).Inc()
+		}
 	}
 }
 
 // reject sends the reject update to one run; the workflow's validator
 // refuses it once the failover is past its approval gate.
 func (h *Handler) reject(ctx context.Context, id, runID string, d workflows.Decision) error {
-	release, err := h.slot(ctx, strings.TrimPrefix(id, "failover-"))
+	release, err := h.takeSlot(ctx, strings.TrimPrefix(id, "failover-"))
 	if err != nil {
 		return err
 	}
 	defer release()
 	uh, err := h.o.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, RunID: runID, UpdateName: workflows.UpdateReject, Args: []any{d},
+		WorkflowID:   id,
+		RunID:        runID,
+		UpdateName:   workflows.UpdateReject,
+		Args:         []any{d},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -291,6 +354,7 @@ func (h *Handler) reject(ctx context.Context, id, runID string, d workflows.Deci
 	return nil
 }
 
+// dedup drops repeated strings, keeping the first of each.
 func dedup(ss []string) []string {
 	seen := map[string]bool{}
 	out := ss[:0:0]

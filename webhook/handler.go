@@ -81,8 +81,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// MaxBodyBytes bounds a request body (default 1 MiB); larger is 413.
 	MaxBodyBytes int64
-	// Timeout bounds the Temporal calls of one request (default 20s); past
-	// it the answer is 503 and Alertmanager retries.
+	// Timeout bounds the calls of one request, to Accounts and Temporal
+	// (default 20s); past it the answer is 503 and Alertmanager retries.
 	Timeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -130,7 +130,8 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
-		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		o.Registry.MustRegister(collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
@@ -141,7 +142,12 @@ func New(o Options) (*Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	h := &Handler{o: o, mux: http.NewServeMux(), metrics: NewMetrics(o.Registry), recorded: newRecordedSet(10000)}
+	h := &Handler{
+		o:        o,
+		mux:      http.NewServeMux(),
+		metrics:  NewMetrics(o.Registry),
+		recorded: newRecordedSet(10000),
+	}
 	for i := range h.slots {
 		h.slots[i] = make(chan struct{}, callsPerAccount)
 	}
@@ -179,7 +185,7 @@ const (
 	OutcomeAttached        = "attached"          // recorded in the running failover
 	OutcomeDuplicate       = "duplicate"         // the running failover already had it
 	OutcomeCancelled       = "cancelled"         // resolved: the pending failover was rejected
-	OutcomeGoesOn          = "goes-on"           // resolved: the failover is past its gate (or not the alert's to cancel)
+	OutcomeGoesOn          = "goes-on"           // resolved: past its gate (or not the alert's to cancel)
 	OutcomeNothingToCancel = "nothing-to-cancel" // resolved: no failover of the account runs
 	OutcomeIgnored         = "ignored"           // resolved, and its rule does not cancel
 	OutcomeUnmatched       = "unmatched"         // no rule matches it
@@ -201,7 +207,7 @@ type Result struct {
 	RunID       string `json:"run_id,omitempty"`
 	// Phase of the failover when the alert was recorded.
 	Phase   workflows.Phase `json:"phase,omitempty"`
-	Message string `json:"message,omitempty"`
+	Message string          `json:"message,omitempty"`
 
 	unavailable bool // the error was a timeout or an unreachable service
 }
@@ -231,6 +237,7 @@ type item struct {
 	requestedBy     string
 }
 
+// serveAlertmanager serves Alertmanager's webhook notifications.
 func (h *Handler) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 	const endpoint = "alertmanager"
 	body, ok := h.readAuthenticated(w, r, endpoint)
@@ -244,38 +251,55 @@ func (h *Handler) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]*item, 0, len(n.Alerts))
 	for _, a := range n.Alerts {
-		it := &item{res: &Result{Alert: a.Name(), Fingerprint: a.Fingerprint, Status: a.Status}, ref: a.Ref(), trigger: workflows.TriggerAlert}
-		items = append(items, it)
-		route, matched, err := h.o.Config.Route(a.Labels)
-		switch {
-		case !matched:
-			it.res.Outcome, it.res.Message = OutcomeUnmatched, "no rule matches this alert's labels"
-			h.metrics.Alerts.WithLabelValues("", a.Status).Inc()
-			h.metrics.Refused.WithLabelValues("", "unmatched").Inc()
-			continue
-		case err != nil:
-			it.res.Rule, it.res.Account, it.res.Outcome, it.res.Message = route.Rule.Name, route.Account, OutcomeUnmapped, err.Error()
-			h.metrics.Alerts.WithLabelValues(route.Rule.Name, a.Status).Inc()
-			h.metrics.Refused.WithLabelValues(route.Rule.Name, "unmapped").Inc()
-			continue
-		}
-		rule := route.Rule
-		h.metrics.Alerts.WithLabelValues(rule.Name, a.Status).Inc()
-		it.route, it.rule = route, rule.Name
-		it.res.Rule, it.res.Account = rule.Name, route.Account
-		it.mode, it.approval, it.approvalTimeout = rule.Mode, approvalRequired(rule.ApprovalRequired), time.Duration(rule.ApprovalTimeout)
-		it.cooldown, it.cancelOnResolve = h.o.Config.cooldown(rule.Cooldown), rule.CancelOnResolve
-		it.flushDeadline = h.o.Config.flushDeadline(rule.FlushDeadline)
-		it.reason = fmt.Sprintf("alert %s %s", a.Name(), a.Status)
-		if s := a.Annotations["summary"]; s != "" {
-			it.reason += ": " + s
-		}
-		it.requestedBy = fmt.Sprintf("alertmanager (receiver %q, webhook rule %q)", n.Receiver, rule.Name)
+		items = append(items, h.routeAlert(n, a))
 	}
 	h.process(r.Context(), items)
 	h.answer(w, endpoint, items)
 }
 
+// routeAlert maps one alert of notification n to its failover by the
+// config's rules; an alert no rule takes comes back with its outcome set
+// (unmatched, unmapped).
+func (h *Handler) routeAlert(n *Notification, a Alert) *item {
+	it := &item{
+		res:     &Result{Alert: a.Name(), Fingerprint: a.Fingerprint, Status: a.Status},
+		ref:     a.Ref(),
+		trigger: workflows.TriggerAlert,
+	}
+	route, matched, err := h.o.Config.Route(a.Labels)
+	switch {
+	case !matched:
+		it.res.Outcome, it.res.Message = OutcomeUnmatched, "no rule matches this alert's labels"
+		h.metrics.Alerts.WithLabelValues("", a.Status).Inc()
+		h.metrics.Refused.WithLabelValues("", "unmatched").Inc()
+		return it
+	case err != nil:
+		it.res.Rule, it.res.Account = route.Rule.Name, route.Account
+		it.res.Outcome, it.res.Message = OutcomeUnmapped, err.Error()
+		h.metrics.Alerts.WithLabelValues(route.Rule.Name, a.Status).Inc()
+		h.metrics.Refused.WithLabelValues(route.Rule.Name, "unmapped").Inc()
+		return it
+	}
+	rule := route.Rule
+	h.metrics.Alerts.WithLabelValues(rule.Name, a.Status).Inc()
+	it.route, it.rule = route, rule.Name
+	it.res.Rule, it.res.Account = rule.Name, route.Account
+	it.mode, it.approval = rule.Mode, approvalRequired(rule.ApprovalRequired)
+	it.approvalTimeout = time.Duration(rule.ApprovalTimeout)
+	it.cooldown, it.cancelOnResolve = h.o.Config.cooldown(rule.Cooldown), rule.CancelOnResolve
+	it.flushDeadline = h.o.Config.flushDeadline(rule.FlushDeadline)
+	it.reason = fmt.Sprintf("alert %s %s", a.Name(), a.Status)
+	if s := a.Annotations["summary"]; s != "" {
+		it.reason += ": " + s
+	}
+	it.requestedBy = fmt.Sprintf("alertmanager (receiver %q, webhook rule %q)", n.Receiver, rule.Name)
+	return it
+}
+
+// serveTrigger serves the plain JSON trigger. Its start has
+// serveAlertmanager's shape (authenticate, parse, refuse what is
+// malformed), but a disabled trigger is refused in between, after
+// authentication and before parsing, so the two are kept apart.
 func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
 	const endpoint = "trigger"
 	body, ok := h.readAuthenticated(w, r, endpoint)
@@ -284,7 +308,8 @@ func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
 	}
 	tc := h.o.Config.Trigger
 	if tc.Disabled {
-		h.refuse(w, endpoint, "disabled", http.StatusNotFound, "the plain JSON trigger is disabled in this receiver's config")
+		h.refuse(w, endpoint, "disabled", http.StatusNotFound,
+			"the plain JSON trigger is disabled in this receiver's config")
 		return
 	}
 	t, err := ParseTrigger(body)
@@ -298,12 +323,24 @@ func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
 		by = "api trigger"
 	}
 	it := &item{
-		res:   &Result{Alert: "trigger", Fingerprint: "api-" + t.ID, Status: StatusFiring, Rule: "trigger", Account: t.Account},
-		ref:   t.Ref(h.o.Now()),
-		route: Route{Account: t.Account, To: t.To, From: t.From}, rule: "trigger",
-		mode: t.Mode, approval: approvalRequired(tc.ApprovalRequired), approvalTimeout: time.Duration(tc.ApprovalTimeout),
-		flushDeadline: h.o.Config.flushDeadline(tc.FlushDeadline), cooldown: h.o.Config.cooldown(tc.Cooldown),
-		trigger: workflows.TriggerAPI, reason: t.Reason, requestedBy: by,
+		res: &Result{
+			Alert:       "trigger",
+			Fingerprint: "api-" + t.ID,
+			Status:      StatusFiring,
+			Rule:        "trigger",
+			Account:     t.Account,
+		},
+		ref:             t.Ref(h.o.Now()),
+		route:           Route{Account: t.Account, To: t.To, From: t.From},
+		rule:            "trigger",
+		mode:            t.Mode,
+		approval:        approvalRequired(tc.ApprovalRequired),
+		approvalTimeout: time.Duration(tc.ApprovalTimeout),
+		flushDeadline:   h.o.Config.flushDeadline(tc.FlushDeadline),
+		cooldown:        h.o.Config.cooldown(tc.Cooldown),
+		trigger:         workflows.TriggerAPI,
+		reason:          t.Reason,
+		requestedBy:     by,
 	}
 	h.process(r.Context(), []*item{it})
 	h.answer(w, endpoint, []*item{it})
@@ -316,7 +353,8 @@ func (h *Handler) readAuthenticated(w http.ResponseWriter, r *http.Request, endp
 	a := h.o.Auth
 	if !a.hasCredentials(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
-		h.refuse(w, endpoint, "unauthorized", http.StatusUnauthorized, "no credentials: send Authorization: Bearer <token> or "+SignatureHeader)
+		h.refuse(w, endpoint, "unauthorized", http.StatusUnauthorized,
+			"no credentials: send Authorization: Bearer <token> or "+SignatureHeader)
 		return nil, false
 	}
 	bearer := a.bearerOK(r)
@@ -332,7 +370,8 @@ func (h *Handler) readAuthenticated(w http.ResponseWriter, r *http.Request, endp
 	}
 	if !bearer && !a.signatureOK(r, body) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
-		h.refuse(w, endpoint, "unauthorized", http.StatusUnauthorized, "bad credentials: wrong bearer token or signature")
+		h.refuse(w, endpoint, "unauthorized", http.StatusUnauthorized,
+			"bad credentials: wrong bearer token or signature")
 		return nil, false
 	}
 	return body, true
@@ -341,7 +380,8 @@ func (h *Handler) readAuthenticated(w http.ResponseWriter, r *http.Request, endp
 // refuse answers a request that went no further than its envelope.
 func (h *Handler) refuse(w http.ResponseWriter, endpoint, result string, code int, msg string) {
 	h.metrics.Received.WithLabelValues(endpoint, result).Inc()
-	h.o.Logger.Info("webhook request refused", zap.String("endpoint", endpoint), zap.Int("code", code), zap.String("message", msg))
+	h.o.Logger.Info("webhook request refused",
+		zap.String("endpoint", endpoint), zap.Int("code", code), zap.String("message", msg))
 	status := "refused"
 	if code >= 500 {
 		status = "error"
@@ -349,9 +389,8 @@ func (h *Handler) refuse(w http.ResponseWriter, endpoint, result string, code in
 	jsonhttp.WriteIndentedJSON(w, code, Response{Status: status, Message: msg})
 }
 
-// answer picks the HTTP status for the alerts' outcomes: 5xx if any call
-// failed (a retry is harmless: what was done is recognized as a
-// duplicate), else 2xx if anything was acted on, else the most telling 4xx.
+// answer writes the alerts' outcomes with the HTTP status verdict picks,
+// counts the request and logs it.
 func (h *Handler) answer(w http.ResponseWriter, endpoint string, items []*item) {
 	resp := Response{Results: make([]Result, 0, len(items))}
 	counts := map[string]int{}
@@ -361,31 +400,13 @@ func (h *Handler) answer(w http.ResponseWriter, endpoint string, items []*item) 
 		counts[it.res.Outcome]++
 		unavailable = unavailable || it.res.unavailable
 	}
-	code, result := http.StatusOK, "accepted"
-	switch acted := len(items) - counts[OutcomeUnmatched] - counts[OutcomeUnmapped] - counts[OutcomeUnknownAccount] - counts[OutcomeCooldown]; {
-	case counts[OutcomeError] > 0 && unavailable:
-		code, result = http.StatusServiceUnavailable, "unavailable"
-		resp.Status, resp.Message = "error", "Temporal or the account directory could not be reached in time: retry (what was done is recognized on retry)"
-	case counts[OutcomeError] > 0:
-		code, result = http.StatusInternalServerError, "error"
-		resp.Status, resp.Message = "error", "a call failed: retry (what was done is recognized on retry)"
-	case acted > 0:
-		resp.Status, resp.Message = "ok", summary(counts)
-	case counts[OutcomeCooldown] > 0:
-		code, result = http.StatusConflict, "cooldown"
-		resp.Status, resp.Message = "refused", firstMessage(items, OutcomeCooldown)
-	case counts[OutcomeUnknownAccount] > 0:
-		code, result = http.StatusUnprocessableEntity, "unknown-account"
-		resp.Status, resp.Message = "refused", firstMessage(items, OutcomeUnknownAccount)
-	case counts[OutcomeUnmapped] > 0:
-		code, result = http.StatusUnprocessableEntity, "unmapped"
-		resp.Status, resp.Message = "refused", firstMessage(items, OutcomeUnmapped)
-	default:
-		code, result = http.StatusUnprocessableEntity, "unmatched"
-		resp.Status, resp.Message = "refused", "no rule of the webhook config matches any alert of this notification: add a rule, or stop routing these alerts to this receiver"
-	}
+	code, result := verdict(&resp, items, counts, unavailable)
 	h.metrics.Received.WithLabelValues(endpoint, result).Inc()
-	fields := []zap.Field{zap.String("endpoint", endpoint), zap.Int("code", code), zap.String("summary", summary(counts))}
+	fields := []zap.Field{
+		zap.String("endpoint", endpoint),
+		zap.Int("code", code),
+		zap.String("summary", summary(counts)),
+	}
 	for _, r := range resp.Results {
 		if r.Outcome == OutcomeError {
 			fields = append(fields, zap.String("error", r.Message))
@@ -396,10 +417,51 @@ func (h *Handler) answer(w http.ResponseWriter, endpoint string, items []*item) 
 	jsonhttp.WriteIndentedJSON(w, code, resp)
 }
 
+// verdict picks the HTTP status (and the request's result label) for the
+// alerts' outcomes, and sets the response's status and message: 5xx if any
+// call failed (a retry is harmless: what was done is recognized as a
+// duplicate), else 2xx if anything was acted on, else the most telling 4xx.
+func verdict(resp *Response, items []*item, counts map[string]int, unavailable bool) (code int, result string) {
+	refused := func(code int, result, msg string) (int, string) {
+		resp.Status, resp.Message = "refused", msg
+		return code, result
+	}
+	acted := len(items) - counts[OutcomeUnmatched] - counts[OutcomeUnmapped] -
+		counts[OutcomeUnknownAccount] - counts[OutcomeCooldown]
+	switch {
+	case counts[OutcomeError] > 0 && unavailable:
+		resp.Status, resp.Message = "error", "Temporal or the account directory could not be reached in time: "+
+			"retry (what was done is recognized on retry)"
+		return http.StatusServiceUnavailable, "unavailable"
+	case counts[OutcomeError] > 0:
+		resp.Status, resp.Message = "error", "a call failed: retry (what was done is recognized on retry)"
+		return http.StatusInternalServerError, "error"
+	case acted > 0:
+		resp.Status, resp.Message = "ok", summary(counts)
+		return http.StatusOK, "accepted"
+	case counts[OutcomeCooldown] > 0:
+		return refused(http.StatusConflict, "cooldown", firstMessage(items, OutcomeCooldown))
+	case counts[OutcomeUnknownAccount] > 0:
+		return refused(http.StatusUnprocessableEntity, "unknown-account", firstMessage(items, OutcomeUnknownAccount))
+	case counts[OutcomeUnmapped] > 0:
+		return refused(http.StatusUnprocessableEntity, "unmapped", firstMessage(items, OutcomeUnmapped))
+	default:
+		return refused(http.StatusUnprocessableEntity, "unmatched",
+			"no rule of the webhook config matches any alert of this notification: "+
+				"add a rule, or stop routing these alerts to this receiver")
+	}
+}
+
+// outcomeOrder is the order in which summary names the outcomes.
+var outcomeOrder = []string{
+	OutcomeStarted, OutcomeAttached, OutcomeDuplicate, OutcomeCancelled, OutcomeGoesOn, OutcomeNothingToCancel,
+	OutcomeIgnored, OutcomeUnmatched, OutcomeUnmapped, OutcomeUnknownAccount, OutcomeCooldown, OutcomeError,
+}
+
+// summary counts the outcomes in words, e.g. "1 started, 2 duplicate".
 func summary(counts map[string]int) string {
 	var parts []string
-	for _, o := range []string{OutcomeStarted, OutcomeAttached, OutcomeDuplicate, OutcomeCancelled, OutcomeGoesOn, OutcomeNothingToCancel,
-		OutcomeIgnored, OutcomeUnmatched, OutcomeUnmapped, OutcomeUnknownAccount, OutcomeCooldown, OutcomeError} {
+	for _, o := range outcomeOrder {
 		if counts[o] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
 		}
@@ -407,6 +469,7 @@ func summary(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
+// firstMessage is the message of the first item with outcome.
 func firstMessage(items []*item, outcome string) string {
 	for _, it := range items {
 		if it.res.Outcome == outcome {
@@ -439,14 +502,15 @@ func (h *Handler) process(ctx context.Context, items []*item) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			h.account(ctx, a, byAccount[a])
+			h.handleAccountAlerts(ctx, a, byAccount[a])
 		})
 	}
 	wg.Wait()
 }
 
-// slot takes one of the account's concurrent-call slots.
-func (h *Handler) slot(ctx context.Context, account string) (release func(), err error) {
+// takeSlot takes one of the account's concurrent-call slots; release gives
+// it back.
+func (h *Handler) takeSlot(ctx context.Context, account string) (release func(), err error) {
 	f := fnv.New32a()
 	f.Write([]byte(account))
 	s := h.slots[f.Sum32()%uint32(len(h.slots))]

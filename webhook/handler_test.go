@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/testsuite"
 )
 
@@ -26,7 +26,7 @@ func offlineHandler(t *testing.T) *Handler {
 	t.Helper()
 	port, err := testsuite.FreePort()
 	require.NoError(t, err)
-	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:" + strconv.Itoa(port), Logger: temporalx.NewZapAdapter(zap.NewNop())})
+	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:" + strconv.Itoa(port), Logger: logging.NewZapAdapter(zap.NewNop())})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	cfg, err := ParseConfig([]byte(testConfig))
@@ -50,7 +50,7 @@ func sign(body []byte) string { return "sha256=" + hex.EncodeToString(Sign(testS
 func TestNewRefusesUnauthenticatedReceiver(t *testing.T) {
 	cfg, err := ParseConfig([]byte(testConfig))
 	require.NoError(t, err)
-	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Logger: temporalx.NewZapAdapter(zap.NewNop())})
+	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Logger: logging.NewZapAdapter(zap.NewNop())})
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = New(Options{Client: c, Config: cfg})

@@ -32,19 +32,30 @@ type Metrics struct {
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	c := func(name, help string, labels ...string) *prometheus.CounterVec {
-		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "baton_webhook", Name: name, Help: help}, labels)
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "baton_webhook",
+			Name:      name,
+			Help:      help,
+		}, labels)
 		if reg != nil {
 			reg.MustRegister(v)
 		}
 		return v
 	}
 	return &Metrics{
-		Received:  c("requests_total", "Requests received, by endpoint and result.", "endpoint", "result"),
-		Alerts:    c("alerts_total", "Alerts in authenticated, well-formed notifications, by rule and status.", "rule", "status"),
-		Started:   c("failovers_started_total", "Failovers started by an alert or trigger, by rule and mode.", "rule", "mode"),
-		Attached:  c("alerts_attached_total", "Alerts attached to a running failover, by rule and result (attached, duplicate).", "rule", "result"),
-		Refused:   c("alerts_refused_total", "Alerts refused, by rule and reason.", "rule", "reason"),
-		Cancelled: c("resolved_cancels_total", "Resolved alerts sent to a pending failover, by rule and result (rejected, goes-on).", "rule", "result"),
-		Errors:    c("errors_total", "Failed calls, by operation and kind (unavailable, other).", "op", "kind"),
+		Received: c("requests_total",
+			"Requests received, by endpoint and result.", "endpoint", "result"),
+		Alerts: c("alerts_total",
+			"Alerts in authenticated, well-formed notifications, by rule and status.", "rule", "status"),
+		Started: c("failovers_started_total",
+			"Failovers started by an alert or trigger, by rule and mode.", "rule", "mode"),
+		Attached: c("alerts_attached_total",
+			"Alerts attached to a running failover, by rule and result (attached, duplicate).", "rule", "result"),
+		Refused: c("alerts_refused_total",
+			"Alerts refused, by rule and reason.", "rule", "reason"),
+		Cancelled: c("resolved_cancels_total",
+			"Resolved alerts sent to a pending failover, by rule and result (rejected, goes-on).", "rule", "result"),
+		Errors: c("errors_total",
+			"Failed calls, by operation and kind (unavailable, other).", "op", "kind"),
 	}
 }

@@ -50,8 +50,14 @@ func (a Alert) Name() string { return a.Labels["alertname"] }
 
 // Ref is the alert as a failover records it.
 func (a Alert) Ref() workflows.AlertRef {
-	return workflows.AlertRef{Source: SourceAlertmanager, Name: a.Name(), Fingerprint: a.Fingerprint,
-		Status: a.Status, StartsAt: a.StartsAt, Labels: a.Labels}
+	return workflows.AlertRef{
+		Source:      SourceAlertmanager,
+		Name:        a.Name(),
+		Fingerprint: a.Fingerprint,
+		Status:      a.Status,
+		StartsAt:    a.StartsAt,
+		Labels:      a.Labels,
+	}
 }
 
 // Sources of the alerts a failover records.
@@ -126,8 +132,8 @@ type Trigger struct {
 	From string `json:"from,omitempty"`
 	// Mode is planned (default) or unplanned.
 	Mode        workflows.Mode `json:"mode,omitempty"`
-	Reason      string `json:"reason"`
-	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string         `json:"reason"`
+	RequestedBy string         `json:"requested_by,omitempty"`
 	// ID makes repeats of one trigger idempotent: the same ID attaches once.
 	// Without one, the trigger's fields identify it.
 	ID     string            `json:"id,omitempty"`
@@ -152,7 +158,13 @@ func ParseTrigger(b []byte) (*Trigger, error) {
 	case !t.Mode.Valid():
 		return nil, payloadErr(`"mode" %q: use %q or %q`, t.Mode, workflows.ModePlanned, workflows.ModeUnplanned)
 	}
-	req := workflows.FailoverRequest{Account: t.Account, FromStamp: t.From, ToStamp: t.To, Mode: t.Mode, Trigger: workflows.TriggerAPI}
+	req := workflows.FailoverRequest{
+		Account:   t.Account,
+		FromStamp: t.From,
+		ToStamp:   t.To,
+		Mode:      t.Mode,
+		Trigger:   workflows.TriggerAPI,
+	}
 	if err := req.WithDefaults().Validate(); err != nil {
 		return nil, payloadErr("%v", err)
 	}
@@ -162,15 +174,27 @@ func ParseTrigger(b []byte) (*Trigger, error) {
 		}
 	}
 	if t.ID == "" {
-		t.ID = labelsFingerprint(map[string]string{"account": t.Account, "to": t.To, "from": t.From, "mode": string(t.Mode), "reason": t.Reason})
+		t.ID = labelsFingerprint(map[string]string{
+			"account": t.Account,
+			"to":      t.To,
+			"from":    t.From,
+			"mode":    string(t.Mode),
+			"reason":  t.Reason,
+		})
 	}
 	return &t, nil
 }
 
 // Ref is the trigger as a failover records it.
 func (t *Trigger) Ref(now time.Time) workflows.AlertRef {
-	return workflows.AlertRef{Source: SourceAPI, Name: "trigger", Fingerprint: "api-" + t.ID,
-		Status: StatusFiring, StartsAt: now, Labels: t.Labels}
+	return workflows.AlertRef{
+		Source:      SourceAPI,
+		Name:        "trigger",
+		Fingerprint: "api-" + t.ID,
+		Status:      StatusFiring,
+		StartsAt:    now,
+		Labels:      t.Labels,
+	}
 }
 
 // validName accepts account and stamp names that make sense in a workflow

@@ -32,23 +32,32 @@ func (c *Config) Route(labels map[string]string) (r Route, ok bool, err error) {
 		if rule.FromLabel != "" {
 			r.From = labels[rule.FromLabel]
 		}
-		switch {
-		case r.Account == "":
-			return r, true, fmt.Errorf("rule %q matches but the alert has no %q label naming the account", rule.Name, rule.AccountLabel)
-		case r.To == "":
-			return r, true, fmt.Errorf("rule %q matches but the alert has no %q label naming the stamp to fail over to", rule.Name, rule.TargetLabel)
-		case !validName(r.Account):
-			return r, true, fmt.Errorf("rule %q: account %q is not a valid name (1-200 printable characters, no spaces)", rule.Name, r.Account)
-		case !validName(r.To):
-			return r, true, fmt.Errorf("rule %q: stamp %q is not a valid name (1-200 printable characters, no spaces)", rule.Name, r.To)
-		case r.From != "" && !validName(r.From):
-			return r, true, fmt.Errorf("rule %q: stamp %q is not a valid name (1-200 printable characters, no spaces)", rule.Name, r.From)
-		case r.From == r.To:
-			return r, true, fmt.Errorf("rule %q: the alert is about %s and names it as the destination too", rule.Name, r.To)
-		}
-		return r, true, nil
+		return r, true, r.check()
 	}
 	return Route{}, false, nil
+}
+
+// check says what the alert lacks for the failover its rule asks for.
+func (r Route) check() error {
+	const validNames = "1-200 printable characters, no spaces"
+	name := r.Rule.Name
+	switch {
+	case r.Account == "":
+		return fmt.Errorf("rule %q matches but the alert has no %q label naming the account",
+			name, r.Rule.AccountLabel)
+	case r.To == "":
+		return fmt.Errorf("rule %q matches but the alert has no %q label naming the stamp to fail over to",
+			name, r.Rule.TargetLabel)
+	case !validName(r.Account):
+		return fmt.Errorf("rule %q: account %q is not a valid name (%s)", name, r.Account, validNames)
+	case !validName(r.To):
+		return fmt.Errorf("rule %q: stamp %q is not a valid name (%s)", name, r.To, validNames)
+	case r.From != "" && !validName(r.From):
+		return fmt.Errorf("rule %q: stamp %q is not a valid name (%s)", name, r.From, validNames)
+	case r.From == r.To:
+		return fmt.Errorf("rule %q: the alert is about %s and names it as the destination too", name, r.To)
+	}
+	return nil
 }
 
 func (r *Rule) matches(labels map[string]string) bool {

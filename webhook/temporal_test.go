@@ -17,7 +17,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/workflows"
@@ -268,7 +268,7 @@ func TestResolvedAlertDoesNotCancelAManualFailover(t *testing.T) {
 	e.provision(t, account)
 	h := e.newHandler(t)
 	ctx := context.Background()
-	_, err := temporalx.StartFailover(ctx, e.c, testTaskQueue, workflows.FailoverRequest{Account: account, ToStamp: "stamp-b",
+	_, err := launch.Failover(ctx, e.c, testTaskQueue, workflows.FailoverRequest{Account: account, ToStamp: "stamp-b",
 		RequestedBy: t.Name(), Approval: workflows.ApprovalPolicy{Required: true}})
 	require.NoError(t, err)
 	e.waitPhase(t, account, workflows.PhaseApproval)
@@ -351,7 +351,7 @@ func TestManualFailoverOverridesCooldown(t *testing.T) {
 	completeFailover(t, e, h, account)
 	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "2")))
 	require.Equal(t, http.StatusConflict, code, resp.Message)
-	run, err := temporalx.StartFailover(context.Background(), e.c, testTaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(context.Background(), e.c, testTaskQueue, workflows.FailoverRequest{
 		Account: account, ToStamp: "stamp-b", RequestedBy: t.Name(), Approval: workflows.ApprovalPolicy{Required: true}})
 	require.NoError(t, err, "a manual failover is not held by the cooldown")
 	require.NotEmpty(t, run.GetRunID())

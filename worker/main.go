@@ -21,7 +21,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/activities"
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/logging"
+	"github.com/batonhq/baton/internal/metrics"
+	"github.com/batonhq/baton/internal/register"
+	"github.com/batonhq/baton/internal/temporalclient"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -66,26 +69,26 @@ Flags:
 	if *maxActivities <= 0 || *maxWorkflowTasks <= 0 || *pollers <= 0 {
 		return errors.New("--max-concurrent-activities, --max-concurrent-workflow-tasks and --pollers must be positive")
 	}
-	zl, err := temporalx.NewLogger(*logFormat, *logLevel)
+	zl, err := logging.NewLogger(*logFormat, *logLevel)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = zl.Sync() }()
 
-	opts, err := temporalx.ClientOptions(zl)
+	opts, err := temporalclient.OptionsFromEnv(zl)
 	if err != nil {
 		return err
 	}
 	var metricsErr <-chan error
 	if *metricsListen != "" {
-		m, err := temporalx.NewMetrics(zl)
+		m, err := metrics.NewExporter(zl)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = m.Close() }()
 		mctx, stopMetrics := context.WithCancel(context.Background())
 		defer stopMetrics()
-		bound, errc, err := temporalx.ServeMetrics(mctx, *metricsListen, m)
+		bound, errc, err := metrics.Serve(mctx, *metricsListen, m)
 		if err != nil {
 			return err
 		}
@@ -99,7 +102,7 @@ Flags:
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = temporalx.EnsureSearchAttributes(ctx, c, namespaceOr(opts.Namespace))
+	err = register.SearchAttributes(ctx, c, namespaceOr(opts.Namespace))
 	cancel()
 	if err != nil {
 		return err
@@ -112,7 +115,7 @@ Flags:
 		MaxConcurrentActivityTaskPollers:       *pollers,
 		MaxConcurrentWorkflowTaskPollers:       *pollers,
 	})
-	temporalx.Register(w, activities.New(*locationURL))
+	register.WorkflowsAndActivities(w, activities.New(*locationURL))
 
 	stop := make(chan any, 1)
 	sig := make(chan os.Signal, 1)

@@ -29,7 +29,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
@@ -167,7 +167,7 @@ func failover(ctx context.Context, c *testsuite.Cluster, account string, partiti
 		return m, fmt.Errorf("provision %s: %w", account, err)
 	}
 	t0 := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: testsuite.StampA, ToStamp: testsuite.StampB, Reason: "bench", RequestedBy: "bench", Options: opts,
 	})
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
-	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -109,7 +109,7 @@ func run(args []string, out io.Writer) (err error) {
 		return err
 	}
 
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: *account, FromStamp: testsuite.StampA, ToStamp: testsuite.StampB,
 		Reason: "demo: planned failover under live traffic", RequestedBy: "baton demo",
 	})

@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
-	"github.com/batonhq/baton/internal/temporalx"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
@@ -143,7 +143,7 @@ func failoverUnderTraffic(ctx context.Context, out io.Writer, c *testsuite.Clust
 		defer func() { _ = c.StampClient(testsuite.StampB).ClearFaults(context.Background()) }()
 	}
 	start := time.Now()
-	run, err := temporalx.StartFailover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: testsuite.StampA, ToStamp: testsuite.StampB,
 		Reason: "pgcluster: planned failover on Temporal on PostgreSQL", RequestedBy: "pgcluster",
 		Options: workflows.FailoverOptions{HeartbeatTimeout: 6 * time.Second},

@@ -1,4 +1,7 @@
-package temporalx
+// Package metrics exports the worker's metrics to Prometheus: the Temporal
+// SDK's and Baton's own (emitted by the workflows through
+// workflow.GetMetricsHandler), through tally, served on /metrics.
+package metrics
 
 import (
 	"context"
@@ -26,23 +29,23 @@ var DurationBuckets = []float64{
 	1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 }
 
-// Metrics is a Prometheus registry fed by the Temporal SDK through tally
+// Exporter is a Prometheus registry fed by the Temporal SDK through tally
 // (go.temporal.io/sdk/contrib/tally): set Handler as client.Options'
 // MetricsHandler and serve HTTP on /metrics. Everything the SDK and the
 // workflows emit through it (workflow.GetMetricsHandler) is exported with
 // Prometheus names: counters get _total, timers _seconds (histograms with
 // DurationBuckets); see docs/METRICS.md.
-type Metrics struct {
+type Exporter struct {
 	Handler client.MetricsHandler
 	HTTP    http.Handler
 	closer  io.Closer
 }
 
-// NewMetrics builds the registry (with the Go runtime and process
+// NewExporter builds the registry (with the Go runtime and process
 // collectors) and the SDK's metrics handler. Registration errors (the same
 // metric name emitted with different tag keys) are logged to zl and the
 // metric is dropped, rather than crashing the worker.
-func NewMetrics(zl *zap.Logger) (*Metrics, error) {
+func NewExporter(zl *zap.Logger) (*Exporter, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, fmt.Errorf("register the Go collector: %w", err)
@@ -63,7 +66,7 @@ func NewMetrics(zl *zap.Logger) (*Metrics, error) {
 		Separator:       tallyprom.DefaultSeparator,
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 	}, time.Second)
-	return &Metrics{
+	return &Exporter{
 		Handler: sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
 		HTTP:    reporter.HTTPHandler(),
 		closer:  closer,
@@ -71,12 +74,12 @@ func NewMetrics(zl *zap.Logger) (*Metrics, error) {
 }
 
 // Close flushes and stops the tally scope.
-func (m *Metrics) Close() error { return m.closer.Close() }
+func (m *Exporter) Close() error { return m.closer.Close() }
 
-// ServeMetrics listens on listen (fails now if it cannot) and serves
+// Serve listens on listen (fails now if it cannot) and serves
 // /metrics until ctx is done. It returns the bound address and a channel
 // that receives the server's error, if it stops for another reason.
-func ServeMetrics(ctx context.Context, listen string, m *Metrics) (string, <-chan error, error) {
+func Serve(ctx context.Context, listen string, m *Exporter) (string, <-chan error, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return "", nil, fmt.Errorf("metrics: listen on %s: %w", listen, err)

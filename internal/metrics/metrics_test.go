@@ -1,4 +1,4 @@
-package temporalx_test
+package metrics_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/batonhq/baton/internal/temporalx"
+	"github.com/batonhq/baton/internal/metrics"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/workflows"
 )
@@ -21,12 +21,12 @@ import (
 // handler, with the workflow's tags), come out of /metrics under the names
 // docs/METRICS.md and deploy/grafana/baton-dashboard.json use.
 func TestBatonMetricsPrometheusNames(t *testing.T) {
-	m, err := temporalx.NewMetrics(zap.NewNop())
+	m, err := metrics.NewExporter(zap.NewNop())
 	require.NoError(t, err)
 	defer m.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	bound, _, err := temporalx.ServeMetrics(ctx, "127.0.0.1:0", m)
+	bound, _, err := metrics.Serve(ctx, "127.0.0.1:0", m)
 	require.NoError(t, err)
 
 	// The SDK tags a workflow's metrics handler with these (seen on a
