@@ -73,15 +73,27 @@ func TestDocCommandLines(t *testing.T) {
 			}
 			// One grammar in the docs: the account is the argument
 			// (--account is only an alias, for scripts).
-			if inv.prog == "baton" && slices.ContainsFunc(inv.args, func(a string) bool { return a == "--account" || strings.HasPrefix(a, "--account=") }) {
-				t.Errorf("%s: `%s`: shows --account; write the account as the argument, baton COMMAND ACCOUNT", l.where, l.text)
+			if inv.prog == "baton" &&
+				slices.ContainsFunc(
+					inv.args,
+					func(a string) bool { return a == "--account" || strings.HasPrefix(a, "--account=") },
+				) {
+				t.Errorf(
+					"%s: `%s`: shows --account; write the account as the argument, baton COMMAND ACCOUNT",
+					l.where,
+					l.text,
+				)
 			}
 			if testing.Verbose() {
 				t.Logf("%s: %s %s", l.where, inv.prog, strings.Join(inv.args, " "))
 			}
 		}
 	}
-	t.Logf("checked command lines per program: %v (from %d files and the baton commands' examples)", checked, len(files))
+	t.Logf(
+		"checked command lines per program: %v (from %d files and the baton commands' examples)",
+		checked,
+		len(files),
+	)
 	// The extraction must find what is there (a change of the docs'
 	// layout must not make this test check nothing).
 	require.GreaterOrEqual(t, checked["baton"], 30, "baton command lines found")
@@ -349,7 +361,10 @@ func (l docLine) invocations() []invocation {
 		var next []invocation
 		for _, inv := range out {
 			for _, alt := range alts {
-				next = append(next, invocation{prog: inv.prog, mention: inv.mention, args: append(slices.Clone(inv.args), alt)})
+				next = append(
+					next,
+					invocation{prog: inv.prog, mention: inv.mention, args: append(slices.Clone(inv.args), alt)},
+				)
 			}
 		}
 		out = next
@@ -510,7 +525,8 @@ func sampleBatonArgs(cmd *cobra.Command, args []string) []string {
 	fs.AddFlagSet(cmd.InheritedFlags())
 	for i, a := range out {
 		if !isPlaceholder(a) {
-			if name, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); ok && strings.HasPrefix(a, "-") && isPlaceholder(val) {
+			if name, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); ok && strings.HasPrefix(a, "-") &&
+				isPlaceholder(val) {
 				if f := fs.Lookup(name); f != nil {
 					out[i] = "--" + name + "=" + sampleOf(f.Value.Type())
 				}
@@ -586,7 +602,12 @@ func loadFlagTools(t *testing.T) map[string]*flagTool {
 // "name", ...), ...).
 func readFlagTool(name, dir string) (*flagTool, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	pkgs, err := parser.ParseDir(
+		fset,
+		dir,
+		func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") },
+		0,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -654,7 +675,16 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 					kind := strings.ToLower(strings.TrimSuffix(method, "Var"))
 					switch method {
 					case "String", "Bool", "Int", "Int64", "Uint", "Uint64", "Float64", "Duration":
-					case "StringVar", "BoolVar", "IntVar", "Int64Var", "UintVar", "Uint64Var", "Float64Var", "DurationVar", "Var", "TextVar":
+					case "StringVar",
+						"BoolVar",
+						"IntVar",
+						"Int64Var",
+						"UintVar",
+						"Uint64Var",
+						"Float64Var",
+						"DurationVar",
+						"Var",
+						"TextVar":
 						arg = 1
 						if method == "Var" || method == "TextVar" {
 							kind = "string"

@@ -42,7 +42,10 @@ func requireClean(t *testing.T, line string) {
 }
 
 // failoverEnv runs the real AccountFailover with its activities mocked.
-func failoverEnv(t *testing.T, mocks func(env *testsuite.TestWorkflowEnvironment, acts *activities.Activities)) *testsuite.TestWorkflowEnvironment {
+func failoverEnv(
+	t *testing.T,
+	mocks func(env *testsuite.TestWorkflowEnvironment, acts *activities.Activities),
+) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
@@ -64,7 +67,10 @@ func TestRefusedFailoverIsOneLine(t *testing.T) {
 		env.OnActivity(acts.Precheck, mock.Anything, mock.Anything).Return(activities.PrecheckResult{},
 			temporal.NewNonRetryableApplicationError(cause, activities.ErrTypePrecheck, nil))
 	})
-	env.ExecuteWorkflow(workflows.AccountFailover, workflows.FailoverRequest{Account: "acct-x", FromStamp: "stamp-a", ToStamp: "stamp-b"})
+	env.ExecuteWorkflow(
+		workflows.AccountFailover,
+		workflows.FailoverRequest{Account: "acct-x", FromStamp: "stamp-a", ToStamp: "stamp-b"},
+	)
 	require.True(t, env.IsWorkflowCompleted())
 	err := env.GetWorkflowError()
 	require.Error(t, err)
@@ -80,7 +86,12 @@ func TestRefusedFailoverIsOneLine(t *testing.T) {
 	require.True(t, strings.HasSuffix(f.Error, cause), "the root cause ends the line: %s", f.Error)
 	require.Contains(t, f.Error, "refused")
 	require.Contains(t, f.Next, "fix what the precheck found")
-	require.Contains(t, f.Next, "`baton failover acct-x --to ", "the next step names the account (from the result in the error's details)")
+	require.Contains(
+		t,
+		f.Next,
+		"`baton failover acct-x --to ",
+		"the next step names the account (from the result in the error's details)",
+	)
 	require.Contains(t, f.Next, "--dry-run`")
 	require.GreaterOrEqual(t, len(f.Chain), 4, "the whole chain is kept for -v and --output json")
 	require.Contains(t, f.Chain[0], "WorkflowExecutionError")
@@ -89,7 +100,11 @@ func TestRefusedFailoverIsOneLine(t *testing.T) {
 	// baton failover knows the destination even when the refused result
 	// does not name it.
 	g := describeError(requestError{account: "acct-x", to: "stamp-b", err: err})
-	require.Equal(t, "fix what the precheck found, check with `baton failover acct-x --to stamp-b --dry-run`, then start the failover again", g.Next)
+	require.Equal(
+		t,
+		"fix what the precheck found, check with `baton failover acct-x --to stamp-b --dry-run`, then start the failover again",
+		g.Next,
+	)
 	require.Equal(t, f.Error, g.Error)
 	require.Equal(t, f.Chain, g.Chain)
 }
@@ -107,7 +122,11 @@ func TestRolledBackFailoverIsOneLine(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	stampErr := errors.New("stamp answered 409 stale_epoch: epoch 1 is older than 2")
 	replay := func(context.Context) error {
-		return temporal.NewNonRetryableApplicationError("flush-replay of acct-x on stamp-b: "+stampErr.Error(), activities.ErrTypeStaleEpoch, stampErr)
+		return temporal.NewNonRetryableApplicationError(
+			"flush-replay of acct-x on stamp-b: "+stampErr.Error(),
+			activities.ErrTypeStaleEpoch,
+			stampErr,
+		)
 	}
 	group := func(ctx workflow.Context) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
@@ -120,8 +139,17 @@ func TestRolledBackFailoverIsOneLine(t *testing.T) {
 		err := workflow.ExecuteChildWorkflow(ctx, group).Get(ctx, nil)
 		cause := fmt.Errorf("flush group 0 (partitions 0-1) of acct-x: %w", err)
 		err = fmt.Errorf("%w (rolled back: acct-x is still primary on stamp-a)", cause)
-		return temporal.NewNonRetryableApplicationError(err.Error(), "FailoverRolledBack", err,
-			workflows.FailoverResult{Account: "acct-x", From: "stamp-a", To: "stamp-b", Outcome: workflows.OutcomeRolledBack})
+		return temporal.NewNonRetryableApplicationError(
+			err.Error(),
+			"FailoverRolledBack",
+			err,
+			workflows.FailoverResult{
+				Account: "acct-x",
+				From:    "stamp-a",
+				To:      "stamp-b",
+				Outcome: workflows.OutcomeRolledBack,
+			},
+		)
 	}
 	env.RegisterActivityWithOptions(replay, activityOptions("FlushReplay"))
 	env.RegisterWorkflowWithOptions(group, workflowOptions("PartitionGroupFailover"))
@@ -135,8 +163,16 @@ func TestRolledBackFailoverIsOneLine(t *testing.T) {
 	t.Logf("SDK: %s", err)
 	t.Logf("%s", f.line())
 	requireClean(t, f.line())
-	require.Equal(t, "flush group 0 (partitions 0-1) of acct-x: flush-replay of acct-x on stamp-b: stamp answered 409 stale_epoch: epoch 1 is older than 2 (rolled back: acct-x is still primary on stamp-a)", f.Error)
-	require.Equal(t, "acct-x is still primary on its source and takes writes (`baton status acct-x`); fix the cause, then start the failover again", f.Next)
+	require.Equal(
+		t,
+		"flush group 0 (partitions 0-1) of acct-x: flush-replay of acct-x on stamp-b: stamp answered 409 stale_epoch: epoch 1 is older than 2 (rolled back: acct-x is still primary on stamp-a)",
+		f.Error,
+	)
+	require.Equal(
+		t,
+		"acct-x is still primary on its source and takes writes (`baton status acct-x`); fix the cause, then start the failover again",
+		f.Next,
+	)
 }
 
 // Smaller chains, each built from the SDK's own types the way a client
@@ -158,24 +194,49 @@ func TestDescribeErrorChains(t *testing.T) {
 			errors.New("account acct-1 is not known to the location service at http://127.0.0.1:7100: check the name"),
 			"account acct-1 is not known to the location service at http://127.0.0.1:7100: check the name", ""},
 		{"application error whose message repeats its cause",
-			roundTrip(temporal.NewNonRetryableApplicationError("fence acct-1: stamp answered 409 conflict", activities.ErrTypeRefused,
-				errors.New("stamp answered 409 conflict"))),
+			roundTrip(
+				temporal.NewNonRetryableApplicationError(
+					"fence acct-1: stamp answered 409 conflict",
+					activities.ErrTypeRefused,
+					errors.New("stamp answered 409 conflict"),
+				),
+			),
 			"fence acct-1: stamp answered 409 conflict", ""},
 		{"update refused by the workflow",
-			fmt.Errorf("abort failover-acct-1 refused: %w", roundTrip(temporal.NewApplicationError("the failover is past promote: too late to abort", "AbortRefused"))),
+			fmt.Errorf(
+				"abort failover-acct-1 refused: %w",
+				roundTrip(
+					temporal.NewApplicationError("the failover is past promote: too late to abort", "AbortRefused"),
+				),
+			),
 			"abort failover-acct-1 refused: the failover is past promote: too late to abort", ""},
 		{"rejected, result in the details",
-			roundTrip(temporal.NewNonRetryableApplicationError("failover of acct-1 rejected by alice (not now): nothing was touched", "FailoverRejected", nil,
-				workflows.FailoverResult{Account: "acct-1", To: "stamp-b", Outcome: workflows.OutcomeRejected})),
+			roundTrip(
+				temporal.NewNonRetryableApplicationError(
+					"failover of acct-1 rejected by alice (not now): nothing was touched",
+					"FailoverRejected",
+					nil,
+					workflows.FailoverResult{Account: "acct-1", To: "stamp-b", Outcome: workflows.OutcomeRejected},
+				),
+			),
 			"failover of acct-1 rejected by alice (not now): nothing was touched", "`baton failover acct-1 --to stamp-b`"},
 		{"no such workflow",
-			fmt.Errorf("describe failover-acct-9: %w", serviceerror.NewNotFound("workflow not found for ID: failover-acct-9")),
+			fmt.Errorf(
+				"describe failover-acct-9: %w",
+				serviceerror.NewNotFound("workflow not found for ID: failover-acct-9"),
+			),
 			"describe failover-acct-9: workflow not found for ID: failover-acct-9", "baton list"},
 		{"already running: the message says what to do",
-			fmt.Errorf("%w: a failover of acct-1 is already running: workflow failover-acct-1 run r1; watch it (baton watch acct-1) or abort it (baton abort acct-1)", launch.ErrAlreadyRunning),
+			fmt.Errorf(
+				"%w: a failover of acct-1 is already running: workflow failover-acct-1 run r1; watch it (baton watch acct-1) or abort it (baton abort acct-1)",
+				launch.ErrAlreadyRunning,
+			),
 			"failover already running: a failover of acct-1 is already running: workflow failover-acct-1 run r1; watch it (baton watch acct-1) or abort it (baton abort acct-1)", ""},
 		{"update of a failover that ended",
-			fmt.Errorf("abort failover-acct-1 refused: %w", serviceerror.NewNotFound("workflow execution already completed")),
+			fmt.Errorf(
+				"abort failover-acct-1 refused: %w",
+				serviceerror.NewNotFound("workflow execution already completed"),
+			),
 			"abort failover-acct-1 refused: workflow execution already completed", "already ended"},
 		{"Temporal unreachable",
 			fmt.Errorf("list failovers: %w", serviceerror.NewUnavailable("connection refused")),
@@ -183,9 +244,20 @@ func TestDescribeErrorChains(t *testing.T) {
 		{"deadline",
 			fmt.Errorf("look up acct-1: %w", context.DeadlineExceeded),
 			"look up acct-1: context deadline exceeded", "--timeout"},
-		{"the same words twice in a row", errors.New("precheck: stamp-b unhealthy: stamp-b unhealthy"), "precheck: stamp-b unhealthy", ""},
+		{
+			"the same words twice in a row",
+			errors.New("precheck: stamp-b unhealthy: stamp-b unhealthy"),
+			"precheck: stamp-b unhealthy",
+			"",
+		},
 		{"application plan invalid",
-			roundTrip(temporal.NewNonRetryableApplicationError("plan shop: dependency cycle: a -> b -> a", workflows.ErrTypeAppPlanInvalid, nil)),
+			roundTrip(
+				temporal.NewNonRetryableApplicationError(
+					"plan shop: dependency cycle: a -> b -> a",
+					workflows.ErrTypeAppPlanInvalid,
+					nil,
+				),
+			),
 			"plan shop: dependency cycle: a -> b -> a", "baton plan validate"},
 	}
 	for _, tt := range tests {
@@ -210,7 +282,11 @@ func TestDescribeErrorThroughAChildWorkflow(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	activity := func(context.Context) error {
-		return temporal.NewNonRetryableApplicationError("flush-send of partitions [3] still failing after 10m0s: stamp answered 503 injected_fault", "FlushSendGaveUp", nil)
+		return temporal.NewNonRetryableApplicationError(
+			"flush-send of partitions [3] still failing after 10m0s: stamp answered 503 injected_fault",
+			"FlushSendGaveUp",
+			nil,
+		)
 	}
 	child := func(ctx workflow.Context) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
@@ -235,7 +311,11 @@ func TestDescribeErrorThroughAChildWorkflow(t *testing.T) {
 	t.Logf("SDK: %s", err)
 	t.Logf("%s", f.line())
 	requireClean(t, f.line())
-	require.Equal(t, "flush of acct-x: flush-send of partitions [3] still failing after 10m0s: stamp answered 503 injected_fault", f.Error)
+	require.Equal(
+		t,
+		"flush of acct-x: flush-send of partitions [3] still failing after 10m0s: stamp answered 503 injected_fault",
+		f.Error,
+	)
 	require.Contains(t, f.Next, "baton status acct-x")
 }
 
@@ -243,8 +323,12 @@ func TestDescribeErrorThroughAChildWorkflow(t *testing.T) {
 // is an object with the chain as a field.
 func TestPrintFailure(t *testing.T) {
 	fc := temporal.GetDefaultFailureConverter()
-	err := fmt.Errorf("abort failover-acct-1 refused: %w",
-		fc.FailureToError(fc.ErrorToFailure(temporal.NewApplicationError("promote has started: too late to abort", "AbortRefused"))))
+	err := fmt.Errorf(
+		"abort failover-acct-1 refused: %w",
+		fc.FailureToError(
+			fc.ErrorToFailure(temporal.NewApplicationError("promote has started: too late to abort", "AbortRefused")),
+		),
+	)
 
 	var out bytes.Buffer
 	printFailure(&out, err, &globals{output: "text"})
@@ -255,7 +339,11 @@ func TestPrintFailure(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Equal(t, "baton: abort failover-acct-1 refused: promote has started: too late to abort", lines[0])
 	require.Contains(t, out.String(), "error chain")
-	require.Contains(t, out.String(), "ApplicationError(AbortRefused): promote has started: too late to abort (type: AbortRefused, retryable: true)")
+	require.Contains(
+		t,
+		out.String(),
+		"ApplicationError(AbortRefused): promote has started: too late to abort (type: AbortRefused, retryable: true)",
+	)
 
 	out.Reset()
 	printFailure(&out, err, &globals{output: "json"})

@@ -17,29 +17,69 @@ func TestCLIRefusesBadInputBeforeCallingAnything(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"failover without account", []string{"failover", "--to", "stamp-b"}, "no account: name it, baton failover ACCOUNT --to STAMP"},
+		{
+			"failover without account",
+			[]string{"failover", "--to", "stamp-b"},
+			"no account: name it, baton failover ACCOUNT --to STAMP",
+		},
 		{"failover without destination", []string{"failover", "a"}, "no destination: name the stamp to fail over to"},
 		{"failover without destination, --account", []string{"failover", "--account", "a"}, "no destination"},
 		{"same from and to", []string{"failover", "a", "--from", "stamp-b", "--to", "stamp-b"}, "two different stamps"},
 		{"negative group size", []string{"failover", "a", "--to", "stamp-b", "--group-size", "-1"}, "--group-size -1"},
-		{"two accounts", []string{"failover", "a", "extra", "--to", "b"}, `2 arguments "a extra" where one account was expected`},
-		{"argument and --account differ", []string{"failover", "extra", "--account", "a", "--to", "b"}, `the account is given twice, as "extra" and as --account "a": give it once`},
+		{
+			"two accounts",
+			[]string{"failover", "a", "extra", "--to", "b"},
+			`2 arguments "a extra" where one account was expected`,
+		},
+		{
+			"argument and --account differ",
+			[]string{"failover", "extra", "--account", "a", "--to", "b"},
+			`the account is given twice, as "extra" and as --account "a": give it once`,
+		},
 		{"unknown flag", []string{"failover", "--acount", "a"}, "unknown flag: --acount"},
 		{"status without account", []string{"status"}, "no account: name it, baton status ACCOUNT"},
 		{"status with two accounts", []string{"status", "a", "b"}, "where one account was expected"},
-		{"status: argument and --account differ", []string{"status", "a", "--account", "b"}, "the account is given twice"},
+		{
+			"status: argument and --account differ",
+			[]string{"status", "a", "--account", "b"},
+			"the account is given twice",
+		},
 		{"unknown command", []string{"fail-over"}, "unknown command"},
 		{"bad mode", []string{"failover", "a", "--to", "b", "--mode", "sideways"}, `--mode "sideways"`},
 		{"bad output", []string{"status", "a", "--output", "yaml"}, `--output "yaml"`},
 		{"bad output, --account", []string{"status", "--account", "a", "--output", "yaml"}, `--output "yaml"`},
-		{"zero approval timeout", []string{"failover", "a", "--to", "b", "--approval-timeout", "0s"}, "--approval-timeout 0s"},
-		{"zero flush deadline", []string{"failover", "a", "--to", "b", "--flush-deadline", "0s"}, "--flush-deadline 0s: must be positive"},
-		{"negative flush deadline", []string{"failover", "a", "--to", "b", "--flush-deadline", "-90s"}, "--flush-deadline -1m30s: must be positive"},
-		{"flush deadline not a duration", []string{"failover", "a", "--to", "b", "--flush-deadline", "soon"}, `invalid argument "soon" for "--flush-deadline"`},
+		{
+			"zero approval timeout",
+			[]string{"failover", "a", "--to", "b", "--approval-timeout", "0s"},
+			"--approval-timeout 0s",
+		},
+		{
+			"zero flush deadline",
+			[]string{"failover", "a", "--to", "b", "--flush-deadline", "0s"},
+			"--flush-deadline 0s: must be positive",
+		},
+		{
+			"negative flush deadline",
+			[]string{"failover", "a", "--to", "b", "--flush-deadline", "-90s"},
+			"--flush-deadline -1m30s: must be positive",
+		},
+		{
+			"flush deadline not a duration",
+			[]string{"failover", "a", "--to", "b", "--flush-deadline", "soon"},
+			`invalid argument "soon" for "--flush-deadline"`,
+		},
 		{"approve without reason", []string{"approve", "acct"}, "--reason is required"},
 		{"approve without reason, --account", []string{"approve", "--account", "acct"}, "--reason is required"},
-		{"abort without account", []string{"abort", "--reason", "x"}, "no account: name it, baton abort ACCOUNT --reason WHY"},
-		{"reject: argument and --account differ", []string{"reject", "a", "--account", "b", "--reason", "x"}, "the account is given twice"},
+		{
+			"abort without account",
+			[]string{"abort", "--reason", "x"},
+			"no account: name it, baton abort ACCOUNT --reason WHY",
+		},
+		{
+			"reject: argument and --account differ",
+			[]string{"reject", "a", "--account", "b", "--reason", "x"},
+			"the account is given twice",
+		},
 		{"watch without account", []string{"watch"}, "no account: name it, baton watch ACCOUNT"},
 		{"result without account", []string{"result"}, "no account: name it, baton result ACCOUNT"},
 		{"result with two accounts", []string{"result", "a", "b"}, "where one account was expected"},
@@ -64,13 +104,20 @@ func TestHelpDescribesTheCommands(t *testing.T) {
 	root.SetOut(&out)
 	root.SetArgs([]string{"failover", "--help"})
 	require.NoError(t, root.Execute())
-	for _, want := range []string{"baton failover ACCOUNT --to STAMP", "--account", "--to", "--from", "--wait", "--flush-deadline", "flush-send", "Example"} {
+	for _, want := range []string{
+		"baton failover ACCOUNT --to STAMP", "--account", "--to", "--from", "--wait", "--flush-deadline", "flush-send",
+		"Example",
+	} {
 		require.Contains(t, out.String(), want)
 	}
 }
 
 func TestProgressLine(t *testing.T) {
-	p := workflows.Progress{Phase: workflows.PhaseFlush, Partitions: 10, Done: map[string]int{workflows.StepFence: 10, workflows.StepFlushSend: 5}}
+	p := workflows.Progress{
+		Phase:      workflows.PhaseFlush,
+		Partitions: 10,
+		Done:       map[string]int{workflows.StepFence: 10, workflows.StepFlushSend: 5},
+	}
 	line := progressLine(p, p.StartedAt.Add(1500*time.Millisecond))
 	require.Contains(t, line, "fence [##########] 10/10")
 	require.Contains(t, line, "flush-send [#####-----] 5/10")
@@ -86,7 +133,9 @@ func TestWorkflowIDAcceptsAccountOrID(t *testing.T) {
 // TestAccountArgumentOrAlias: the account comes from the argument or from
 // --account, the same either way.
 func TestAccountArgumentOrAlias(t *testing.T) {
-	for _, args := range [][]string{{"acct-1"}, {"--account", "acct-1"}, {"acct-1", "--account", "acct-1"}, {"--account=acct-1"}} {
+	for _, args := range [][]string{
+		{"acct-1"}, {"--account", "acct-1"}, {"acct-1", "--account", "acct-1"}, {"--account=acct-1"},
+	} {
 		var got string
 		cmd := &cobra.Command{Use: "x ACCOUNT", SilenceErrors: true, SilenceUsage: true}
 		a := addAccountArg(cmd, "account", false)

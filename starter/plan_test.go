@@ -64,13 +64,31 @@ func TestPlanCommandsRefuseBadPlans(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"cyclic", "name: c\ncomponents:\n  - {name: a, depends_on: [b], offline: {wait: 1s}, online: {wait: 1s}}\n  - {name: b, depends_on: [a], offline: {wait: 1s}, online: {wait: 1s}}\n",
-			nil, "invalid plan: dependency cycle: a -> b -> a"},
+		{
+			"cyclic",
+			"name: c\ncomponents:\n  - {name: a, depends_on: [b], offline: {wait: 1s}, online: {wait: 1s}}\n  - {name: b, depends_on: [a], offline: {wait: 1s}, online: {wait: 1s}}\n",
+			nil,
+			"invalid plan: dependency cycle: a -> b -> a",
+		},
 		{"malformed YAML", "name: c\ncomponents: [\n", nil, "malformed YAML"},
-		{"unknown dependency", "name: c\ncomponents:\n  - {name: web, depends_on: [api], offline: {wait: 1s}, online: {wait: 1s}}\n",
-			nil, "component web depends on api, which is not in the plan"},
-		{"missing action", "name: c\ncomponents:\n  - {name: web, offline: {wait: 1s}}\n", nil, "component web has no online action"},
-		{"misspelt field", "name: c\ncomponents:\n  - {name: web, offline: {wait: 1s}, onlnie: {wait: 1s}}\n", nil, "field onlnie not found"},
+		{
+			"unknown dependency",
+			"name: c\ncomponents:\n  - {name: web, depends_on: [api], offline: {wait: 1s}, online: {wait: 1s}}\n",
+			nil,
+			"component web depends on api, which is not in the plan",
+		},
+		{
+			"missing action",
+			"name: c\ncomponents:\n  - {name: web, offline: {wait: 1s}}\n",
+			nil,
+			"component web has no online action",
+		},
+		{
+			"misspelt field",
+			"name: c\ncomponents:\n  - {name: web, offline: {wait: 1s}, onlnie: {wait: 1s}}\n",
+			nil,
+			"field onlnie not found",
+		},
 		{"unset variable", "name: ${APP}\ncomponents: []\n", nil, "variables APP are not set"},
 		{"bad set", "name: c\n", []string{"--set", "NOVALUE"}, `--set "NOVALUE": write NAME=VALUE`},
 	}
@@ -94,7 +112,10 @@ func TestPlanFlagsAndArgumentsAreChecked(t *testing.T) {
 		{[]string{"plan", "validate"}, "accepts 1 arg(s), received 0"},
 		{[]string{"plan", "simulate", "a.yaml", "b.yaml"}, "accepts 1 arg(s), received 2"},
 		{[]string{"plan", "validate", "does-not-exist.yaml"}, "read plan: open does-not-exist.yaml"},
-		{[]string{"plan", "simulate", patentPlan, "--strategy", "fast"}, `strategy "fast": use overlap (the default), sequential or barrier`},
+		{
+			[]string{"plan", "simulate", patentPlan, "--strategy", "fast"},
+			`strategy "fast": use overlap (the default), sequential or barrier`,
+		},
 		{[]string{"plan", "simulate", patentPlan, "--source-slots", "-2"}, "concurrency source -2"},
 		{[]string{"plan", "simulate", patentPlan, "--width", "5"}, "--width 5"},
 		{[]string{"plan", "abort", "shop"}, "--reason is required"},

@@ -34,10 +34,18 @@ func TestWebhookCmdRefusesBadInput(t *testing.T) {
 	}{
 		{"no config", []string{"webhook"}, "--config is required"},
 		{"no secret", []string{"webhook", "--config", cfg}, "no secret"},
-		{"missing token file", []string{"webhook", "--config", cfg, "--token-file", filepath.Join(dir, "nope")}, "--token-file: read secret"},
+		{
+			"missing token file",
+			[]string{"webhook", "--config", cfg, "--token-file", filepath.Join(dir, "nope")},
+			"--token-file: read secret",
+		},
 		{"bad config", []string{"webhook", "--config", bad}, "bad.yaml: rule \"r\": no matchers"},
 		{"no token flag", []string{"webhook", "--config", cfg, "--token", "x"}, "unknown flag: --token"},
-		{"zero timeout", []string{"webhook", "--config", cfg, "--timeout", "0s"}, "--max-body and --timeout must be positive"},
+		{
+			"zero timeout",
+			[]string{"webhook", "--config", cfg, "--timeout", "0s"},
+			"--max-body and --timeout must be positive",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,13 +64,25 @@ func TestParseConfigRefusesBadConfigs(t *testing.T) {
 		{"no matchers", "rules:\n  - name: r\n    account: a\n    target: b\n", "no matchers"},
 		{"no name", "rules:\n  - matchers: ['a=\"b\"']\n    account: a\n    target: b\n", "rule 1: no name"},
 		{"no account", rule + "    target: b\n", "exactly one of account_label and account"},
-		{"account twice", rule + "    account: a\n    account_label: acct\n    target: b\n", "exactly one of account_label and account"},
+		{
+			"account twice",
+			rule + "    account: a\n    account_label: acct\n    target: b\n",
+			"exactly one of account_label and account",
+		},
 		{"no target", rule + "    account: a\n", "exactly one of target_label and target"},
 		{"bad mode", rule + "    account: a\n    target: b\n    mode: sideways\n", `mode "sideways"`},
-		{"bad regex", "rules:\n  - name: r\n    matchers: ['a=~\"(\"']\n    account: a\n    target: b\n", "missing closing"},
+		{
+			"bad regex",
+			"rules:\n  - name: r\n    matchers: ['a=~\"(\"']\n    account: a\n    target: b\n",
+			"missing closing",
+		},
 		{"bad duration", rule + "    account: a\n    target: b\n    cooldown: soon\n", `invalid duration "soon"`},
 		{"negative duration", "cooldown: -1m\n" + rule + "    account: a\n    target: b\n", "negative"},
-		{"same name twice", rule + "    account: a\n    target: b\n  - name: r\n    matchers: ['a=\"b\"']\n    account: a\n    target: b\n", "name used twice"},
+		{
+			"same name twice",
+			rule + "    account: a\n    target: b\n  - name: r\n    matchers: ['a=\"b\"']\n    account: a\n    target: b\n",
+			"name used twice",
+		},
 		{"refuses everything", "trigger:\n  disabled: true\n", "would refuse everything"},
 		{"not yaml", "rules: [", "parse YAML"},
 	}
@@ -83,7 +95,9 @@ func TestParseConfigRefusesBadConfigs(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	cfg, err := ParseConfig([]byte("rules:\n  - name: r\n    matchers: ['alertname=\"A\"']\n    account: a\n    target: b\n"))
+	cfg, err := ParseConfig(
+		[]byte("rules:\n  - name: r\n    matchers: ['alertname=\"A\"']\n    account: a\n    target: b\n"),
+	)
 	require.NoError(t, err)
 	r := cfg.Rules[0]
 	require.Equal(t, workflows.Mode("planned"), r.Mode)
@@ -116,13 +130,29 @@ func TestRouteEachRule(t *testing.T) {
 		wantErr string
 	}{
 		{"labels name account, target and source",
-			map[string]string{"alertname": "StampDown", "severity": "page", "account": "acct-1", "failover_to": "stamp-b", "stamp": "stamp-a"},
+			map[string]string{
+				"alertname":   "StampDown",
+				"severity":    "page",
+				"account":     "acct-1",
+				"failover_to": "stamp-b",
+				"stamp":       "stamp-a",
+			},
 			Route{Account: "acct-1", To: "stamp-b", From: "stamp-a"}, "stamp-down", true, ""},
 		{"regex matcher, other alternative",
-			map[string]string{"alertname": "StampDown", "severity": "critical", "account": "acct-1", "failover_to": "stamp-b"},
+			map[string]string{
+				"alertname":   "StampDown",
+				"severity":    "critical",
+				"account":     "acct-1",
+				"failover_to": "stamp-b",
+			},
 			Route{Account: "acct-1", To: "stamp-b"}, "stamp-down", true, ""},
 		{"regex matcher refuses",
-			map[string]string{"alertname": "StampDown", "severity": "warning", "account": "acct-1", "failover_to": "stamp-b"},
+			map[string]string{
+				"alertname":   "StampDown",
+				"severity":    "warning",
+				"account":     "acct-1",
+				"failover_to": "stamp-b",
+			},
 			Route{}, "", false, ""},
 		{"fixed target",
 			map[string]string{"alertname": "AccountLatencyHigh", "account": "acct-2"},
@@ -146,7 +176,13 @@ func TestRouteEachRule(t *testing.T) {
 			map[string]string{"alertname": "AccountLatencyHigh", "account": "two words"},
 			Route{}, "latency", true, `account "two words" is not a valid name`},
 		{"alert about the target itself",
-			map[string]string{"alertname": "StampDown", "severity": "page", "account": "acct-1", "failover_to": "stamp-b", "stamp": "stamp-b"},
+			map[string]string{
+				"alertname":   "StampDown",
+				"severity":    "page",
+				"account":     "acct-1",
+				"failover_to": "stamp-b",
+				"stamp":       "stamp-b",
+			},
 			Route{}, "stamp-down", true, "names it as the destination too"},
 	}
 	for _, tt := range tests {

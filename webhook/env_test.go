@@ -128,7 +128,12 @@ func startEnv() (*tenv, error) {
 		return nil, fmt.Errorf("location service: %w", err)
 	}
 	envClose = append(envClose, func() { _ = locSrv.Close() })
-	e := &tenv{hostPort: ds.HostPort, c: c, loc: location.NewClient(locSrv.URL(), nil), stamp: map[string]*stamp.Client{}}
+	e := &tenv{
+		hostPort: ds.HostPort,
+		c:        c,
+		loc:      location.NewClient(locSrv.URL(), nil),
+		stamp:    map[string]*stamp.Client{},
+	}
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
 		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL()})
 		if err != nil {
@@ -186,7 +191,12 @@ func (e *tenv) newHandler(t *testing.T, mutate ...func(*Options)) *Handler {
 // progress queries a failover's progress.
 func (e *tenv) progress(t *testing.T, account string) workflows.Progress {
 	t.Helper()
-	v, err := e.c.QueryWorkflow(context.Background(), workflows.FailoverWorkflowID(account), "", workflows.QueryProgress)
+	v, err := e.c.QueryWorkflow(
+		context.Background(),
+		workflows.FailoverWorkflowID(account),
+		"",
+		workflows.QueryProgress,
+	)
 	require.NoError(t, err)
 	var p workflows.Progress
 	require.NoError(t, v.Get(&p))
@@ -233,7 +243,13 @@ func (e *tenv) result(t *testing.T, account string) (workflows.FailoverResult, e
 func (e *tenv) request(t *testing.T, account string) workflows.FailoverRequest {
 	t.Helper()
 	ctx := context.Background()
-	it := e.c.GetWorkflowHistory(ctx, workflows.FailoverWorkflowID(account), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := e.c.GetWorkflowHistory(
+		ctx,
+		workflows.FailoverWorkflowID(account),
+		"",
+		false,
+		enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT,
+	)
 	require.True(t, it.HasNext())
 	ev, err := it.Next()
 	require.NoError(t, err)
@@ -296,8 +312,16 @@ func send(t *testing.T, h http.Handler, path string, body []byte, hdr map[string
 
 // notification builds an Alertmanager v4 payload.
 func notification(status string, alerts ...Alert) []byte {
-	n := Notification{Version: "4", GroupKey: `{}:{alertname="StampDown"}`, Status: status, Receiver: "baton",
-		GroupLabels: map[string]string{}, CommonLabels: map[string]string{}, CommonAnnotations: map[string]string{}, Alerts: alerts}
+	n := Notification{
+		Version:           "4",
+		GroupKey:          `{}:{alertname="StampDown"}`,
+		Status:            status,
+		Receiver:          "baton",
+		GroupLabels:       map[string]string{},
+		CommonLabels:      map[string]string{},
+		CommonAnnotations: map[string]string{},
+		Alerts:            alerts,
+	}
 	b, err := json.Marshal(n)
 	if err != nil {
 		panic(err)

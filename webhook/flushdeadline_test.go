@@ -41,7 +41,9 @@ func TestFlushDeadlineConfig(t *testing.T) {
 	require.Equal(t, 3*time.Minute, cfg.flushDeadline(cfg.Rules[1].FlushDeadline))
 	require.Equal(t, 90*time.Second, cfg.flushDeadline(cfg.Trigger.FlushDeadline))
 
-	cfg, err = ParseConfig([]byte("rules:\n  - name: r\n    matchers: ['alertname=\"A\"']\n    account: a\n    target: b\n"))
+	cfg, err = ParseConfig(
+		[]byte("rules:\n  - name: r\n    matchers: ['alertname=\"A\"']\n    account: a\n    target: b\n"),
+	)
 	require.NoError(t, err)
 	require.Zero(t, cfg.flushDeadline(cfg.Rules[0].FlushDeadline), "unset: the workflow's default")
 	require.Zero(t, cfg.flushDeadline(cfg.Trigger.FlushDeadline))
@@ -75,7 +77,11 @@ func (c *startCapture) DescribeWorkflow(context.Context, string, string) (*clien
 	return nil, serviceerror.NewNotFound("workflow not found")
 }
 
-func (c *startCapture) NewWithStartWorkflowOperation(_ client.StartWorkflowOptions, _ any, args ...any) client.WithStartWorkflowOperation {
+func (c *startCapture) NewWithStartWorkflowOperation(
+	_ client.StartWorkflowOptions,
+	_ any,
+	args ...any,
+) client.WithStartWorkflowOperation {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(args) == 1 {
@@ -86,7 +92,10 @@ func (c *startCapture) NewWithStartWorkflowOperation(_ client.StartWorkflowOptio
 	return nil
 }
 
-func (c *startCapture) UpdateWithStartWorkflow(context.Context, client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+func (c *startCapture) UpdateWithStartWorkflow(
+	context.Context,
+	client.UpdateWithStartWorkflowOptions,
+) (client.WorkflowUpdateHandle, error) {
 	return nil, errors.New("not started: this client only records requests")
 }
 
@@ -106,10 +115,22 @@ func TestFlushDeadlineReachesTheFailoverRequest(t *testing.T) {
 		body []byte
 		want time.Duration
 	}{
-		{"rule's own", cfg, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "Own", "account", "acct-1")), 45 * time.Second},
-		{"top-level default", cfg, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "Inherits", "account", "acct-2")), 3 * time.Minute},
+		{
+			"rule's own", cfg, PathAlertmanager,
+			notification(StatusFiring, alert(StatusFiring, "alertname", "Own", "account", "acct-1")),
+			45 * time.Second,
+		},
+		{
+			"top-level default", cfg, PathAlertmanager,
+			notification(StatusFiring, alert(StatusFiring, "alertname", "Inherits", "account", "acct-2")),
+			3 * time.Minute,
+		},
 		{"trigger", cfg, PathTrigger, trigger, 90 * time.Second},
-		{"unset: the workflow's default", unset, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", "acct-3")), 0},
+		{
+			"unset: the workflow's default", unset, PathAlertmanager,
+			notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", "acct-3")),
+			0,
+		},
 		{"unset trigger", unset, PathTrigger, trigger, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,7 +138,13 @@ func TestFlushDeadlineReachesTheFailoverRequest(t *testing.T) {
 			h, err := New(Options{Client: c, Config: tt.cfg, Auth: Auth{Token: testToken}, Timeout: 5 * time.Second})
 			require.NoError(t, err)
 			code, resp := post(t, h, tt.path, tt.body)
-			require.Equal(t, http.StatusInternalServerError, code, "the capturing client fails every start: %s", resp.Message)
+			require.Equal(
+				t,
+				http.StatusInternalServerError,
+				code,
+				"the capturing client fails every start: %s",
+				resp.Message,
+			)
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			require.Len(t, c.reqs, 1)

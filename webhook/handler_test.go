@@ -26,12 +26,16 @@ func offlineHandler(t *testing.T) *Handler {
 	t.Helper()
 	port, err := testsuite.FreePort()
 	require.NoError(t, err)
-	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:" + strconv.Itoa(port), Logger: logging.NewZapAdapter(zap.NewNop())})
+	c, err := client.NewLazyClient(
+		client.Options{HostPort: "127.0.0.1:" + strconv.Itoa(port), Logger: logging.NewZapAdapter(zap.NewNop())},
+	)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	cfg, err := ParseConfig([]byte(testConfig))
 	require.NoError(t, err)
-	h, err := New(Options{Client: c, Config: cfg, Auth: Auth{Token: testToken, HMACSecret: testSecret}, MaxBodyBytes: 4096})
+	h, err := New(
+		Options{Client: c, Config: cfg, Auth: Auth{Token: testToken, HMACSecret: testSecret}, MaxBodyBytes: 4096},
+	)
 	require.NoError(t, err)
 	return h
 }
@@ -76,19 +80,96 @@ func TestAuth(t *testing.T) {
 		wantMsg  string
 	}{
 		{"no credentials", PathAlertmanager, good, nil, 401, "no credentials"},
-		{"wrong token", PathAlertmanager, good, map[string]string{"Authorization": "Bearer nope"}, 401, "bad credentials"},
-		{"token prefix", PathAlertmanager, good, map[string]string{"Authorization": "Bearer " + string(testToken[:4])}, 401, "bad credentials"},
-		{"basic scheme", PathAlertmanager, good, map[string]string{"Authorization": "Basic " + string(testToken)}, 401, "bad credentials"},
+		{
+			"wrong token",
+			PathAlertmanager,
+			good,
+			map[string]string{"Authorization": "Bearer nope"},
+			401,
+			"bad credentials",
+		},
+		{
+			"token prefix",
+			PathAlertmanager,
+			good,
+			map[string]string{"Authorization": "Bearer " + string(testToken[:4])},
+			401,
+			"bad credentials",
+		},
+		{
+			"basic scheme",
+			PathAlertmanager,
+			good,
+			map[string]string{"Authorization": "Basic " + string(testToken)},
+			401,
+			"bad credentials",
+		},
 		{"empty bearer", PathAlertmanager, good, map[string]string{"Authorization": "Bearer "}, 401, "bad credentials"},
-		{"bad signature", PathAlertmanager, good, map[string]string{SignatureHeader: "sha256=00ff"}, 401, "bad credentials"},
-		{"signature not hex", PathAlertmanager, good, map[string]string{SignatureHeader: "sha256=zz"}, 401, "bad credentials"},
-		{"signature of another body", PathAlertmanager, good, map[string]string{SignatureHeader: sign([]byte("{}"))}, 401, "bad credentials"},
-		{"signature without scheme", PathAlertmanager, good, map[string]string{SignatureHeader: strings.TrimPrefix(sign(good), "sha256=")}, 401, "bad credentials"},
-		{"trigger without credentials", PathTrigger, []byte(`{"account":"a","to":"stamp-b","reason":"r"}`), nil, 401, "no credentials"},
-		{"trigger wrong token", PathTrigger, []byte(`{"account":"a","to":"stamp-b","reason":"r"}`), map[string]string{"Authorization": "Bearer x"}, 401, "bad credentials"},
-		{"token", PathAlertmanager, good, map[string]string{"Authorization": "Bearer " + string(testToken)}, 422, "no rule"},
+		{
+			"bad signature",
+			PathAlertmanager,
+			good,
+			map[string]string{SignatureHeader: "sha256=00ff"},
+			401,
+			"bad credentials",
+		},
+		{
+			"signature not hex",
+			PathAlertmanager,
+			good,
+			map[string]string{SignatureHeader: "sha256=zz"},
+			401,
+			"bad credentials",
+		},
+		{
+			"signature of another body",
+			PathAlertmanager,
+			good,
+			map[string]string{SignatureHeader: sign([]byte("{}"))},
+			401,
+			"bad credentials",
+		},
+		{
+			"signature without scheme",
+			PathAlertmanager,
+			good,
+			map[string]string{SignatureHeader: strings.TrimPrefix(sign(good), "sha256=")},
+			401,
+			"bad credentials",
+		},
+		{
+			"trigger without credentials",
+			PathTrigger,
+			[]byte(`{"account":"a","to":"stamp-b","reason":"r"}`),
+			nil,
+			401,
+			"no credentials",
+		},
+		{
+			"trigger wrong token",
+			PathTrigger,
+			[]byte(`{"account":"a","to":"stamp-b","reason":"r"}`),
+			map[string]string{"Authorization": "Bearer x"},
+			401,
+			"bad credentials",
+		},
+		{
+			"token",
+			PathAlertmanager,
+			good,
+			map[string]string{"Authorization": "Bearer " + string(testToken)},
+			422,
+			"no rule",
+		},
 		{"signature", PathAlertmanager, good, map[string]string{SignatureHeader: sign(good)}, 422, "no rule"},
-		{"wrong token, good signature", PathAlertmanager, good, map[string]string{"Authorization": "Bearer nope", SignatureHeader: sign(good)}, 422, "no rule"},
+		{
+			"wrong token, good signature",
+			PathAlertmanager,
+			good,
+			map[string]string{"Authorization": "Bearer nope", SignatureHeader: sign(good)},
+			422,
+			"no rule",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,7 +183,12 @@ func TestAuth(t *testing.T) {
 	}
 	require.Equal(t, 9.0, count(h.Metrics().Received.WithLabelValues("alertmanager", "unauthorized")))
 	require.Equal(t, 2.0, count(h.Metrics().Received.WithLabelValues("trigger", "unauthorized")))
-	require.Equal(t, 3.0, count(h.Metrics().Alerts.WithLabelValues("", StatusFiring)), "only the 3 authenticated requests were parsed")
+	require.Equal(
+		t,
+		3.0,
+		count(h.Metrics().Alerts.WithLabelValues("", StatusFiring)),
+		"only the 3 authenticated requests were parsed",
+	)
 }
 
 func TestEnvelope(t *testing.T) {
@@ -152,7 +238,12 @@ func TestMalformedPayloads(t *testing.T) {
 	}{
 		{"not JSON", PathAlertmanager, `{"version":`, "malformed JSON"},
 		{"empty", PathAlertmanager, ``, "empty body"},
-		{"old version", PathAlertmanager, `{"version":"3","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"}}]}`, `version "3"`},
+		{
+			"old version",
+			PathAlertmanager,
+			`{"version":"3","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"}}]}`,
+			`version "3"`,
+		},
 		{"no alerts", PathAlertmanager, `{"version":"4","status":"firing","alerts":[]}`, "no alerts"},
 		{"trigger misspelled", PathTrigger, `{"acount":"a","to":"stamp-b","reason":"r"}`, `unknown field "acount"`},
 		{"trigger without reason", PathTrigger, `{"account":"a","to":"stamp-b"}`, `"reason" is required`},
@@ -172,8 +263,15 @@ func TestMalformedPayloads(t *testing.T) {
 // a Temporal call.
 func TestUnmatchedAndUnmapped(t *testing.T) {
 	h := offlineHandler(t)
-	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring,
-		alert(StatusFiring, "alertname", "DiskFull"), alert(StatusFiring, "alertname", "StampDown", "severity", "info", "account", "a")))
+	code, resp := post(t, h, PathAlertmanager, notification(
+		StatusFiring,
+		alert(
+			StatusFiring,
+			"alertname",
+			"DiskFull",
+		),
+		alert(StatusFiring, "alertname", "StampDown", "severity", "info", "account", "a"),
+	))
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.Contains(t, resp.Message, "no rule of the webhook config matches")
 	require.Equal(t, []string{OutcomeUnmatched, OutcomeUnmatched}, outcomes(resp))

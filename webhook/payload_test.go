@@ -53,11 +53,27 @@ func TestParseNotificationRefusesMalformed(t *testing.T) {
 		{"wrong type", `{"version":4}`, "malformed JSON"},
 		{"version 3", strings.Replace(valid, `"4"`, `"3"`, 1), `version "3"`},
 		{"no version", `{"status":"firing","alerts":[]}`, `version ""`},
-		{"bad status", strings.Replace(valid, `"status":"firing","alerts"`, `"status":"pending","alerts"`, 1), `notification status "pending"`},
+		{
+			"bad status",
+			strings.Replace(valid, `"status":"firing","alerts"`, `"status":"pending","alerts"`, 1),
+			`notification status "pending"`,
+		},
 		{"no alerts", `{"version":"4","status":"firing","alerts":[]}`, "no alerts"},
-		{"bad alert status", strings.Replace(valid, `[{"status":"firing"`, `[{"status":"ok"`, 1), `alert 0: status "ok"`},
-		{"alert without labels", `{"version":"4","status":"firing","alerts":[{"status":"firing"}]}`, "alert 0 has no labels"},
-		{"bad time", `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"},"startsAt":"yesterday"}]}`, "malformed JSON"},
+		{
+			"bad alert status",
+			strings.Replace(valid, `[{"status":"firing"`, `[{"status":"ok"`, 1),
+			`alert 0: status "ok"`,
+		},
+		{
+			"alert without labels",
+			`{"version":"4","status":"firing","alerts":[{"status":"firing"}]}`,
+			"alert 0 has no labels",
+		},
+		{
+			"bad time",
+			`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"},"startsAt":"yesterday"}]}`,
+			"malformed JSON",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +85,12 @@ func TestParseNotificationRefusesMalformed(t *testing.T) {
 	}
 	n, err := ParseNotification([]byte(valid))
 	require.NoError(t, err)
-	require.Equal(t, labelsFingerprint(map[string]string{"alertname": "A"}), n.Alerts[0].Fingerprint, "a missing fingerprint is derived from the labels")
+	require.Equal(
+		t,
+		labelsFingerprint(map[string]string{"alertname": "A"}),
+		n.Alerts[0].Fingerprint,
+		"a missing fingerprint is derived from the labels",
+	)
 }
 
 func TestParseTrigger(t *testing.T) {
@@ -160,8 +181,12 @@ func FuzzParseNotification(f *testing.F) {
 // FuzzParseTrigger: the plain trigger's parser never panics and what it
 // accepts names an account and a different destination.
 func FuzzParseTrigger(f *testing.F) {
-	for _, s := range []string{`{"account":"a","to":"b","reason":"r"}`, `{"account":"a","to":"a","from":"a","reason":"r"}`,
-		`{"account":"a","to":"b","reason":"r","mode":"unplanned","id":"x","labels":{"k":"v"}}`, `{}`, ``, `{"account":1}`} {
+	for _, s := range []string{
+		`{"account":"a","to":"b","reason":"r"}`,
+		`{"account":"a","to":"a","from":"a","reason":"r"}`,
+		`{"account":"a","to":"b","reason":"r","mode":"unplanned","id":"x","labels":{"k":"v"}}`,
+		`{}`, ``, `{"account":1}`,
+	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

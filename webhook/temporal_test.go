@@ -33,7 +33,20 @@ var seq atomic.Int64
 func uniq(name string) string { return fmt.Sprintf("%s-%d", name, seq.Add(1)) }
 
 func stampDown(status, account string, extra ...string) Alert {
-	kv := append([]string{"alertname", "StampDown", "severity", "page", "account", account, "failover_to", "stamp-b", "stamp", "stamp-a"}, extra...)
+	kv := append(
+		[]string{
+			"alertname",
+			"StampDown",
+			"severity",
+			"page",
+			"account",
+			account,
+			"failover_to",
+			"stamp-b",
+			"stamp",
+			"stamp-a",
+		},
+		extra...)
 	return alert(status, kv...)
 }
 
@@ -47,7 +60,11 @@ func TestFiringAlertsStartOneFailoverRepeatsAttach(t *testing.T) {
 	e.provision(t, account)
 	h := e.newHandler(t)
 
-	body := notification(StatusFiring, stampDown(StatusFiring, account, "instance", "a1"), stampDown(StatusFiring, account, "instance", "a2"))
+	body := notification(
+		StatusFiring,
+		stampDown(StatusFiring, account, "instance", "a1"),
+		stampDown(StatusFiring, account, "instance", "a2"),
+	)
 	code, resp := post(t, h, PathAlertmanager, body)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted, OutcomeAttached}, outcomes(resp))
@@ -67,7 +84,12 @@ func TestFiringAlertsStartOneFailoverRepeatsAttach(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeDuplicate, OutcomeDuplicate}, outcomes(resp))
 
-	code, resp = post(t, h2, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, account, "instance", "a3")))
+	code, resp = post(
+		t,
+		h2,
+		PathAlertmanager,
+		notification(StatusFiring, stampDown(StatusFiring, account, "instance", "a3")),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeAttached}, outcomes(resp))
 	require.Equal(t, run, resp.Results[0].RunID)
@@ -92,8 +114,12 @@ func TestFiringAlertsStartOneFailoverRepeatsAttach(t *testing.T) {
 func reject(t *testing.T, e *tenv, account string) {
 	t.Helper()
 	ctx := context.Background()
-	uh, err := e.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.FailoverWorkflowID(account),
-		UpdateName: workflows.UpdateReject, Args: []any{workflows.Decision{By: t.Name(), Reason: "test over"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	uh, err := e.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.FailoverWorkflowID(account),
+		UpdateName:   workflows.UpdateReject,
+		Args:         []any{workflows.Decision{By: t.Name(), Reason: "test over"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
 	require.NoError(t, err)
 	require.NoError(t, uh.Get(ctx, nil))
 }
@@ -112,13 +138,29 @@ func TestEachRuleStartsTheFailoverItDescribes(t *testing.T) {
 		preOK   bool                      // pre-approved by the config
 	}{
 		{"stamp-down: labels, unplanned, approval", a1, stampDown(StatusFiring, a1),
-			workflows.FailoverRequest{Account: a1, FromStamp: "stamp-a", ToStamp: "stamp-b", Mode: "unplanned", Trigger: "alert",
-				Approval: workflows.ApprovalPolicy{Required: true}}, false},
-		{"latency: fixed target, planned, pre-approved", a2, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", a2),
-			workflows.FailoverRequest{Account: a2, ToStamp: "stamp-b", Mode: "planned", Trigger: "alert"}, true},
-		{"replication-lag: fixed account", "fixed-acct", alert(StatusFiring, "alertname", "ReplicationLag", "team", "storage"),
+			workflows.FailoverRequest{
+				Account:   a1,
+				FromStamp: "stamp-a",
+				ToStamp:   "stamp-b",
+				Mode:      "unplanned",
+				Trigger:   "alert",
+				Approval:  workflows.ApprovalPolicy{Required: true},
+			}, false},
+		{
+			"latency: fixed target, planned, pre-approved",
+			a2,
+			alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", a2),
+			workflows.FailoverRequest{Account: a2, ToStamp: "stamp-b", Mode: "planned", Trigger: "alert"},
+			true,
+		},
+		{
+			"replication-lag: fixed account",
+			"fixed-acct",
+			alert(StatusFiring, "alertname", "ReplicationLag", "team", "storage"),
 			workflows.FailoverRequest{Account: "fixed-acct", ToStamp: "stamp-b", Mode: "planned", Trigger: "alert",
-				Approval: workflows.ApprovalPolicy{Required: true}}, false},
+				Approval: workflows.ApprovalPolicy{Required: true}},
+			false,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,7 +209,13 @@ func TestUnknownAccountIsRefused(t *testing.T) {
 	// Unauthenticated, a valid alert for a real account starts nothing.
 	noauth := uniq("wh-noauth")
 	e.provision(t, noauth)
-	code, _ = send(t, h, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, noauth)), map[string]string{"Authorization": "Bearer wrong"})
+	code, _ = send(
+		t,
+		h,
+		PathAlertmanager,
+		notification(StatusFiring, stampDown(StatusFiring, noauth)),
+		map[string]string{"Authorization": "Bearer wrong"},
+	)
 	require.Equal(t, http.StatusUnauthorized, code)
 	_, err = e.c.DescribeWorkflow(context.Background(), workflows.FailoverWorkflowID(noauth), "")
 	require.Error(t, err, "nothing may start without valid credentials")
@@ -186,7 +234,12 @@ func TestResolvedAlertCancelsPendingFailover(t *testing.T) {
 	e.waitPhase(t, account, workflows.PhaseApproval)
 
 	// Resolved alerts of a rule that does not cancel are only noted.
-	code, resp = post(t, h, PathAlertmanager, notification(StatusResolved, alert(StatusResolved, "alertname", "ReplicationLag", "team", "storage")))
+	code, resp = post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(StatusResolved, alert(StatusResolved, "alertname", "ReplicationLag", "team", "storage")),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeIgnored}, outcomes(resp))
 	// A resolved alert while another alert of the account still fires in
@@ -217,7 +270,12 @@ func TestResolvedAlertCancelsPendingFailover(t *testing.T) {
 
 	// A rejected failover does not start a cooldown: the next alert starts
 	// a new one.
-	code, resp = post(t, h, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, account, "instance", "again")))
+	code, resp = post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(StatusFiring, stampDown(StatusFiring, account, "instance", "again")),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
 	require.NotEqual(t, run, resp.Results[0].RunID)
@@ -234,15 +292,25 @@ func TestResolvedAlertAfterTheGateGoesOn(t *testing.T) {
 	e.provision(t, account)
 	h := e.newHandler(t)
 	src := e.stamp[testsuite.StampA]
-	require.NoError(t, src.AddFault(context.Background(), stamp.Fault{Scope: "control", Account: account, Op: stamp.CtlFence, ErrorRate: 1}))
+	require.NoError(
+		t,
+		src.AddFault(
+			context.Background(),
+			stamp.Fault{Scope: "control", Account: account, Op: stamp.CtlFence, ErrorRate: 1},
+		),
+	)
 	t.Cleanup(func() { _ = src.ClearFaults(context.Background()) })
 
 	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, stampDown(StatusFiring, account)))
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	e.waitPhase(t, account, workflows.PhaseApproval)
 	ctx := context.Background()
-	uh, err := e.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.FailoverWorkflowID(account),
-		UpdateName: workflows.UpdateApprove, Args: []any{workflows.Decision{By: t.Name(), Reason: "go"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	uh, err := e.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.FailoverWorkflowID(account),
+		UpdateName:   workflows.UpdateApprove,
+		Args:         []any{workflows.Decision{By: t.Name(), Reason: "go"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
 	require.NoError(t, err)
 	require.NoError(t, uh.Get(ctx, nil))
 	e.waitPhase(t, account, workflows.PhaseFence)
@@ -285,7 +353,12 @@ func TestResolvedAlertDoesNotCancelAManualFailover(t *testing.T) {
 func completeFailover(t *testing.T, e *tenv, h *Handler, account string) time.Time {
 	t.Helper()
 	e.provision(t, account)
-	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account)))
+	code, resp := post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account)),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
 	res, err := e.result(t, account)
@@ -314,12 +387,24 @@ func TestCooldown(t *testing.T) {
 
 	// Within the cooldown (1h): refused, also through the plain trigger.
 	setNow(closed.Add(59 * time.Minute))
-	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "2")))
+	code, resp := post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(
+			StatusFiring,
+			alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "2"),
+		),
+	)
 	require.Equal(t, http.StatusConflict, code, resp.Message)
 	require.Equal(t, "refused", resp.Status)
 	require.Equal(t, []string{OutcomeCooldown}, outcomes(resp))
 	require.Contains(t, resp.Message, "failover of "+account+" completed at "+closed.UTC().Format(time.RFC3339))
-	require.Contains(t, resp.Message, "automatic triggers refused until "+closed.Add(time.Hour).UTC().Format(time.RFC3339))
+	require.Contains(
+		t,
+		resp.Message,
+		"automatic triggers refused until "+closed.Add(time.Hour).UTC().Format(time.RFC3339),
+	)
 	require.Contains(t, resp.Message, "a manual `baton failover` can override")
 	code, resp = post(t, h, PathTrigger, []byte(`{"account":"`+account+`","to":"stamp-b","reason":"again"}`))
 	require.Equal(t, http.StatusConflict, code, resp.Message)
@@ -333,7 +418,15 @@ func TestCooldown(t *testing.T) {
 	// After it: a new failover starts (its precheck then refuses it: the
 	// account is already on stamp-b; the receiver does not second-guess).
 	setNow(closed.Add(61 * time.Minute))
-	code, resp = post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "3")))
+	code, resp = post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(
+			StatusFiring,
+			alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "3"),
+		),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
 	require.NotEqual(t, first.WorkflowExecution.RunID, resp.Results[0].RunID)
@@ -349,10 +442,22 @@ func TestManualFailoverOverridesCooldown(t *testing.T) {
 	account := uniq("wh-override")
 	h := e.newHandler(t)
 	completeFailover(t, e, h, account)
-	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "2")))
+	code, resp := post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(
+			StatusFiring,
+			alert(StatusFiring, "alertname", "AccountLatencyHigh", "account", account, "instance", "2"),
+		),
+	)
 	require.Equal(t, http.StatusConflict, code, resp.Message)
 	run, err := launch.Failover(context.Background(), e.c, testTaskQueue, workflows.FailoverRequest{
-		Account: account, ToStamp: "stamp-b", RequestedBy: t.Name(), Approval: workflows.ApprovalPolicy{Required: true}})
+		Account:     account,
+		ToStamp:     "stamp-b",
+		RequestedBy: t.Name(),
+		Approval:    workflows.ApprovalPolicy{Required: true},
+	})
 	require.NoError(t, err, "a manual failover is not held by the cooldown")
 	require.NotEmpty(t, run.GetRunID())
 	_, _ = e.result(t, account) // the precheck refuses it: the account is already on stamp-b
@@ -365,7 +470,9 @@ func TestPlainTrigger(t *testing.T) {
 	account := uniq("wh-trigger")
 	e.provision(t, account)
 	h := e.newHandler(t)
-	body := []byte(`{"account":"` + account + `","to":"stamp-b","reason":"db team asks","requested_by":"db-tool","labels":{"ticket":"OPS-1"}}`)
+	body := []byte(
+		`{"account":"` + account + `","to":"stamp-b","reason":"db team asks","requested_by":"db-tool","labels":{"ticket":"OPS-1"}}`,
+	)
 	code, resp := send(t, h, PathTrigger, body, map[string]string{SignatureHeader: sign(body)})
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
@@ -406,13 +513,26 @@ trigger:`, 1)
 	require.NoError(t, err)
 	h := e.newHandler(t, func(o *Options) { o.Config = parsed })
 	e.provision(t, account)
-	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "LatencyAuto", "account", account)))
+	code, resp := post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(StatusFiring, alert(StatusFiring, "alertname", "LatencyAuto", "account", account)),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
 	res, err := e.result(t, account)
 	require.NoError(t, err)
 	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
-	code, resp = post(t, h, PathAlertmanager, notification(StatusFiring, alert(StatusFiring, "alertname", "LatencyAuto", "account", account, "instance", "2")))
+	code, resp = post(
+		t,
+		h,
+		PathAlertmanager,
+		notification(
+			StatusFiring,
+			alert(StatusFiring, "alertname", "LatencyAuto", "account", account, "instance", "2"),
+		),
+	)
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted}, outcomes(resp))
 	_, _ = e.result(t, account)
@@ -439,7 +559,12 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 			t.Cleanup(s.Close)
 			handlers, urls = append(handlers, h), append(urls, s.URL)
 		}
-		outs, retried := fireAtOnce(t, 100, notification(StatusFiring, stampDown(StatusFiring, account)), func(i int) string { return urls[i%len(urls)] })
+		outs, retried := fireAtOnce(
+			t,
+			100,
+			notification(StatusFiring, stampDown(StatusFiring, account)),
+			func(i int) string { return urls[i%len(urls)] },
+		)
 		require.Zero(t, retried, "four receivers answer every request 2xx at once")
 		checkOnce(t, e, account, outs, handlers)
 	})
@@ -457,7 +582,12 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 		// Temporal admits at most 10 updates in flight per workflow; the
 		// SDK retries the others, and an answer may be a 503, which
 		// Alertmanager would retry: so does fireAtOnce.
-		outs, retried := fireAtOnce(t, 100, notification(StatusFiring, stampDown(StatusFiring, account)), func(i int) string { return urls[i%len(urls)] })
+		outs, retried := fireAtOnce(
+			t,
+			100,
+			notification(StatusFiring, stampDown(StatusFiring, account)),
+			func(i int) string { return urls[i%len(urls)] },
+		)
 		t.Logf("%d requests answered 503 and were retried", retried)
 		checkOnce(t, e, account, outs, handlers)
 	})
@@ -482,7 +612,12 @@ func fireAtOnce(t *testing.T, n int, body []byte, url func(int) string) (map[str
 		wg.Go(func() {
 			<-start
 			err := testsuite.Poll(ctx, time.Millisecond, func() (bool, error) {
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url(i)+PathAlertmanager, bytes.NewReader(body))
+				req, err := http.NewRequestWithContext(
+					ctx,
+					http.MethodPost,
+					url(i)+PathAlertmanager,
+					bytes.NewReader(body),
+				)
 				if err != nil {
 					return false, err
 				}
@@ -551,8 +686,16 @@ func TestOneNotificationSeveralAccounts(t *testing.T) {
 	e.provision(t, a)
 	e.provision(t, b)
 	h := e.newHandler(t)
-	code, resp := post(t, h, PathAlertmanager, notification(StatusFiring,
-		stampDown(StatusFiring, a), stampDown(StatusFiring, b), alert(StatusFiring, "alertname", "DiskFull"), stampDown(StatusFiring, a, "instance", "2")))
+	code, resp := post(t, h, PathAlertmanager, notification(
+		StatusFiring,
+		stampDown(
+			StatusFiring,
+			a,
+		),
+		stampDown(StatusFiring, b),
+		alert(StatusFiring, "alertname", "DiskFull"),
+		stampDown(StatusFiring, a, "instance", "2"),
+	))
 	require.Equal(t, http.StatusOK, code, resp.Message)
 	require.Equal(t, []string{OutcomeStarted, OutcomeStarted, OutcomeUnmatched, OutcomeAttached}, outcomes(resp))
 	require.NotEqual(t, resp.Results[0].WorkflowID, resp.Results[1].WorkflowID)

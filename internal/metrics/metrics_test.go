@@ -31,8 +31,10 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 
 	// The SDK tags a workflow's metrics handler with these (seen on a
 	// real worker's /metrics).
-	h := m.Handler.WithTags(map[string]string{"activity_type": "none", "client_name": "temporal_go", "namespace": "default",
-		"task_queue": "baton", "worker_type": "none", "workflow_type": workflows.NameAccountFailover})
+	h := m.Handler.WithTags(
+		map[string]string{"activity_type": "none", "client_name": "temporal_go", "namespace": "default",
+			"task_queue": "baton", "worker_type": "none", "workflow_type": workflows.NameAccountFailover},
+	)
 	mode := h.WithTags(map[string]string{"mode": "unplanned"})
 	mode.WithTags(map[string]string{"outcome": "completed"}).Counter(workflows.MetricFailovers).Inc(1)
 	mode.Timer(workflows.MetricFailoverDuration).Record(42 * time.Second)
