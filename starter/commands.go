@@ -54,11 +54,6 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func newRoot() *cobra.Command {
-	root, _ := newRootWithGlobals()
-	return root
-}
-
 // newRootWithGlobals builds the command tree and returns the flags every
 // command shares, which main reads to print an error.
 func newRootWithGlobals() (*cobra.Command, *globals) {

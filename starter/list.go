@@ -36,7 +36,7 @@ func newListCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:     "list [ACCOUNT]",
-		Short:   "List failovers, newest first (all, or one account's)",
+		Short:   "List failovers, running ones first, then the latest to end (all, or one account's)",
 		Example: "  baton list\n  baton list acct-1 --output json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit <= 0 {
@@ -57,7 +57,8 @@ func newListCmd(g *globals) *cobra.Command {
 }
 
 // listFailovers asks Temporal's visibility for at most limit account
-// failovers, all or account's ("" for all), newest first.
+// failovers, all or account's ("" for all), in visibility's order: running
+// ones first, then by close time, latest first.
 func listFailovers(ctx context.Context, c client.Client, account string, limit int) ([]listed, error) {
 	q := fmt.Sprintf("WorkflowType = '%s'", workflows.NameAccountFailover)
 	if account != "" {

@@ -30,10 +30,3 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	printFailure(stderr, err, g)
 	return 1
 }
-
-// run runs the command line and returns its error, unprinted.
-func run(args []string) error {
-	root := newRoot()
-	root.SetArgs(args)
-	return root.Execute()
-}

@@ -11,6 +11,19 @@ import (
 	"github.com/batonhq/baton/workflows"
 )
 
+// newRoot is baton's command tree, for tests.
+func newRoot() *cobra.Command {
+	root, _ := newRootWithGlobals()
+	return root
+}
+
+// run runs the command line and returns its error, unprinted.
+func run(args []string) error {
+	root := newRoot()
+	root.SetArgs(args)
+	return root.Execute()
+}
+
 func TestCLIRefusesBadInputBeforeCallingAnything(t *testing.T) {
 	tests := []struct {
 		name    string

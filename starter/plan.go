@@ -316,9 +316,8 @@ point of no return). Running offline steps are cancelled (not left to
 finish) and no new step starts; every component taken offline, or being
 taken offline, is brought back online on the source by its restore action,
 dependencies first (a component whose plan gives no restore action stays
-offline). The same decision can be sent from
-the Temporal Web UI as a signal named "abort" with the JSON
-{"By": "...", "Reason": "..."}.`,
+offline). The same decision can be sent from the Temporal Web UI as a signal
+named "abort" with the JSON {"By": "...", "Reason": "..."}.`,
 		Example: `  baton plan abort shop --reason "drill over"`,
 		Args:    oneArg,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -26,7 +26,8 @@ func newWatchCmd(g *globals) *cobra.Command {
 		Short: "Show a failover's live progress, then its report",
 		Long: `Polls the failover's progress query and shows, per step, how many partitions
 are through it (fence, flush-send, flush-replay, promote), the phase and the
-elapsed time; when the failover ends, prints its report.
+elapsed time; when the failover ends, prints its report (with --output json,
+only the report).
 
 ` + workflowIDNote,
 		Example: "  baton watch acct-1",
