@@ -107,6 +107,7 @@ type failoverFlags struct {
 	rows                   int
 }
 
+// newFailoverCmd builds baton failover; its flags are failoverFlags.
 func newFailoverCmd(g *globals) *cobra.Command {
 	ff := &failoverFlags{}
 	cmd := &cobra.Command{

@@ -35,6 +35,9 @@ type webhookFlags struct {
 	checkAccounts                                      bool
 }
 
+// newWebhookCmd builds baton webhook; its flags are webhookFlags, laid out
+// as baton failover's are (a flags struct, then the command): the two are
+// alike in layout only, they share no logic.
 func newWebhookCmd(g *globals) *cobra.Command {
 	wf := &webhookFlags{}
 	cmd := &cobra.Command{
