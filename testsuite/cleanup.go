@@ -265,3 +265,25 @@ func Leftovers(needles ...string) []string {
 	}
 	return found
 }
+
+// RunCommand runs body the way a command that starts a cluster must: in a
+// run directory (dir, or a new temporary one), under a SignalContext, so
+// that Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
+// files, and a failure keeps the logs and says where. It returns body's
+// error, or the signal that interrupted it.
+func RunCommand(out io.Writer, name, dir string, body func(ctx context.Context, rd *RunDir) error) (err error) {
+	ctx, stop := SignalContext(context.Background(), out, name, time.Minute)
+	defer stop()
+	rd, err := NewRunDir(dir, name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		interrupted := ctx.Err() != nil
+		if err != nil && interrupted {
+			err = context.Cause(ctx)
+		}
+		rd.Finish(out, err != nil && !interrupted)
+	}()
+	return body(ctx, rd)
+}

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/metrics"
 	"github.com/batonhq/baton/internal/register"
@@ -28,15 +29,7 @@ import (
 	"github.com/batonhq/baton/workflows"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Exit("worker", run(os.Args[1:])) }
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)

@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +28,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/testsuite"
@@ -36,17 +36,9 @@ import (
 	"github.com/batonhq/baton/workflows"
 )
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Exit("bench", run(os.Args[1:], os.Stdout)) }
 
-func run(args []string, out io.Writer) (err error) {
+func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	sizes := fs.String("sizes", "1,100,1000,10000", "comma-separated partition counts")
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
@@ -67,51 +59,40 @@ func run(args []string, out io.Writer) (err error) {
 	}
 	// Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
 	// files; a failure keeps the logs and says where.
-	ctx, stop := testsuite.SignalContext(context.Background(), out, "bench", time.Minute)
-	defer stop()
-	rd, err := testsuite.NewRunDir(*dir, "bench")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		interrupted := ctx.Err() != nil
-		if err != nil && interrupted {
-			err = context.Cause(ctx)
-		}
-		rd.Finish(out, err != nil && !interrupted)
-	}()
-	fmt.Fprintf(out, "# baton bench, %s, %d CPUs, %s/%s, logs in %s\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, rd)
-	c, err := testsuite.Start(ctx, testsuite.Options{Dir: rd.Path, Durable: *durable, Progress: io.Discard})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	var t targets
-	defer func() {
-		if err == nil {
-			err = t.err()
-		}
-	}()
-	fmt.Fprintf(out, "\nSize: accounts with nothing pending (no traffic, nothing to replicate), so these measure the orchestration alone.\n")
-	fmt.Fprintf(out, "\n| partitions | total (s) | in workflow (s) | overhead/partition (ms) | unavailable (ms) | largest history (events) | target |\n|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, p := range ps {
-		m, err := failover(ctx, c, fmt.Sprintf("bench-%d", p), p, workflows.FailoverOptions{GroupSize: *groupSize})
+	return testsuite.RunCommand(out, "bench", *dir, func(ctx context.Context, rd *testsuite.RunDir) (err error) {
+		fmt.Fprintf(out, "# baton bench, %s, %d CPUs, %s/%s, logs in %s\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, rd)
+		c, err := testsuite.Start(ctx, testsuite.Options{Dir: rd.Path, Durable: *durable, Progress: io.Discard})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "| %d | %.2f | %.2f | %.2f | %d | %d | %s |\n", p, m.wall.Seconds(), float64(m.res.TotalMillis)/1000,
-			float64(m.wall.Milliseconds())/float64(p), m.res.UnavailableMillis, m.maxEvents, t.size(p, m))
-		if *timeline {
-			if err := printTimeline(ctx, out, c.Client, workflows.FailoverWorkflowID(fmt.Sprintf("bench-%d", p))); err != nil {
+		defer c.Close()
+
+		var t targets
+		defer func() {
+			if err == nil {
+				err = t.err()
+			}
+		}()
+		fmt.Fprintf(out, "\nSize: accounts with nothing pending (no traffic, nothing to replicate), so these measure the orchestration alone.\n")
+		fmt.Fprintf(out, "\n| partitions | total (s) | in workflow (s) | overhead/partition (ms) | unavailable (ms) | largest history (events) | target |\n|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, p := range ps {
+			m, err := failover(ctx, c, fmt.Sprintf("bench-%d", p), p, workflows.FailoverOptions{GroupSize: *groupSize})
+			if err != nil {
 				return err
 			}
+			fmt.Fprintf(out, "| %d | %.2f | %.2f | %.2f | %d | %d | %s |\n", p, m.wall.Seconds(), float64(m.res.TotalMillis)/1000,
+				float64(m.wall.Milliseconds())/float64(p), m.res.UnavailableMillis, m.maxEvents, t.size(p, m))
+			if *timeline {
+				if err := printTimeline(ctx, out, c.Client, workflows.FailoverWorkflowID(fmt.Sprintf("bench-%d", p))); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	if !*lag {
-		return nil
-	}
-	return lagScenarios(ctx, out, rd.Path, *durable, *groupSize, &t)
+		if !*lag {
+			return nil
+		}
+		return lagScenarios(ctx, out, rd.Path, *durable, *groupSize, &t)
+	})
 }
 
 // targets collects what each run was held to, so the bench fails (exits

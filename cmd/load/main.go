@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/traffic"
 )
@@ -49,16 +49,11 @@ var errFindings = errors.New("audit failed")
 
 func main() {
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case err == nil || errors.Is(err, flag.ErrHelp):
-		return
-	case errors.Is(err, errFindings):
-		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(1)
+	status := 1
+	if errors.Is(err, errFindings) {
+		status = 2 // the audit found lost or changed writes
 	}
+	cli.ExitWith("load", err, status)
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -82,26 +77,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("load "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: load %s\n\nOptions:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
-}
-
 func newLogger(verbose bool) (*zap.Logger, error) {
 	cfg := zap.NewProductionConfig()
 	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
@@ -116,7 +91,7 @@ func newLogger(verbose bool) (*zap.Logger, error) {
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "run --location URL --account A [options]", stderr)
+	fs := cli.NewFlagSet("load", "run", "run --location URL --account A [options]", stderr)
 	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
 	account := fs.String("account", "", "account `name` (required)")
 	rate := fs.Float64("rate", 1000, "new keys per `second` across all workers; 0 = as fast as possible")
@@ -127,7 +102,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	doAudit := fs.Bool("audit", false, "audit right after the run")
 	every := fs.Duration("progress", 5*time.Second, "print progress this often; 0 = never")
 	verbose := fs.Bool("v", false, "log debug information")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *account == "" {
@@ -273,14 +248,14 @@ func sortedKeys(m map[string]int64) []string {
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit", "audit --location URL --account A --acks FILE", stderr)
+	fs := cli.NewFlagSet("load", "audit", "audit --location URL --account A --acks FILE", stderr)
 	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
 	account := fs.String("account", "", "account `name` (required)")
 	acksPath := fs.String("acks", "acks.jsonl", "ack `file` written by load run --out")
 	list := fs.Int("list", 20, "list at most this many lost or changed `keys`")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *account == "" {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
 	"github.com/batonhq/baton/stamp"
@@ -35,17 +36,9 @@ import (
 	"github.com/batonhq/baton/workflows"
 )
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "pgcluster:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Exit("pgcluster", run(os.Args[1:], os.Stdout)) }
 
-func run(args []string, out io.Writer) (err error) {
+func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("pgcluster", flag.ContinueOnError)
 	dir := fs.String("dir", "", "where logs, configs and data go, kept (default: a new temporary directory, removed at the end unless something fails; PostgreSQL's data directory is a temporary one, always removed)")
 	workers := fs.Int("workers", 2, "Baton worker processes on the task queue")
@@ -71,54 +64,43 @@ func run(args []string, out io.Writer) (err error) {
 	}
 	// Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
 	// files; a failure keeps the logs and says where.
-	ctx, stop := testsuite.SignalContext(context.Background(), out, "pgcluster", time.Minute)
-	defer stop()
-	rd, err := testsuite.NewRunDir(*dir, "pgcluster")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		interrupted := ctx.Err() != nil
-		if err != nil && interrupted {
-			err = context.Cause(ctx)
-		}
-		rd.Finish(out, err != nil && !interrupted)
-	}()
-	fmt.Fprintf(out, "pgcluster: logs and configs in %s\n", rd)
+	return testsuite.RunCommand(out, "pgcluster", *dir, func(ctx context.Context, rd *testsuite.RunDir) (err error) {
+		fmt.Fprintf(out, "pgcluster: logs and configs in %s\n", rd)
 
-	began := time.Now()
-	c, err := testsuite.Start(ctx, testsuite.Options{
-		Dir: rd.Path, Backend: testsuite.BackendPostgres, PostgresNonDurable: *nonDurable, Workers: *workers, WorkerMetrics: true,
-		Durable: true, ReplicationDelay: 20 * time.Millisecond, ReplayRate: 3000, Progress: out,
-	})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	fmt.Fprintf(out, "pgcluster: up in %v (PostgreSQL %s)\n", time.Since(began).Round(time.Millisecond), c.Postgres.Mode())
-	fmt.Fprintf(out, "  postgresql       %s (user %s, data %s), %s\n", c.Postgres.Addr(), c.Postgres.User, c.Postgres.DataDir, c.Postgres.Mode())
-	fmt.Fprintf(out, "  temporal server  %s %s (config %s, metrics %s)\n", testsuite.TemporalServerVersion, c.Server.HostPort, c.Server.ConfigFile, c.Server.MetricsURL)
-	fmt.Fprintf(out, "  location         %s\n", c.LocationURL)
-	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
-		fmt.Fprintf(out, "  %-16s %s\n", name, c.StampURLs[name])
-	}
-	for i, w := range c.Workers {
-		fmt.Fprintf(out, "  %-16s pid %d, metrics %s\n", w.Name, w.PID(), c.WorkerMetricsURLs[i])
-	}
-	fmt.Fprintf(out, "the baton CLI against it:\n  export TEMPORAL_ADDRESS=%s TEMPORAL_NAMESPACE=default BATON_LOCATION=%s\n",
-		c.Server.HostPort, c.LocationURL)
-
-	if *failover {
-		if err := failoverUnderTraffic(ctx, out, c, *account, *partitions, *rate, *latency, *kill); err != nil {
+		began := time.Now()
+		c, err := testsuite.Start(ctx, testsuite.Options{
+			Dir: rd.Path, Backend: testsuite.BackendPostgres, PostgresNonDurable: *nonDurable, Workers: *workers, WorkerMetrics: true,
+			Durable: true, ReplicationDelay: 20 * time.Millisecond, ReplayRate: 3000, Progress: out,
+		})
+		if err != nil {
 			return err
 		}
-	}
-	if *exit {
-		return nil
-	}
-	fmt.Fprintln(out, "\npgcluster: the cluster stays up — Ctrl-C to stop everything")
-	<-ctx.Done()
-	return nil // the way this run ends: not a failure
+		defer c.Close()
+		fmt.Fprintf(out, "pgcluster: up in %v (PostgreSQL %s)\n", time.Since(began).Round(time.Millisecond), c.Postgres.Mode())
+		fmt.Fprintf(out, "  postgresql       %s (user %s, data %s), %s\n", c.Postgres.Addr(), c.Postgres.User, c.Postgres.DataDir, c.Postgres.Mode())
+		fmt.Fprintf(out, "  temporal server  %s %s (config %s, metrics %s)\n", testsuite.TemporalServerVersion, c.Server.HostPort, c.Server.ConfigFile, c.Server.MetricsURL)
+		fmt.Fprintf(out, "  location         %s\n", c.LocationURL)
+		for _, name := range []string{testsuite.StampA, testsuite.StampB} {
+			fmt.Fprintf(out, "  %-16s %s\n", name, c.StampURLs[name])
+		}
+		for i, w := range c.Workers {
+			fmt.Fprintf(out, "  %-16s pid %d, metrics %s\n", w.Name, w.PID(), c.WorkerMetricsURLs[i])
+		}
+		fmt.Fprintf(out, "the baton CLI against it:\n  export TEMPORAL_ADDRESS=%s TEMPORAL_NAMESPACE=default BATON_LOCATION=%s\n",
+			c.Server.HostPort, c.LocationURL)
+
+		if *failover {
+			if err := failoverUnderTraffic(ctx, out, c, *account, *partitions, *rate, *latency, *kill); err != nil {
+				return err
+			}
+		}
+		if *exit {
+			return nil
+		}
+		fmt.Fprintln(out, "\npgcluster: the cluster stays up — Ctrl-C to stop everything")
+		<-ctx.Done()
+		return nil // the way this run ends: not a failure
+	})
 }
 
 func failoverUnderTraffic(ctx context.Context, out io.Writer, c *testsuite.Cluster, account string, partitions int, rate float64, latency time.Duration, kill bool) error {

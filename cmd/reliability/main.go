@@ -21,6 +21,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/batonhq/baton/internal/cli"
 )
 
 // Tests is the -run pattern of the tests that print RELIABILITY lines.
@@ -32,15 +34,7 @@ const (
 	endMarker   = "<!-- reliability:end -->"
 )
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "reliability:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Exit("reliability", run(os.Args[1:], os.Stdout)) }
 
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("reliability", flag.ContinueOnError)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -44,15 +44,7 @@ Run "stampd COMMAND --help" for a command's options. An empty --data keeps
 the state in a temporary file that is deleted on exit (memory mode).
 `
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "stampd:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Exit("stampd", run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -77,28 +69,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-}
-
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("stampd "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: stampd %s\n\nOptions:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses flags and refuses stray positional arguments, which are
-// almost always a mistyped flag.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
 }
 
 func newLogger() (*zap.Logger, error) {
@@ -139,7 +109,7 @@ func httpServe(ctx context.Context, log *zap.Logger, listen string, h http.Handl
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("serve", "serve --name NAME [options]", stderr)
+	fs := cli.NewFlagSet("stampd", "serve", "serve --name NAME [options]", stderr)
 	name := fs.String("name", "", "stamp `name`, e.g. stamp-a (required)")
 	listen := fs.String("listen", "127.0.0.1:7101", "`address` to listen on (port 0 picks a free one)")
 	advertise := fs.String("advertise", "", "base `URL` to register in the location service (default: http://<bound listen address>)")
@@ -152,7 +122,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	latency := fs.Duration("fault-latency", 0, "inject this `delay` into every call")
 	unreachable := fs.Bool("fault-unreachable", false, "close every connection without answering")
 	scope := fs.String("fault-scope", "all", "calls the --fault-* flags apply to: data, control, replication or all")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -218,10 +188,10 @@ func registerUntilDone(ctx context.Context, log *zap.Logger, lc *location.Client
 }
 
 func serveLocation(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("location", "location [--listen ADDR] [--data DIR]", stderr)
+	fs := cli.NewFlagSet("stampd", "location", "location [--listen ADDR] [--data DIR]", stderr)
 	listen := fs.String("listen", "127.0.0.1:7100", "`address` to listen on")
 	data := fs.String("data", "", "data `dir`ectory; empty = memory mode")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger()
@@ -251,11 +221,11 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("register", "register --location URL --name NAME --url URL", stderr)
+	fs := cli.NewFlagSet("stampd", "register", "register --location URL --name NAME --url URL", stderr)
 	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
 	name := fs.String("name", "", "stamp `name` (required)")
 	u := fs.String("url", "", "stamp base `URL`, e.g. http://127.0.0.1:7101 (required)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *u == "" {
@@ -270,13 +240,13 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func provision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("provision", "provision --location URL --account A --partitions N --primary NAME --secondary NAME", stderr)
+	fs := cli.NewFlagSet("stampd", "provision", "provision --location URL --account A --partitions N --primary NAME --secondary NAME", stderr)
 	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
 	account := fs.String("account", "", "account `name`, [a-z0-9-]{1,63} (required)")
 	partitions := fs.Int("partitions", 16, "number of `partitions`, 1..65536")
 	primary := fs.String("primary", "", "primary stamp `name`, registered in the location service (required)")
 	secondary := fs.String("secondary", "", "secondary stamp `name`, registered in the location service (required)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *account == "" || *primary == "" || *secondary == "" {

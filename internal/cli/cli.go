@@ -1,0 +1,49 @@
+// Package cli holds what Baton's programs share on the command line: one
+// way to end (exit status and the error's one line) and flag sets for
+// subcommands that refuse stray arguments.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit ends a program whose run returned err: status 0 for nil or a help
+// request, otherwise "name: err" on stderr and status 1.
+func Exit(name string, err error) { ExitWith(name, err, 1) }
+
+// ExitWith is Exit with the status of a failure chosen by the caller.
+func ExitWith(name string, err error, status int) {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	fmt.Fprintln(os.Stderr, name+":", err)
+	os.Exit(status)
+}
+
+// NewFlagSet returns the flag set of subcommand name of program prog,
+// printing "Usage: prog synopsis" and the options on stderr.
+func NewFlagSet(prog, name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(prog+" "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s %s\n\nOptions:\n", prog, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// Parse parses flags and refuses stray positional arguments, which are
+// almost always a mistyped flag.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
