@@ -597,7 +597,8 @@ func loadFlagTools(t *testing.T) map[string]*flagTool {
 }
 
 // readFlagTool finds, in each function of the package, the flag set it
-// makes (fs := flag.NewFlagSet("prog", ...) or fs := newFlags("sub", ...))
+// makes (fs := flag.NewFlagSet("prog", ...), fs := cli.NewFlagSet("prog",
+// "sub", ...) or fs := newFlags("sub", ...))
 // and the flags defined on it (fs.String("name", ...), fs.DurationVar(&v,
 // "name", ...), ...).
 func readFlagTool(name, dir string) (*flagTool, error) {
@@ -641,11 +642,17 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 										tool.sets[s] = tool.sets[s]
 									}
 								}
-							case *ast.SelectorExpr: // flag.NewFlagSet("worker", ...)
-								// A literal name only: newFlags' own
-								// NewFlagSet("stampd "+name) is not a
-								// flag set of the program as a whole.
-								if x, ok := fun.X.(*ast.Ident); ok && x.Name == "flag" && fun.Sel.Name == "NewFlagSet" {
+							case *ast.SelectorExpr: // flag.NewFlagSet("worker", ...), cli.NewFlagSet("stampd", "serve", ...)
+								x, _ := fun.X.(*ast.Ident)
+								if x != nil && x.Name == "cli" && fun.Sel.Name == "NewFlagSet" && len(call.Args) > 1 {
+									if s, ok := str(call.Args[1]); ok {
+										sets[id.Name] = s
+										tool.sets[s] = tool.sets[s]
+									}
+								}
+								// A literal name only: a NewFlagSet("stampd "+name)
+								// is not a flag set of the program as a whole.
+								if x != nil && x.Name == "flag" && fun.Sel.Name == "NewFlagSet" {
 									if _, ok := str(call.Args[0]); ok {
 										sets[id.Name] = ""
 										tool.sets[""] = tool.sets[""]

@@ -2,6 +2,7 @@ package testsuite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -98,13 +99,22 @@ func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error)
 // WaitReady polls until the frontend answers a health check (also after a
 // restart of the same process).
 func (d *DevServer) WaitReady(ctx context.Context) error {
+	if err := waitFrontend(ctx, d.HostPort, d.Process); err != nil {
+		return fmt.Errorf("temporal dev server on %s not ready: %w (see %s)", d.HostPort, err, d.Log)
+	}
+	return nil
+}
+
+// waitFrontend polls, for up to two minutes, until the Temporal frontend
+// at hostPort answers a health check, or its process p exits.
+func waitFrontend(ctx context.Context, hostPort string, p *Process) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	err := Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-		if !d.Running() {
-			return false, fmt.Errorf("temporal dev server exited: see %s", d.Log)
+	return Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		if !p.Running() {
+			return false, errors.New("it exited")
 		}
-		c, err := client.Dial(client.Options{HostPort: d.HostPort, Logger: logging.NewZapAdapter(zap.NewNop())})
+		c, err := client.Dial(client.Options{HostPort: hostPort, Logger: logging.NewZapAdapter(zap.NewNop())})
 		if err != nil {
 			return false, nil
 		}
@@ -112,8 +122,4 @@ func (d *DevServer) WaitReady(ctx context.Context) error {
 		_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
 		return err == nil, nil
 	})
-	if err != nil {
-		return fmt.Errorf("temporal dev server on %s not ready: %w", d.HostPort, err)
-	}
-	return nil
 }

@@ -211,21 +211,7 @@ func StartServer(ctx context.Context, o ServerOptions) (_ *TemporalServer, err e
 
 // WaitReady polls until the frontend answers a health check.
 func (s *TemporalServer) WaitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	err := Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-		if !s.Running() {
-			return false, errors.New("it exited")
-		}
-		c, err := client.Dial(client.Options{HostPort: s.HostPort, Logger: logging.NewZapAdapter(zap.NewNop())})
-		if err != nil {
-			return false, nil
-		}
-		defer c.Close()
-		_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
-		return err == nil, nil
-	})
-	if err != nil {
+	if err := waitFrontend(ctx, s.HostPort, s.Process); err != nil {
 		return fmt.Errorf("temporal server on %s not ready: %w; log %s ends:\n%s", s.HostPort, err, s.Log, logTail(s.Log, 10))
 	}
 	return nil

@@ -57,24 +57,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "run":
-		return runLoad(ctx, rest, stdout, stderr)
-	case "audit":
-		return runAudit(ctx, rest, stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
+	return cli.Dispatch(args, usage, stdout, stderr, cli.Subcommands{
+		"run":   func(ctx context.Context, args []string) error { return runLoad(ctx, args, stdout, stderr) },
+		"audit": func(ctx context.Context, args []string) error { return runAudit(ctx, args, stdout, stderr) },
+	})
 }
 
 func newLogger(verbose bool) (*zap.Logger, error) {

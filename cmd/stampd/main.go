@@ -11,9 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -47,28 +45,12 @@ the state in a temporary file that is deleted on exit (memory mode).
 func main() { cli.Exit("stampd", run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		return serve(ctx, rest, stderr)
-	case "location":
-		return serveLocation(ctx, rest, stderr)
-	case "register":
-		return register(ctx, rest, stdout, stderr)
-	case "provision":
-		return provision(ctx, rest, stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
+	return cli.Dispatch(args, usage, stdout, stderr, cli.Subcommands{
+		"serve":     func(ctx context.Context, args []string) error { return serve(ctx, args, stderr) },
+		"location":  func(ctx context.Context, args []string) error { return serveLocation(ctx, args, stderr) },
+		"register":  func(ctx context.Context, args []string) error { return register(ctx, args, stdout, stderr) },
+		"provision": func(ctx context.Context, args []string) error { return provision(ctx, args, stdout, stderr) },
+	})
 }
 
 func newLogger() (*zap.Logger, error) {

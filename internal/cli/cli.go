@@ -4,11 +4,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Exit ends a program whose run returned err: status 0 for nil or a help
@@ -46,4 +49,31 @@ func Parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
 	return nil
+}
+
+// Subcommands maps a program's subcommand names to what runs them.
+type Subcommands map[string]func(ctx context.Context, args []string) error
+
+// Dispatch runs the subcommand args[0] names with the rest of args, under
+// a context that Ctrl-C and SIGTERM cancel. No subcommand, an unknown one
+// or a help request print usage.
+func Dispatch(args []string, usage string, stdout, stderr io.Writer, cmds Subcommands) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch name, rest := args[0], args[1:]; name {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		cmd, ok := cmds[name]
+		if !ok {
+			fmt.Fprint(stderr, usage)
+			return fmt.Errorf("unknown command %q", name)
+		}
+		return cmd(ctx, rest)
+	}
 }
