@@ -11,7 +11,9 @@ import (
 	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
-// Client calls the location service. It is safe for concurrent use.
+// Client calls the location service. It is safe for concurrent use. Its
+// shape (a base URL, an HTTP client, calls through jsonhttp) is the stamp
+// client's; the two differ in their default HTTP client and their calls.
 type Client struct {
 	base string
 	hc   *http.Client
