@@ -42,6 +42,10 @@ type partition struct {
 	// the basis of its write rate.
 	samples []sourceSample
 
+	// pruned is the highest LSN dropped from the log (0 after a restart:
+	// the first round seeks from the start).
+	pruned uint64
+
 	replayTarget    uint64
 	replayStartedAt time.Time
 	replayDoneAt    time.Time
@@ -96,6 +100,11 @@ type account struct {
 	// recvMu serializes received shipments with promote, so no entry lands
 	// on a partition between promote's checks and its role change.
 	recvMu sync.Mutex
+	// replayMu is held by each replay round and by what rewrites a
+	// partition's replicated state under it (demote, seed), so a round never
+	// applies entries those are replacing. Lock order: shipMu, replayMu,
+	// recvMu, the partitions.
+	replayMu sync.Mutex
 
 	dirtyMu     sync.Mutex
 	shipDirty   map[int]struct{} // primaries with committed entries not yet acked

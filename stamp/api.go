@@ -39,6 +39,18 @@ const (
 	CtlFlushReplay = "flush-replay"
 	CtlPromote     = "promote"
 	CtlUnfence     = "unfence"
+	// CtlDemote turns an old primary's partitions into secondaries of the
+	// new primary at the new epoch: what each holds past its target (the LSN
+	// the new primary continued from) moves to the recovered area, and its
+	// log is cut back to the target (reprotect).
+	CtlDemote = "demote"
+	// CtlProtect makes a promoted primary ship to its peer again, from each
+	// partition's target (what the peer holds): reverse replication.
+	CtlProtect = "protect"
+	// CtlSeed replaces a secondary's partitions with a snapshot of its
+	// peer's (the primary's) and resumes replication from the snapshot's
+	// LSN: for a stamp whose data is gone.
+	CtlSeed = "seed"
 )
 
 // HeaderEpoch carries the epoch a client believes is current for the account.
@@ -241,6 +253,10 @@ type ControlResult struct {
 	LSN    uint64          `json:"lsn"`
 	Done   bool            `json:"done"` // flush-replay: target reached
 	Status PartitionStatus `json:"status"`
+	// Recovered (demote) counts the partition's entries in the recovered
+	// area; SeededBytes (seed) the bytes of keys and values it copied.
+	Recovered   int   `json:"recovered,omitempty"`
+	SeededBytes int64 `json:"seeded_bytes,omitempty"`
 	// Error is set when this partition alone failed: a bulk call answers
 	// 200 with the other partitions done, and this one's refusal as the
 	// per-partition route would have answered it. LSN and Done are then no
@@ -353,4 +369,48 @@ type PartitionShipment struct {
 // durably received.
 type ReplicateResponse struct {
 	Acks map[int]uint64 `json:"acks"`
+}
+
+// RecoveredEntry is a write an old primary acknowledged past what the new
+// primary replayed, set aside by demote instead of dropped
+// (GET /v1/accounts/{a}/recovered answers them as JSON lines).
+type RecoveredEntry struct {
+	Partition   int       `json:"partition"`
+	LSN         uint64    `json:"lsn"`
+	Epoch       uint64    `json:"epoch"`
+	Op          Op        `json:"op"`
+	Key         string    `json:"key"`
+	Value       string    `json:"value,omitempty"`
+	RecoveredAt time.Time `json:"recovered_at"`
+}
+
+// RestoreRequest sets keys of a demoted stamp's secondary partitions to the
+// new primary's values (POST /v1/accounts/{a}/restore): the rewind of what
+// diverged, before reverse replication resumes.
+type RestoreRequest struct {
+	Values []RestoreValue `json:"values"`
+}
+
+// RestoreValue is one key as the new primary holds it; Deleted when it has
+// no such key.
+type RestoreValue struct {
+	Key     string `json:"key"`
+	Value   string `json:"value,omitempty"`
+	LSN     uint64 `json:"lsn,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// SnapshotHeader is the first line of a snapshot
+// (GET /v1/accounts/{a}/snapshot?partitions=...): the LSN each partition's
+// data stands at. Every further line is a SnapshotValue.
+type SnapshotHeader struct {
+	LSNs map[int]uint64 `json:"lsns"`
+}
+
+// SnapshotValue is one key of a snapshot.
+type SnapshotValue struct {
+	Partition int    `json:"p"`
+	Key       string `json:"k"`
+	Value     string `json:"v"`
+	LSN       uint64 `json:"l"`
 }

@@ -2,8 +2,10 @@ package stamp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -235,6 +237,62 @@ func (c *Client) Promote(ctx context.Context, account string, req ControlRequest
 // Unfence lets fenced partitions take writes again (rollback).
 func (c *Client) Unfence(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
 	return c.Control(ctx, account, CtlUnfence, req)
+}
+
+// Demote turns an old primary's partitions into secondaries at req.Epoch,
+// setting aside what they hold past req.Targets (see CtlDemote).
+func (c *Client) Demote(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlDemote, req)
+}
+
+// Protect makes a promoted primary ship to its peer from req.Targets.
+func (c *Client) Protect(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlProtect, req)
+}
+
+// Seed replaces a secondary's partitions with a snapshot of its peer's.
+func (c *Client) Seed(ctx context.Context, account string, req ControlRequest) (ControlResponse, error) {
+	return c.Control(ctx, account, CtlSeed, req)
+}
+
+// Recovered lists the account's recovered entries (GET
+// /v1/accounts/{a}/recovered), calling fn for each, in partition and LSN
+// order.
+func (c *Client) Recovered(ctx context.Context, account string, fn func(RecoveredEntry) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+accountPath(account)+"/recovered", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		ae := &APIError{Status: resp.StatusCode}
+		jsonhttp.DecodeErrorBody(resp.StatusCode, data, &ae.ErrorBody, &ae.Code, &ae.Message)
+		return ae
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var e RecoveredEntry
+		switch err := dec.Decode(&e); {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read recovered entries: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// Restore sets keys of secondary partitions to the new primary's values
+// (POST /v1/accounts/{a}/restore).
+func (c *Client) Restore(ctx context.Context, account string, values []RestoreValue) error {
+	return c.do(ctx, http.MethodPost, accountPath(account)+"/restore", nil, RestoreRequest{Values: values}, nil)
 }
 
 // AddFault calls POST /v1/faults.

@@ -21,10 +21,10 @@ const (
 
 func validOp(op string) error {
 	switch op {
-	case CtlFence, CtlFlushSend, CtlFlushReplay, CtlPromote, CtlUnfence:
+	case CtlFence, CtlFlushSend, CtlFlushReplay, CtlPromote, CtlUnfence, CtlDemote, CtlProtect, CtlSeed:
 		return nil
 	}
-	return errBad("unknown control op %q; use fence, flush-send, flush-replay, promote or unfence", op)
+	return errBad("unknown control op %q; use fence, flush-send, flush-replay, promote, unfence, demote, protect or seed", op)
 }
 
 // controlBulk serves POST /v1/accounts/{a}/control/{op}.
@@ -177,6 +177,12 @@ func (s *Server) control(ctx context.Context, a *account, op string, ps []int,
 		return s.promote(a, ps, req)
 	case CtlUnfence:
 		return s.unfence(ctx, a, ps, req)
+	case CtlDemote:
+		return s.demote(a, ps, req)
+	case CtlProtect:
+		return s.protect(a, ps, req)
+	case CtlSeed:
+		return s.seed(ctx, a, ps)
 	}
 	return nil, validOp(op)
 }

@@ -81,9 +81,9 @@ func validateFault(f *Fault) error {
 		return errBad("fault does nothing; set error_rate, latency_ms or unreachable")
 	}
 	switch f.Op {
-	case "", CtlFence, CtlFlushSend, CtlFlushReplay, CtlPromote, CtlUnfence, opStatus:
+	case "", CtlFence, CtlFlushSend, CtlFlushReplay, CtlPromote, CtlUnfence, CtlDemote, CtlProtect, CtlSeed, opStatus:
 	default:
-		return errBad("fault op %q is invalid; use fence, flush-send, flush-replay, promote, unfence or status", f.Op)
+		return errBad("fault op %q is invalid; use fence, flush-send, flush-replay, promote, unfence, demote, protect, seed or status", f.Op)
 	}
 	if f.Op != "" && f.Scope != scopeControl {
 		return errBad("fault op %q needs scope control", f.Op)

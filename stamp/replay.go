@@ -70,6 +70,8 @@ func (p *partition) refillLocked(now time.Time, rate float64) {
 // how long to wait before the next round when only throttled work is left
 // (0: none left, or the loop was kicked to continue at once).
 func (s *Server) replayOnce(a *account) (time.Duration, error) {
+	a.replayMu.Lock()
+	defer a.replayMu.Unlock()
 	dirty := a.takeDirty(&a.replayDirty)
 	if len(dirty) == 0 {
 		return 0, nil

@@ -241,7 +241,7 @@ func (s *Server) heartbeatIfDue(a *account) error {
 	a.dirtyMu.Lock()
 	due := time.Since(a.lastReport) >= s.cfg.HeartbeatInterval
 	a.dirtyMu.Unlock()
-	if !due || a.spec.Role != RolePrimary || a.spec.Peer == "" || !a.anyShipping() {
+	if !due || a.spec.Peer == "" || !a.anyShipping() {
 		return nil
 	}
 	req := &ReplicateRequest{Account: a.spec.Account, FromStamp: s.cfg.Name}

@@ -31,8 +31,13 @@ type Config struct {
 	// LastWritten to the peer this often (default 250ms), so that after an
 	// outage the secondary knows what it missed and how fresh that is.
 	HeartbeatInterval time.Duration
-	Faults            []Fault     // initial injected faults
-	Logger            *zap.Logger // nil = zap.NewNop()
+	// LogRetain is how many entries below what is safe to drop (what the
+	// peer durably received, on a primary; what was replayed, on a
+	// secondary) each partition's log keeps (0 = DefaultLogRetain; negative:
+	// the whole log is kept).
+	LogRetain int
+	Faults    []Fault     // initial injected faults
+	Logger    *zap.Logger // nil = zap.NewNop()
 }
 
 // Server is one storage stamp. Create it with Open, serve Handler, and Close
@@ -74,6 +79,9 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.ReplicationBatch <= 0 {
 		cfg.ReplicationBatch = 1000
+	}
+	if cfg.LogRetain == 0 {
+		cfg.LogRetain = DefaultLogRetain
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 250 * time.Millisecond
@@ -193,9 +201,10 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) startAccount(a *account) {
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.shipLoop(a)
 	go s.replayLoop(a)
+	go s.pruneLoop(a)
 }
 
 // Handler returns the stamp's HTTP API (docs/STAMP_API.md).
@@ -212,6 +221,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/accounts/{account}/status", s.handle(s.status))
 	mux.HandleFunc("POST /v1/accounts/{account}/control/{op}", s.handle(s.controlBulk))
 	mux.HandleFunc("POST /v1/accounts/{account}/partitions/{partition}/{op}", s.handle(s.controlOne))
+	mux.HandleFunc("GET /v1/accounts/{account}/recovered", s.handle(s.listRecovered))
+	mux.HandleFunc("POST /v1/accounts/{account}/restore", s.handle(s.restore))
+	mux.HandleFunc("GET /v1/accounts/{account}/snapshot", s.handle(s.snapshot))
 	mux.HandleFunc("POST /v1/faults", s.handle(s.addFault))
 	mux.HandleFunc("GET /v1/faults", s.handle(s.listFaults))
 	mux.HandleFunc("DELETE /v1/faults", s.handle(s.clearFaults))
