@@ -145,6 +145,9 @@ func (pc *precheck) lookUp(ctx context.Context) error {
 		)
 	case in.To == acct.Primary:
 		return precheckFailed("account %s is already primary on %s: nothing to fail over", in.Account, in.To)
+	case acct.Unprotected:
+		return precheckFailed("account %s failed over to %s at epoch %d and %s does not replicate it yet: reprotect it first (baton reprotect %s)",
+			in.Account, acct.Primary, acct.Epoch, acct.Secondary, in.Account)
 	case in.To != acct.Secondary:
 		return precheckFailed(
 			"account %s replicates to %s, not %s: a failover can only go to the stamp that holds the replica",

@@ -23,6 +23,9 @@ type Account struct {
 	SecondaryURL string    `json:"secondary_url"` // filled in from the registry
 	Epoch        uint64    `json:"epoch"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Unprotected: the account failed over and its old primary does not
+	// replicate it yet (reprotect pending): it cannot fail over again.
+	Unprotected bool `json:"unprotected,omitempty"`
 }
 
 // CreateRequest registers an account (POST /v1/accounts). Idempotent: the
@@ -45,6 +48,14 @@ type MoveRequest struct {
 	To            string `json:"to"`
 	ExpectedEpoch uint64 `json:"expected_epoch"`
 	Epoch         uint64 `json:"epoch"`
+}
+
+// ProtectRequest records that the account is protected again (its
+// secondary replicates its primary) at Epoch
+// (POST /v1/accounts/{account}/protect): a reprotect's last step. It
+// applies only at the account's current epoch; a repeat answers the same.
+type ProtectRequest struct {
+	Epoch uint64 `json:"epoch"`
 }
 
 // ErrorBody is the JSON body of every non-2xx answer.

@@ -86,6 +86,13 @@ func (c *Client) Lookup(ctx context.Context, account string) (Account, error) {
 	return a, err
 }
 
+// Protect records that the account is protected again at epoch.
+func (c *Client) Protect(ctx context.Context, account string, epoch uint64) (Account, error) {
+	var a Account
+	err := c.do(ctx, http.MethodPost, "/v1/accounts/"+url.PathEscape(account)+"/protect", ProtectRequest{Epoch: epoch}, &a)
+	return a, err
+}
+
 // Move calls POST /v1/accounts/{account}/move (compare-and-set on the epoch).
 func (c *Client) Move(ctx context.Context, account string, r MoveRequest) (Account, error) {
 	var a Account

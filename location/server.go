@@ -66,6 +66,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/accounts", s.listAccounts)
 	mux.HandleFunc("GET /v1/accounts/{account}", s.getAccount)
 	mux.HandleFunc("POST /v1/accounts/{account}/move", s.moveAccount)
+	mux.HandleFunc("POST /v1/accounts/{account}/protect", s.protectAccount)
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
@@ -208,6 +209,29 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	out, err := s.st.accounts()
 	s.answer(w, r, out, err)
+}
+
+func (s *Server) protectAccount(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("account")
+	if err := stamp.ValidateAccountName(name); err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
+	var req ProtectRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Epoch == 0 {
+		badRequest(w, "epoch is required: the account's current epoch")
+		return
+	}
+	a, err := s.st.protect(name, req, s.now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("account protected", zap.String("account", name), zap.Uint64("epoch", req.Epoch))
+	jsonhttp.WriteJSON(w, http.StatusOK, a)
 }
 
 func (s *Server) moveAccount(w http.ResponseWriter, r *http.Request) {

@@ -321,3 +321,32 @@ func TestMemoryModeCleansUpOnClose(t *testing.T) {
 		t.Fatalf("memory-mode dir %s still there after Close (stat: %v)", dir, err)
 	}
 }
+
+// TestMoveLeavesTheAccountUnprotectedUntilProtect: a move marks the
+// account unprotected (its old primary does not replicate it yet); protect
+// at the current epoch clears it, idempotently, and refuses a stale epoch.
+func TestMoveLeavesTheAccountUnprotectedUntilProtect(t *testing.T) {
+	_, hs := newTestServer(t, "")
+	c := NewClient(hs.URL, hs.Client())
+	setupStamps(t, c)
+	ctx := context.Background()
+	a, err := c.CreateAccount(ctx, CreateRequest{Account: "acct", Partitions: 2, Primary: "stamp-a", Secondary: "stamp-b"})
+	if err != nil || a.Unprotected {
+		t.Fatalf("a new account is protected: %+v, %v", a, err)
+	}
+	a, err = c.Move(ctx, "acct", MoveRequest{From: "stamp-a", To: "stamp-b", ExpectedEpoch: 1, Epoch: 2})
+	if err != nil || !a.Unprotected {
+		t.Fatalf("after a move the account is unprotected: %+v, %v", a, err)
+	}
+	if _, err := c.Protect(ctx, "acct", 1); !IsConflict(err) {
+		t.Fatalf("protect at a stale epoch: %v", err)
+	}
+	for range 2 {
+		if a, err = c.Protect(ctx, "acct", 2); err != nil || a.Unprotected {
+			t.Fatalf("protect at the current epoch: %+v, %v", a, err)
+		}
+	}
+	if a, err = c.Lookup(ctx, "acct"); err != nil || a.Unprotected {
+		t.Fatalf("lookup after protect: %+v, %v", a, err)
+	}
+}

@@ -29,6 +29,9 @@ type record struct {
 	UpdatedAt  time.Time     `json:"updated_at"`
 	Create     CreateRequest `json:"create"`
 	LastMove   *MoveRequest  `json:"last_move,omitempty"`
+	// Unprotected: moved, and not reprotected since (no replica takes its
+	// writes).
+	Unprotected bool `json:"unprotected,omitempty"`
 }
 
 // errStore is a store answer the HTTP layer maps to a status code.
@@ -163,7 +166,7 @@ func view(tx *bolt.Tx, r record) (Account, error) {
 	a := Account{
 		Account: r.Account, Partitions: r.Partitions,
 		Primary: r.Primary, Secondary: r.Secondary,
-		Epoch: r.Epoch, UpdatedAt: r.UpdatedAt,
+		Epoch: r.Epoch, UpdatedAt: r.UpdatedAt, Unprotected: r.Unprotected,
 	}
 	sb := tx.Bucket(bucketStamps)
 	var s Stamp
@@ -287,8 +290,37 @@ func (st *store) move(account string, req MoveRequest, now time.Time) (Account, 
 		r.Primary, r.Secondary, r.Epoch = req.To, req.From, req.Epoch
 		r.UpdatedAt = now
 		r.LastMove = &m
+		r.Unprotected = true // until a reprotect makes the old primary its replica
 		if err := putJSON(ab, account, r); err != nil {
 			return err
+		}
+		a, err = view(tx, r)
+		return err
+	})
+	return a, err
+}
+
+// protect records that the account's secondary replicates its primary
+// again, at epoch: a compare-and-set on the epoch, idempotent.
+func (st *store) protect(account string, req ProtectRequest, now time.Time) (Account, error) {
+	var a Account
+	err := st.db.Update(func(tx *bolt.Tx) error {
+		ab := tx.Bucket(bucketAccounts)
+		var r record
+		ok, err := getJSON(ab, account, &r)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return storeErr(404, "not_found", "account %s is not registered", account)
+		case r.Epoch != req.Epoch:
+			return storeErr(409, "conflict", "account %s is at epoch %d, not %d: re-resolve and retry", account, r.Epoch, req.Epoch)
+		}
+		if r.Unprotected {
+			r.Unprotected, r.UpdatedAt = false, now
+			if err := putJSON(ab, account, r); err != nil {
+				return err
+			}
 		}
 		a, err = view(tx, r)
 		return err
