@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
@@ -41,6 +42,9 @@ type Activities struct {
 	Location *location.Client
 	// HTTP is shared by every stamp client.
 	HTTP *http.Client
+	// Temporal, when set, lets a reprotect check that no failover of the
+	// account runs and read what the last one reported.
+	Temporal client.Client
 
 	mu     sync.Mutex
 	stamps map[string]*stamp.Client

@@ -12,7 +12,8 @@ import (
 // constant names a method, so a rename cannot slip through.
 func TestActivityNamesAreTheMethods(t *testing.T) {
 	names := []string{NamePrecheck, NameCatchUp, NameFence, NameFlushSend, NameFlushReplay,
-		NamePromote, NameUnfence, NameLossLedger, NameRunCommand, NameCallHTTP}
+		NamePromote, NameUnfence, NameLossLedger, NameRunCommand, NameCallHTTP,
+		NameReprotectPrecheck, NameDemote, NameRestoreDiverged, NameSeed, NameProtect, NameMarkProtected}
 	var methods []string
 	typ := reflect.TypeOf(&Activities{})
 	for i := range typ.NumMethod() {

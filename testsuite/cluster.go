@@ -212,6 +212,21 @@ func (c *Cluster) Provision(ctx context.Context, account string, partitions int)
 
 // RestartStamp restarts a stamp that was killed or stopped, on the same port
 // and data, and waits until it serves.
+// WipeStamp stops stamp name, deletes its data directory (the stamp's data
+// is gone, as on a rebuilt host) and starts it again, empty, at the same
+// address.
+func (c *Cluster) WipeStamp(ctx context.Context, name string) error {
+	c.Stamps[name].Stop(10 * time.Second)
+	dir := c.dataDir(name)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("wipe %s: %w", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("wipe %s: %w", name, err)
+	}
+	return c.RestartStamp(ctx, name)
+}
+
 func (c *Cluster) RestartStamp(ctx context.Context, name string) error {
 	p := c.Stamps[name]
 	if err := p.Restart(); err != nil {

@@ -96,10 +96,17 @@ func TestUnplannedFailoverLedgerEqualsAudit(t *testing.T) {
 		require.Equal(t, StampA, a.Stamp)
 		require.True(t, a.LSN >= r[0] && a.LSN <= r[1], "lost %s (partition %d LSN %d) outside the ledger's %d..%d", a.Key, a.Partition, a.LSN, r[0], r[1])
 	}
+	// Started again and reprotected, the old primary holds in its recovered
+	// area exactly what the ledger and the audit counted.
+	require.NoError(t, c.RestartStamp(ctx, StampA))
+	r := runReprotect(ctx, t, c, account)
+	require.Equal(t, res.LostOps, r.RecoveredOps, "recovered = ledger")
+	require.Zero(t, r.LedgerMissedOps)
 	chaosRun{scenario: "unplanned: source's data plane cut, then kill -9, replication behind", outcome: string(res.Outcome), kills: 1,
 		faults: "data plane unreachable on stamp-a, then SIGKILL", elapsed: elapsed, fencedMillis: res.UnavailableMillis,
 		ackGap: traffic.LongestGap(gen.Acked()), retries: retries(ctx, t, c.Client, run.GetID(), 1), acked: st.Acks, lost: rep.Lost,
-		note: fmt.Sprintf("ledger %d = audit's lost %d (known: contact lasted until the kill)", res.LostOps, rep.Lost)}.log(t)
+		note: fmt.Sprintf("ledger %d = audit's lost %d = recovered by the reprotect %d (contact lasted until the kill)",
+			res.LostOps, rep.Lost, r.RecoveredOps)}.log(t)
 }
 
 // TestAbortMidFlightKeepsTheOldPrimary: an abort during flush-replay stops

@@ -108,7 +108,9 @@ Flags:
 		MaxConcurrentActivityTaskPollers:       *pollers,
 		MaxConcurrentWorkflowTaskPollers:       *pollers,
 	})
-	register.WorkflowsAndActivities(w, activities.New(*locationURL))
+	acts := activities.New(*locationURL)
+	acts.Temporal = c // a reprotect asks whether a failover of the account runs
+	register.WorkflowsAndActivities(w, acts)
 
 	stop := make(chan any, 1)
 	sig := make(chan os.Signal, 1)

@@ -928,8 +928,12 @@ type readable struct {
 func (r readable) Error() string { return r.msg }
 func (r readable) Unwrap() error { return r.err }
 
-// because says what failed and its root cause, keeping err in the chain.
+// because says what failed and its root cause, keeping err in the chain
+// (nil when err is nil).
 func because(what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	return readable{msg: what + ": " + rootMessage(err), err: err}
 }
 

@@ -21,11 +21,22 @@ var (
 	SearchPhase   = temporal.NewSearchAttributeKeyKeyword("BatonPhase")
 	SearchMode    = temporal.NewSearchAttributeKeyKeyword("BatonMode")
 	SearchTrigger = temporal.NewSearchAttributeKeyKeyword("BatonTrigger")
+	// SearchOperation says what the workflow does to its account: failover,
+	// reprotect or drill (BatonOperation = "drill" finds every drill).
+	SearchOperation = temporal.NewSearchAttributeKeyKeyword("BatonOperation")
+)
+
+// Operations, the values of SearchOperation.
+const (
+	OperationFailover  = "failover"
+	OperationReprotect = "reprotect"
+	OperationDrill     = "drill"
 )
 
 // SearchAttributeNames lists them, for registration.
 func SearchAttributeNames() []string {
-	return []string{SearchAccount.GetName(), SearchPhase.GetName(), SearchMode.GetName(), SearchTrigger.GetName()}
+	return []string{SearchAccount.GetName(), SearchPhase.GetName(), SearchMode.GetName(), SearchTrigger.GetName(),
+		SearchOperation.GetName()}
 }
 
 // Progress steps counted in Progress.Done.

@@ -100,6 +100,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	batch := fs.Int("replication-batch", 1000, "max log entries per partition per shipment")
 	delay := fs.Duration("replication-delay", 0, "added WAN `delay` per shipment, e.g. 500ms")
 	replay := fs.Float64("replay-rate", 0, "secondary replay `ops/s` per partition; 0 = unthrottled")
+	retain := fs.Int("log-retain", stamp.DefaultLogRetain,
+		"log `entries` each partition keeps below what its peer durably received (primary) or it replayed (secondary); -1 keeps the whole log")
 	errRate := fs.Float64("fault-error-rate", 0, "inject 503 injected_fault on this `share` [0,1] of calls")
 	latency := fs.Duration("fault-latency", 0, "inject this `delay` into every call")
 	unreachable := fs.Bool("fault-unreachable", false, "close every connection without answering")
@@ -118,7 +120,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer func() { _ = log.Sync() }()
 	cfg := stamp.Config{
 		Name: *name, DataDir: *data, LocationURL: *loc,
-		ReplicationBatch: *batch, ReplicationDelay: *delay, ReplayRate: *replay,
+		ReplicationBatch: *batch, ReplicationDelay: *delay, ReplayRate: *replay, LogRetain: *retain,
 		Logger: log,
 	}
 	if *errRate > 0 || *latency > 0 || *unreachable {

@@ -46,6 +46,7 @@ func FailoverOptions(taskQueue string, req workflows.FailoverRequest) client.Sta
 			workflows.SearchMode.ValueSet(string(mode)),
 			workflows.SearchTrigger.ValueSet(string(trigger)),
 			workflows.SearchPhase.ValueSet(string(workflows.PhasePrecheck)),
+			workflows.SearchOperation.ValueSet(workflows.OperationFailover),
 		),
 	}
 }

@@ -25,6 +25,8 @@ func WorkflowsAndActivities(w worker.Registry, acts *activities.Activities) {
 		workflow.RegisterOptions{Name: workflows.NamePartitionGroupFailover})
 	w.RegisterWorkflowWithOptions(workflows.AppFailover,
 		workflow.RegisterOptions{Name: workflows.NameAppFailover})
+	w.RegisterWorkflowWithOptions(workflows.Reprotect,
+		workflow.RegisterOptions{Name: workflows.NameReprotect})
 	w.RegisterActivity(acts)
 }
 
