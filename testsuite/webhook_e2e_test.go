@@ -130,7 +130,7 @@ receivers:
 	desc, err := c.Client.DescribeWorkflow(ctx, workflows.FailoverWorkflowID(approved), "")
 	require.NoError(t, err)
 	trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger)
-	require.Equal(t, workflows.TriggerAlert, trig)
+	require.Equal(t, workflows.TriggerAlert, workflows.Trigger(trig))
 	require.Equal(t, 1.0, metric(ctx, t, whURL+"/metrics", "baton_webhook_failovers_started_total", `mode="planned"`, `rule="stamp-down"`))
 
 	decide(ctx, t, c, approved, workflows.UpdateApprove)
