@@ -69,7 +69,8 @@ type Server struct {
 	closeErr  error
 }
 
-const dbFile = "stamp.db"
+// DataFile is the name of a durable stamp's database file in its DataDir.
+const DataFile = "stamp.db"
 
 // Open opens (or recovers) the stamp's store and starts its committer,
 // shippers and replayers.
@@ -155,7 +156,7 @@ func (s *Server) openDB() error {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
 		}
-		s.dbPath = filepath.Join(s.cfg.DataDir, dbFile)
+		s.dbPath = filepath.Join(s.cfg.DataDir, DataFile)
 	}
 	db, err := bbolt.Open(s.dbPath, 0o600, opts)
 	if err != nil {

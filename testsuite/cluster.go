@@ -212,6 +212,9 @@ func (c *Cluster) Provision(ctx context.Context, account string, partitions int)
 
 // RestartStamp restarts a stamp that was killed or stopped, on the same port
 // and data, and waits until it serves.
+// StampDataFile is the database file of durable stamp name.
+func (c *Cluster) StampDataFile(name string) string { return filepath.Join(c.dataDir(name), stamp.DataFile) }
+
 // WipeStamp stops stamp name, deletes its data directory (the stamp's data
 // is gone, as on a rebuilt host) and starts it again, empty, at the same
 // address.
