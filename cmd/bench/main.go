@@ -42,6 +42,8 @@ func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	sizes := fs.String("sizes", "1,100,1000,10000", "comma-separated partition counts")
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
+	reprotect := fs.Bool("reprotect", true, "also run the reprotect scenarios (1,000 partitions; seeding a wiped stamp)")
+	seedKeys := fs.Int("seed-keys", 1_000_000, "keys of the account the seeding scenario copies to a wiped stamp")
 	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
 	dir := fs.String("dir", "", "logs and data, kept (default: a temporary directory, removed at the end unless something fails)")
 	groupSize := fs.Int("group-size", 0, "partitions per child workflow (0 = the workflow's default)")
@@ -88,10 +90,15 @@ func run(args []string, out io.Writer) error {
 				}
 			}
 		}
-		if !*lag {
-			return nil
+		if *lag {
+			if err := lagScenarios(ctx, out, rd.Path, *durable, *groupSize, &t); err != nil {
+				return err
+			}
 		}
-		return lagScenarios(ctx, out, rd.Path, *durable, *groupSize, &t)
+		if *reprotect {
+			return reprotectScenarios(ctx, out, rd.Path, *seedKeys, &t)
+		}
+		return nil
 	})
 }
 
