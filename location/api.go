@@ -26,6 +26,62 @@ type Account struct {
 	// Unprotected: the account failed over and its old primary does not
 	// replicate it yet (reprotect pending): it cannot fail over again.
 	Unprotected bool `json:"unprotected,omitempty"`
+	// Labels are the operator's; LabelTier orders an evacuation.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// LabelTier is the label that ranks an account in a stamp evacuation:
+// "0" (first) to "3"; an account without it comes last.
+const LabelTier = "tier"
+
+// AccountPage is one page of the accounts whose primary is a stamp
+// (GET /v1/stamps/{name}/accounts?after=NAME&limit=N), sorted by name; Next
+// is the after= of the next page ("" on the last).
+type AccountPage struct {
+	Accounts []Account `json:"accounts"`
+	Next     string    `json:"next,omitempty"`
+}
+
+// LabelsRequest sets an account's labels (PUT /v1/accounts/{account}/labels),
+// replacing them all.
+type LabelsRequest struct {
+	Labels map[string]string `json:"labels"`
+}
+
+// Switch is a maintenance switch: while On, automatic triggers (alert
+// rules, scheduled drills) hold off; a failover started by hand still runs.
+type Switch struct {
+	On     bool      `json:"on"`
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// Maintenance is every switch (GET /v1/maintenance): the global one and one
+// per stamp.
+type Maintenance struct {
+	Global Switch            `json:"global"`
+	Stamps map[string]Switch `json:"stamps,omitempty"`
+}
+
+// Holds reports whether automatic triggers on stamp are held, and by which
+// switch ("" = none).
+func (m Maintenance) Holds(stamp string) (Switch, bool) {
+	if m.Global.On {
+		return m.Global, true
+	}
+	s, ok := m.Stamps[stamp]
+	return s, ok && s.On
+}
+
+// SwitchRequest sets a maintenance switch (PUT /v1/maintenance): the
+// global one when Stamp is "", else that stamp's. By and Reason are
+// required to turn it on.
+type SwitchRequest struct {
+	Stamp  string `json:"stamp,omitempty"`
+	On     bool   `json:"on"`
+	By     string `json:"by"`
+	Reason string `json:"reason"`
 }
 
 // CreateRequest registers an account (POST /v1/accounts). Idempotent: the

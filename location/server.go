@@ -67,6 +67,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/accounts/{account}", s.getAccount)
 	mux.HandleFunc("POST /v1/accounts/{account}/move", s.moveAccount)
 	mux.HandleFunc("POST /v1/accounts/{account}/protect", s.protectAccount)
+	mux.HandleFunc("PUT /v1/accounts/{account}/labels", s.putLabels)
+	mux.HandleFunc("GET /v1/stamps/{name}/accounts", s.stampAccounts)
+	mux.HandleFunc("GET /v1/maintenance", s.getMaintenance)
+	mux.HandleFunc("PUT /v1/maintenance", s.putMaintenance)
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})

@@ -3,6 +3,7 @@ package location
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -348,5 +349,86 @@ func TestMoveLeavesTheAccountUnprotectedUntilProtect(t *testing.T) {
 	}
 	if a, err = c.Lookup(ctx, "acct"); err != nil || a.Unprotected {
 		t.Fatalf("lookup after protect: %+v, %v", a, err)
+	}
+}
+
+// TestStampAccountsPagesLabelsAndMaintenance: the accounts of a stamp come
+// page by page in name order; labels stick; a maintenance switch needs who
+// and why, and holds a stamp's automatic triggers (or every stamp's).
+func TestStampAccountsPagesLabelsAndMaintenance(t *testing.T) {
+	_, hs := newTestServer(t, "")
+	c := NewClient(hs.URL, hs.Client())
+	setupStamps(t, c)
+	ctx := context.Background()
+	for i := range 7 {
+		primary, secondary := "stamp-a", "stamp-b"
+		if i%3 == 2 {
+			primary, secondary = secondary, primary
+		}
+		if _, err := c.CreateAccount(ctx, CreateRequest{Account: fmt.Sprintf("acct-%d", i), Partitions: 1,
+			Primary: primary, Secondary: secondary}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		page, err := c.StampAccounts(ctx, "stamp-a", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page.Accounts {
+			if a.Primary != "stamp-a" {
+				t.Fatalf("page holds %s, whose primary is %s", a.Account, a.Primary)
+			}
+			got = append(got, a.Account)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if want := []string{"acct-0", "acct-1", "acct-3", "acct-4", "acct-6"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("accounts of stamp-a: %v, want %v", got, want)
+	}
+	a, err := c.SetLabels(ctx, "acct-1", map[string]string{LabelTier: "0"})
+	if err != nil || a.Labels[LabelTier] != "0" {
+		t.Fatalf("labels: %+v, %v", a, err)
+	}
+	if a, _ := c.Lookup(ctx, "acct-1"); a.Labels[LabelTier] != "0" {
+		t.Fatalf("labels after a lookup: %+v", a)
+	}
+
+	if _, err := c.SetSwitch(ctx, SwitchRequest{Stamp: "stamp-a", On: true}); err == nil {
+		t.Fatal("a switch without who and why must be refused")
+	}
+	m, err := c.SetSwitch(ctx, SwitchRequest{Stamp: "stamp-a", On: true, By: "oncall", Reason: "patching"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, held := m.Holds("stamp-a"); !held || s.By != "oncall" || s.Reason != "patching" || s.At.IsZero() {
+		t.Fatalf("stamp-a held: %v %+v", held, s)
+	}
+	if _, held := m.Holds("stamp-b"); held {
+		t.Fatal("stamp-b is not held")
+	}
+	m, err = c.SetSwitch(ctx, SwitchRequest{On: true, By: "oncall", Reason: "region drill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, held := m.Holds("stamp-b"); !held || s.Reason != "region drill" {
+		t.Fatalf("the global switch holds every stamp: %v %+v", held, s)
+	}
+	if m, err = c.SetSwitch(ctx, SwitchRequest{On: false, By: "oncall"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = c.Maintenance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, held := m.Holds("stamp-b"); held {
+		t.Fatal("switched off, the global switch holds nothing")
 	}
 }

@@ -13,8 +13,9 @@ import (
 )
 
 var (
-	bucketStamps   = []byte("stamps")
-	bucketAccounts = []byte("accounts")
+	bucketStamps      = []byte("stamps")
+	bucketAccounts    = []byte("accounts")
+	bucketMaintenance = []byte("maintenance")
 )
 
 // record is what the store keeps per account. Create and LastMove are kept
@@ -32,6 +33,8 @@ type record struct {
 	// Unprotected: moved, and not reprotected since (no replica takes its
 	// writes).
 	Unprotected bool `json:"unprotected,omitempty"`
+	// Labels are the operator's (e.g. tier: 0..3, an evacuation's priority).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // errStore is a store answer the HTTP layer maps to a status code.
@@ -83,7 +86,7 @@ func openStore(dataDir string) (*store, error) {
 	}
 	st.db = db
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketStamps, bucketAccounts} {
+		for _, b := range [][]byte{bucketStamps, bucketAccounts, bucketMaintenance} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -166,7 +169,7 @@ func view(tx *bolt.Tx, r record) (Account, error) {
 	a := Account{
 		Account: r.Account, Partitions: r.Partitions,
 		Primary: r.Primary, Secondary: r.Secondary,
-		Epoch: r.Epoch, UpdatedAt: r.UpdatedAt, Unprotected: r.Unprotected,
+		Epoch: r.Epoch, UpdatedAt: r.UpdatedAt, Unprotected: r.Unprotected, Labels: r.Labels,
 	}
 	sb := tx.Bucket(bucketStamps)
 	var s Stamp
