@@ -14,7 +14,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/batonhq/baton/workflows"
 )
@@ -36,18 +35,11 @@ func FailoverOptions(taskQueue string, req workflows.FailoverRequest) client.Sta
 		// Without this the SDK hands back the running failover's handle as if
 		// it had started a new one.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary: fmt.Sprintf("%s failover of %s to %s (%s)",
-			mode, req.Account, req.ToStamp, trigger),
+		StaticSummary:                            workflows.FailoverSummary(req),
 		StaticDetails: fmt.Sprintf(
 			"**account** %s  \n**to** %s  \n**mode** %s  \n**trigger** %s  \n**reason** %s  \n**requested by** %s",
 			req.Account, req.ToStamp, mode, trigger, req.Reason, req.RequestedBy),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAccount.ValueSet(req.Account),
-			workflows.SearchMode.ValueSet(string(mode)),
-			workflows.SearchTrigger.ValueSet(string(trigger)),
-			workflows.SearchPhase.ValueSet(string(workflows.PhasePrecheck)),
-			workflows.SearchOperation.ValueSet(workflows.OperationFailover),
-		),
+		TypedSearchAttributes: workflows.FailoverSearchAttributes(req),
 	}
 }
 
