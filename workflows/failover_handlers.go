@@ -36,7 +36,7 @@ const (
 // SearchAttributeNames lists them, for registration.
 func SearchAttributeNames() []string {
 	return []string{SearchAccount.GetName(), SearchPhase.GetName(), SearchMode.GetName(), SearchTrigger.GetName(),
-		SearchOperation.GetName()}
+		SearchOperation.GetName(), SearchStamp.GetName()}
 }
 
 // Progress steps counted in Progress.Done.
