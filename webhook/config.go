@@ -36,10 +36,15 @@ type Config struct {
 	Trigger TriggerConfig `yaml:"trigger"`
 }
 
-// Rule turns the alerts it matches into failovers.
+// Rule turns the alerts it matches into failovers (or reprotects).
 type Rule struct {
 	// Name identifies the rule in answers, logs and metrics.
 	Name string `yaml:"name"`
+	// Action is what the rule's alerts start or attach to: failover
+	// (default) or reprotect, the account's Reprotect (e.g. on an alert that
+	// the old primary is back). A reprotect rule names the account only: a
+	// reprotect has no destination, mode, approval gate or flush deadline.
+	Action Action `yaml:"action"`
 	// Matchers must all match the alert's labels (Alertmanager syntax:
 	// name="v", name!="v", name=~"re", name!~"re"; regexes are anchored).
 	Matchers []Matcher `yaml:"matchers"`
@@ -163,6 +168,17 @@ func (r *Rule) validate() error {
 		return errors.New("no matchers: a rule must say which alerts it takes (e.g. alertname=\"StampDown\")")
 	case (r.AccountLabel == "") == (r.Account == ""):
 		return errors.New("set exactly one of account_label and account")
+	}
+	switch r.Action {
+	case "":
+		r.Action = ActionFailover
+	case ActionFailover:
+	case ActionReprotect:
+		return r.validateReprotect()
+	default:
+		return fmt.Errorf("action %q: use %s (the default) or %s", r.Action, ActionFailover, ActionReprotect)
+	}
+	switch {
 	case (r.TargetLabel == "") == (r.Target == ""):
 		return errors.New("set exactly one of target_label and target")
 	}

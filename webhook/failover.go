@@ -22,13 +22,13 @@ import (
 // are recorded as.
 const DecisionBy = "alertmanager"
 
-// handleAccountAlerts handles one account's alerts of a request: firing
-// ones start or attach to its failover, resolved ones may cancel it while
-// it is pending.
-func (h *Handler) handleAccountAlerts(ctx context.Context, account string, items []*item) {
+// handleAccountAlerts handles one account's alerts of a request whose rules
+// take one action: firing ones start or attach to its failover (or
+// reprotect), resolved ones may cancel a failover while it is pending.
+func (h *Handler) handleAccountAlerts(ctx context.Context, account string, action Action, items []*item) {
 	var firing, resolved []*item
 	for _, it := range items {
-		it.res.WorkflowID = workflows.FailoverWorkflowID(account)
+		it.res.WorkflowID = action.workflowID(account)
 		if it.ref.Status == StatusFiring {
 			firing = append(firing, it)
 		} else {
@@ -42,7 +42,7 @@ func (h *Handler) handleAccountAlerts(ctx context.Context, account string, items
 		h.ignore(resolved)
 		return
 	}
-	desc, err := h.describe(ctx, account)
+	desc, err := h.describe(ctx, action, account)
 	if err != nil {
 		h.fail(firing, "describe", err)
 		h.fail(resolved, "describe", err)
@@ -105,24 +105,26 @@ func (h *Handler) ignore(resolved []*item) {
 	}
 }
 
-// describe returns the account's latest failover (nil if it never had one).
-func (h *Handler) describe(ctx context.Context, account string) (*client.WorkflowExecutionDescription, error) {
-	d, err := h.o.Client.DescribeWorkflow(ctx, workflows.FailoverWorkflowID(account), "")
+// describe returns the account's latest failover, or reprotect (nil if it
+// never had one).
+func (h *Handler) describe(ctx context.Context, action Action, account string) (*client.WorkflowExecutionDescription,
+	error) {
+	d, err := h.o.Client.DescribeWorkflow(ctx, action.workflowID(account), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("describe the latest failover of %s: %w", account, err)
+		return nil, fmt.Errorf("describe the latest %s of %s: %w", action, account, err)
 	}
 	return d, nil
 }
 
 // inCooldown refuses an automatic trigger while the account's latest
-// failover completed less than the rule's cooldown ago, saying why. A
-// running failover is never in cooldown: alerts attach to it. Failovers
-// that did not complete (rejected, refused, rolled back) do not count: the
-// account did not move.
+// failover (or reprotect, for a reprotect rule) completed less than the
+// rule's cooldown ago, saying why. A running one is never in cooldown:
+// alerts attach to it. Failovers that did not complete (rejected, refused,
+// rolled back) do not count: the account did not move.
 func (h *Handler) inCooldown(desc *client.WorkflowExecutionDescription, it *item) (string, bool) {
 	completed := desc != nil && desc.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED &&
 		desc.WorkflowCloseTime != nil
@@ -134,13 +136,14 @@ func (h *Handler) inCooldown(desc *client.WorkflowExecutionDescription, it *item
 	if !h.o.Now().Before(until) {
 		return "", false
 	}
-	return fmt.Sprintf("failover of %s completed at %s; automatic triggers refused until %s (cooldown %s); "+
-		"a manual `baton failover` can override",
-		it.route.Account, closed.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), it.cooldown), true
+	return fmt.Sprintf("%s of %s completed at %s; automatic triggers refused until %s (cooldown %s); "+
+		"a manual `baton %s` can override",
+		it.action, it.route.Account, closed.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), it.cooldown,
+		it.action), true
 }
 
-// attach records a firing alert in the account's failover, starting the
-// failover if none runs: one update-with-start (USE_EXISTING), answered
+// attach records a firing alert in the account's failover (or reprotect),
+// starting it if none runs: one update-with-start (USE_EXISTING), answered
 // once Temporal has durably recorded it. running is the run the caller
 // knows to be running ("" if none); attach returns the run the alert is now
 // recorded in.
@@ -148,7 +151,7 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 	account, fp := it.route.Account, it.ref.Fingerprint
 	if running != "" && h.recorded.has(running, fp) {
 		it.res.Outcome, it.res.RunID = OutcomeDuplicate, running
-		it.res.Message = "already recorded in the running failover"
+		it.res.Message = "already recorded in the running " + string(it.action)
 		h.metrics.Attached.WithLabelValues(it.rule, OutcomeDuplicate).Inc()
 		return running
 	}
@@ -184,26 +187,67 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 		it.res.Outcome = OutcomeDuplicate
 		it.res.Message = "an identical notification arrived at the same time; it was recorded once"
 	case !o.ack.Attached:
-		it.res.Outcome, it.res.Message = OutcomeDuplicate, "already recorded in the running failover"
+		it.res.Outcome, it.res.Message = OutcomeDuplicate, "already recorded in the running "+string(it.action)
 	case o.runID != running && o.ack.Alerts == 1:
 		// A fresh run whose first alert is this one: this request started it.
 		it.res.Outcome = OutcomeStarted
-		it.res.Message = fmt.Sprintf(
-			"%s failover of %s to %s started; it waits for approval unless the rule pre-approves it",
-			it.mode, account, it.route.To)
-		h.metrics.Started.WithLabelValues(it.rule, string(it.mode)).Inc()
+		h.started(it)
 		return o.runID
 	default:
 		it.res.Outcome = OutcomeAttached
-		it.res.Message = fmt.Sprintf("recorded in the running failover (%d alerts)", o.ack.Alerts)
+		it.res.Message = fmt.Sprintf("recorded in the running %s (%d alerts)", it.action, o.ack.Alerts)
 	}
 	h.metrics.Attached.WithLabelValues(it.rule, it.res.Outcome).Inc()
 	return o.runID
 }
 
-// updateWithStart sends the alert update to the account's failover,
-// starting it under its account-derived ID if none runs.
+// started says what the alert started, and counts it.
+func (h *Handler) started(it *item) {
+	if it.action == ActionReprotect {
+		it.res.Message = fmt.Sprintf("reprotect of %s started: its old primary becomes the replica", it.route.Account)
+		h.metrics.ReprotectsStarted.WithLabelValues(it.rule).Inc()
+		return
+	}
+	it.res.Message = fmt.Sprintf("%s failover of %s to %s started; it waits for approval unless the rule pre-approves it",
+		it.mode, it.route.Account, it.route.To)
+	h.metrics.Started.WithLabelValues(it.rule, string(it.mode)).Inc()
+}
+
+// updateWithStart sends the alert update to the account's failover (or
+// reprotect, by the rule's action), starting it under its account-derived
+// ID if none runs.
 func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.AlertAck, string, error) {
+	var op client.WithStartWorkflowOperation
+	if it.action == ActionReprotect {
+		op = h.reprotectStart(it)
+	} else {
+		var err error
+		if op, err = h.failoverStart(it); err != nil {
+			return workflows.AlertAck{}, "", err
+		}
+	}
+	uh, err := h.o.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateAlert,
+			Args:         []any{it.ref},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return workflows.AlertAck{}, "", fmt.Errorf("start or attach to the %s of %s: %w", it.action, it.route.Account, err)
+	}
+	var ack workflows.AlertAck
+	if err := uh.Get(ctx, &ack); err != nil {
+		return workflows.AlertAck{}, "", fmt.Errorf("record alert %s in the %s of %s: %w",
+			it.ref.Fingerprint, it.action, it.route.Account, err)
+	}
+	return ack, uh.RunID(), nil
+}
+
+// failoverStart is the start of the account's failover that an alert's
+// update-with-start carries.
+func (h *Handler) failoverStart(it *item) (client.WithStartWorkflowOperation, error) {
 	req := workflows.FailoverRequest{
 		Account:     it.route.Account,
 		FromStamp:   it.route.From,
@@ -223,31 +267,14 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 	}
 	req = req.WithDefaults()
 	if err := req.Validate(); err != nil {
-		return workflows.AlertAck{}, "", payloadErr("failover request refused: %v", err)
+		return nil, payloadErr("failover request refused: %v", err)
 	}
 	opts := launch.FailoverOptions(h.o.TaskQueue, req)
 	// A running failover is used, not refused: that is what makes repeats
 	// and several alerts of one outage a single failover.
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
 	opts.WorkflowExecutionErrorWhenAlreadyStarted = false
-	op := h.o.Client.NewWithStartWorkflowOperation(opts, workflows.NameAccountFailover, req)
-	uh, err := h.o.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: op,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateAlert,
-			Args:         []any{it.ref},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err != nil {
-		return workflows.AlertAck{}, "", fmt.Errorf("start or attach to the failover of %s: %w", it.route.Account, err)
-	}
-	var ack workflows.AlertAck
-	if err := uh.Get(ctx, &ack); err != nil {
-		return workflows.AlertAck{}, "", fmt.Errorf("record alert %s in the failover of %s: %w",
-			it.ref.Fingerprint, it.route.Account, err)
-	}
-	return ack, uh.RunID(), nil
+	return h.o.Client.NewWithStartWorkflowOperation(opts, workflows.NameAccountFailover, req), nil
 }
 
 // resolve handles resolved alerts: those whose rule says cancel_on_resolve

@@ -226,6 +226,7 @@ type item struct {
 	ref             workflows.AlertRef
 	route           Route
 	rule            string // for metrics: the rule's name, or "trigger"
+	action          Action
 	mode            workflows.Mode
 	approval        bool
 	approvalTimeout time.Duration
@@ -282,7 +283,7 @@ func (h *Handler) routeAlert(n *Notification, a Alert) *item {
 	}
 	rule := route.Rule
 	h.metrics.Alerts.WithLabelValues(rule.Name, a.Status).Inc()
-	it.route, it.rule = route, rule.Name
+	it.route, it.rule, it.action = route, rule.Name, rule.Action
 	it.res.Rule, it.res.Account = rule.Name, route.Account
 	it.mode, it.approval = rule.Mode, approvalRequired(rule.ApprovalRequired)
 	it.approvalTimeout = time.Duration(rule.ApprovalTimeout)
@@ -333,6 +334,7 @@ func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request) {
 		ref:             t.Ref(h.o.Now()),
 		route:           Route{Account: t.Account, To: t.To, From: t.From},
 		rule:            "trigger",
+		action:          ActionFailover,
 		mode:            t.Mode,
 		approval:        approvalRequired(tc.ApprovalRequired),
 		approvalTimeout: time.Duration(tc.ApprovalTimeout),
@@ -479,30 +481,34 @@ func firstMessage(items []*item, outcome string) string {
 	return outcome
 }
 
-// process acts on the routed items: per account, concurrently across
-// accounts, within the request's time budget.
+// process acts on the routed items: per account and action (failover,
+// reprotect), concurrently across them, within the request's time budget.
 func (h *Handler) process(ctx context.Context, items []*item) {
 	ctx, cancel := context.WithTimeout(ctx, h.o.Timeout)
 	defer cancel()
-	var order []string
-	byAccount := map[string][]*item{}
+	type key struct {
+		account string
+		action  Action
+	}
+	var order []key
+	byKey := map[key][]*item{}
 	for _, it := range items {
 		if it.res.Outcome != "" {
 			continue // unmatched or unmapped
 		}
-		a := it.route.Account
-		if _, ok := byAccount[a]; !ok {
-			order = append(order, a)
+		k := key{it.route.Account, it.action}
+		if _, ok := byKey[k]; !ok {
+			order = append(order, k)
 		}
-		byAccount[a] = append(byAccount[a], it)
+		byKey[k] = append(byKey[k], it)
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, accountsAtOnce)
-	for _, a := range order {
+	for _, k := range order {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			h.handleAccountAlerts(ctx, a, byAccount[a])
+			h.handleAccountAlerts(ctx, k.account, k.action, byKey[k])
 		})
 	}
 	wg.Wait()

@@ -13,8 +13,11 @@ type Metrics struct {
 	Alerts *prometheus.CounterVec
 	// Started counts failovers a request started, by rule and mode.
 	Started *prometheus.CounterVec
-	// Attached counts alerts attached to a running failover, by rule and
-	// result: attached (new to it) or duplicate (already recorded).
+	// ReprotectsStarted counts reprotects a request started, by rule.
+	ReprotectsStarted *prometheus.CounterVec
+	// Attached counts alerts attached to a running failover (or reprotect),
+	// by rule and result: attached (new to it) or duplicate (already
+	// recorded).
 	Attached *prometheus.CounterVec
 	// Refused counts alerts refused, by rule and reason: cooldown,
 	// unmapped, unknown-account, unmatched.
@@ -49,8 +52,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Alerts in authenticated, well-formed notifications, by rule and status.", "rule", "status"),
 		Started: c("failovers_started_total",
 			"Failovers started by an alert or trigger, by rule and mode.", "rule", "mode"),
+		ReprotectsStarted: c("reprotects_started_total",
+			"Reprotects started by an alert, by rule.", "rule"),
 		Attached: c("alerts_attached_total",
-			"Alerts attached to a running failover, by rule and result (attached, duplicate).", "rule", "result"),
+			"Alerts attached to a running failover or reprotect, by rule and result (attached, duplicate).",
+			"rule", "result"),
 		Refused: c("alerts_refused_total",
 			"Alerts refused, by rule and reason.", "rule", "reason"),
 		Cancelled: c("resolved_cancels_total",

@@ -37,7 +37,8 @@ func (c *Config) Route(labels map[string]string) (r Route, ok bool, err error) {
 	return Route{}, false, nil
 }
 
-// check says what the alert lacks for the failover its rule asks for.
+// check says what the alert lacks for the failover (or reprotect) its rule
+// asks for.
 func (r Route) check() error {
 	const validNames = "1-200 printable characters, no spaces"
 	name := r.Rule.Name
@@ -45,11 +46,13 @@ func (r Route) check() error {
 	case r.Account == "":
 		return fmt.Errorf("rule %q matches but the alert has no %q label naming the account",
 			name, r.Rule.AccountLabel)
+	case !validName(r.Account):
+		return fmt.Errorf("rule %q: account %q is not a valid name (%s)", name, r.Account, validNames)
+	case r.Rule.Action == ActionReprotect:
+		return nil // a reprotect names the account only
 	case r.To == "":
 		return fmt.Errorf("rule %q matches but the alert has no %q label naming the stamp to fail over to",
 			name, r.Rule.TargetLabel)
-	case !validName(r.Account):
-		return fmt.Errorf("rule %q: account %q is not a valid name (%s)", name, r.Account, validNames)
 	case !validName(r.To):
 		return fmt.Errorf("rule %q: stamp %q is not a valid name (%s)", name, r.To, validNames)
 	case r.From != "" && !validName(r.From):

@@ -56,6 +56,11 @@ type ReprotectResult struct {
 	Outcome     Outcome // completed, refused or failed
 	Reason      string
 	RequestedBy string
+	Trigger     Trigger
+	// Alerts the webhook attached (update UpdateAlert; at most maxAlerts
+	// are kept, AlertsSeen counts them all).
+	Alerts     []AlertRef `json:",omitempty"`
+	AlertsSeen int        `json:",omitempty"`
 	// AlreadyProtected: there was nothing to do.
 	AlreadyProtected bool
 	// Recovered[p] counts the writes partition p of the old primary held
@@ -103,8 +108,15 @@ const (
 func Reprotect(ctx workflow.Context, req ReprotectRequest) (ReprotectResult, error) {
 	r := &reprotect{req: req.withDefaults(), res: &ReprotectResult{Account: req.Account, Reason: req.Reason,
 		RequestedBy: req.RequestedBy, StartedAt: workflow.Now(ctx)}}
+	r.res.Trigger = r.req.Trigger
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Phase, error) { return r.phase, nil }); err != nil {
 		return *r.res, err
+	}
+	// Registered before the first command, so that an update-with-start's
+	// alert is taken in the first workflow task. A handler is no command:
+	// histories recorded without it replay the same.
+	if err := workflow.SetUpdateHandler(ctx, UpdateAlert, r.alert); err != nil {
+		return *r.res, fmt.Errorf("register update %s: %w", UpdateAlert, err)
 	}
 	return *r.res, r.run(ctx)
 }
@@ -311,6 +323,24 @@ func (r *reprotect) end(ctx workflow.Context, outcome Outcome, err error) error 
 		typ = ErrTypeReprotectRefused
 	}
 	return temporal.NewNonRetryableApplicationError(err.Error(), typ, err, *res)
+}
+
+// alert records an alert the webhook attached (update UpdateAlert), once
+// per fingerprint, as the failover's alert update does.
+func (r *reprotect) alert(ctx workflow.Context, a AlertRef) (AlertAck, error) {
+	ack := AlertAck{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Phase: r.phase}
+	for _, seen := range r.res.Alerts {
+		if seen.Fingerprint != "" && seen.Fingerprint == a.Fingerprint {
+			ack.Alerts = r.res.AlertsSeen
+			return ack, nil
+		}
+	}
+	r.res.AlertsSeen++
+	if len(r.res.Alerts) < maxAlerts {
+		r.res.Alerts = append(r.res.Alerts, a)
+	}
+	ack.Attached, ack.Alerts = true, r.res.AlertsSeen
+	return ack, nil
 }
 
 func (r *reprotect) enterPhase(ctx workflow.Context, p Phase, details string) {
