@@ -20,10 +20,11 @@ import (
 
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/logging"
+	"github.com/batonhq/baton/internal/readiness"
+	"github.com/batonhq/baton/internal/readiness/probe"
 	"github.com/batonhq/baton/internal/report"
 	"github.com/batonhq/baton/internal/temporalclient"
 	"github.com/batonhq/baton/location"
-	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -68,8 +69,12 @@ Temporal connection settings come from the environment: TEMPORAL_ADDRESS
 TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.
 
 Every command about one account takes the account as its argument:
-baton failover|status|result|watch|approve|reject|abort|list ACCOUNT
+baton failover|status|result|watch|approve|reject|abort|list|reprotect|recovered ACCOUNT
 (--account ACCOUNT is accepted too).
+
+After a failover the account is unprotected until baton reprotect ACCOUNT
+makes the old primary its replica; then failing back is a planned failover.
+baton status ACCOUNT says whether the account is ready to fail over now.
 
 A command that fails prints one line: the cause and what to do next. -v
 adds the whole error chain; with --output json the failure is a JSON object
@@ -92,6 +97,7 @@ on stderr whose "chain" field holds it.`,
 	root.AddCommand(newFailoverCmd(g), newStatusCmd(g), newResultCmd(g), newWatchCmd(g), newListCmd(g),
 		newDecisionCmd(g, workflows.UpdateApprove), newDecisionCmd(g, workflows.UpdateReject),
 		newDecisionCmd(g, workflows.UpdateAbort))
+	root.AddCommand(newReprotectCmd(g), newRecoveredCmd(g))
 	root.AddCommand(newWebhookCmd(g))
 	root.AddCommand(newPlanCmd(g))
 	return root, g
@@ -266,36 +272,57 @@ func inFlags(err error) error {
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var account *accountArg
+	var (
+		account *accountArg
+		budget  readiness.Budget
+	)
 	cmd := &cobra.Command{
-		Use:     "status ACCOUNT",
-		Short:   "Show where an account's primary is, its epoch and replication lag",
-		Example: `  baton status acct-1`,
+		Use:   "status ACCOUNT",
+		Short: "Show where an account's primary is, its replication lag, and whether it is ready to fail over",
+		Long: `Show where an account is (primary, secondary, epoch), what its primary holds,
+and whether it is ready to fail over now, and why not. Ready means all of:
+
+- protected: no reprotect pending (after a failover the account is
+  unprotected until baton reprotect ACCOUNT);
+- secondary healthy: the secondary answers healthy and holds every
+  partition as the replica at the account's epoch;
+- replication flowing: every primary partition answers, is not fenced,
+  ships, and, if it has unacknowledged writes, was acknowledged within 30s;
+- lag within budget: unacknowledged + unreplayed ops <= --max-lag;
+- estimated RPO within budget: no partition with unacknowledged writes has
+  gone longer than --max-rpo without an acknowledgement.
+
+A status is printed (exit 0) whatever the verdict; only an account the
+location service does not know, or cannot be asked about, is an error. The
+worker exports the same verdict as the gauge baton_account_ready.`,
+		Example: "  baton status acct-1\n  baton status acct-1 --max-lag 500 --max-rpo 2s --output json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			return printStatus(ctx, cmd.OutOrStdout(), g, location.NewClient(g.location, nil), account.value)
+			return printStatus(ctx, cmd.OutOrStdout(), g, location.NewClient(g.location, nil), account.value, budget)
 		},
 	}
 	account = addAccountArg(cmd, "account to show", false)
+	cmd.Flags().Uint64Var(&budget.MaxLagOps, "max-lag", 0,
+		"ready only if at most this many ops are unacknowledged or unreplayed (default max(1000, 2 x partitions))")
+	cmd.Flags().DurationVar(&budget.MaxRPO, "max-rpo", readiness.DefaultMaxRPO,
+		"ready only if no partition with unacknowledged writes has gone longer without an acknowledgement")
 	return cmd
 }
 
-func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Client, account string) error {
-	a, err := loc.Lookup(ctx, account)
+func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Client, account string,
+	budget readiness.Budget) error {
+	in, v, err := probe.Check(ctx, loc, account, budget, nil)
 	if location.IsNotFound(err) {
 		return fmt.Errorf("account %s is not known to the location service at %s: check the name", account, loc.Base())
 	}
 	if err != nil {
 		return fmt.Errorf("look up %s: %w", account, err)
 	}
-	st, err := stamp.NewClient(a.PrimaryURL, nil).Status(ctx, account, nil)
-	if err != nil {
-		return fmt.Errorf("status of %s on primary %s: %w", account, a.Primary, err)
-	}
+	a := in.Account
 	var written, unacked uint64
 	fenced := 0
-	for _, p := range st.Partitions {
+	for _, p := range in.Primary.Partitions {
 		written += p.LastWritten
 		unacked += p.SendLag()
 		if p.Fenced {
@@ -303,34 +330,63 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 		}
 	}
 	if g.json() {
-		return printJSON(w, map[string]any{
-			"location":          a,
-			"written":           written,
-			"unacknowledged":    unacked,
-			"fenced_partitions": fenced,
-			"partitions":        len(st.Partitions),
-		})
+		out := map[string]any{"location": a, "readiness": v}
+		if in.PrimaryErr != nil {
+			out["primary_error"] = in.PrimaryErr.Error()
+		} else {
+			out["written"], out["unacknowledged"] = written, unacked
+			out["fenced_partitions"], out["partitions"] = fenced, len(in.Primary.Partitions)
+		}
+		return printJSON(w, out)
 	}
 	fmt.Fprintf(w, "account %s: primary %s (%s) at epoch %d, secondary %s (%s), %d partitions\n",
 		a.Account, a.Primary, a.PrimaryURL, a.Epoch, a.Secondary, a.SecondaryURL, a.Partitions)
-	fmt.Fprintf(w, "  on %s: %d writes, %d not yet acknowledged by the secondary, %d of %d partitions fenced\n",
-		a.Primary, written, unacked, fenced, len(st.Partitions))
+	if in.PrimaryErr != nil {
+		fmt.Fprintf(w, "  on %s: no answer: %v\n", a.Primary, in.PrimaryErr)
+	} else {
+		fmt.Fprintf(w, "  on %s: %d writes, %d not yet acknowledged by the secondary, %d of %d partitions fenced\n",
+			a.Primary, written, unacked, fenced, len(in.Primary.Partitions))
+	}
+	printVerdict(w, v)
 	return nil
+}
+
+// printVerdict writes whether the account is ready to fail over, one line
+// per check.
+func printVerdict(w io.Writer, v readiness.Verdict) {
+	if v.Ready {
+		fmt.Fprintln(w, "  ready to fail over: yes")
+	} else {
+		fmt.Fprintln(w, "  ready to fail over: NO")
+	}
+	for _, c := range v.Checks {
+		mark := "ok"
+		if !c.OK {
+			mark = "NO"
+		}
+		fmt.Fprintf(w, "    %-2s  %s: %s\n", mark, c.Name, c.Detail)
+	}
 }
 
 func newResultCmd(g *globals) *cobra.Command {
 	var (
-		rows    int
-		account *accountArg
+		rows      int
+		reprotect bool
+		account   *accountArg
 	)
 	cmd := &cobra.Command{
-		Use:     "result ACCOUNT",
-		Short:   "Wait for an account's latest failover and print its report",
-		Long:    "Wait for an account's latest failover and print its report.\n\n" + workflowIDNote,
-		Example: "  baton result acct-1\n  baton result acct-1 --output json",
+		Use:   "result ACCOUNT",
+		Short: "Wait for an account's latest failover (or, with --reprotect, reprotect) and print its report",
+		Long: "Wait for an account's latest failover and print its report; with --reprotect, its latest\n" +
+			"reprotect's.\n\n" + workflowIDNote + "\nA reprotect's workflow ID (reprotect-ACCOUNT) is taken too, without --reprotect.",
+		Example: "  baton result acct-1\n  baton result acct-1 --output json\n  baton result acct-1 --reprotect",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(func(c client.Client) error {
 				ctx := cmd.Context()
+				if reprotect || workflowID(account.value, workflows.ReprotectWorkflowID) == account.value {
+					run := c.GetWorkflow(ctx, workflowID(account.value, workflows.ReprotectWorkflowID), "")
+					return waitAndReport(ctx, cmd.OutOrStdout(), g, run, "reprotect", report.Reprotect)
+				}
 				run := c.GetWorkflow(ctx, workflowID(account.value, workflows.FailoverWorkflowID), "")
 				return waitAndReport(ctx, cmd.OutOrStdout(), g, run, "failover", failoverReport(rows))
 			})
@@ -338,6 +394,7 @@ func newResultCmd(g *globals) *cobra.Command {
 	}
 	account = addAccountArg(cmd, "account whose failover to report", false)
 	cmd.Flags().IntVar(&rows, "rows", 20, "partitions to list, slowest first (0 = all)")
+	cmd.Flags().BoolVar(&reprotect, "reprotect", false, "the account's latest reprotect, not its failover")
 	return cmd
 }
 

@@ -327,6 +327,9 @@ func nextStep(err error) string {
 		if s := appNext(ae); s != "" {
 			return s
 		}
+		if s := reprotectNext(ae); s != "" {
+			return s
+		}
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) && strings.Contains(nf.Message, "already completed") {

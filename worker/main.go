@@ -24,8 +24,10 @@ import (
 	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/metrics"
+	"github.com/batonhq/baton/internal/readiness"
 	"github.com/batonhq/baton/internal/register"
 	"github.com/batonhq/baton/internal/temporalclient"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -53,6 +55,10 @@ Flags:
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	metricsListen := fs.String("metrics-listen", os.Getenv("BATON_METRICS_LISTEN"), "serve Prometheus metrics (the SDK's and Baton's) on http://`ADDR`/metrics, e.g. 0.0.0.0:9090; empty = off (env BATON_METRICS_LISTEN)")
+	readyEvery := fs.Duration("readiness-interval", metrics.DefaultReadinessInterval, "with --metrics-listen: check every account's readiness to fail over this often and export baton_account_ready; 0 = off")
+	readyMax := fs.Int("readiness-max-accounts", metrics.DefaultReadinessMaxAccounts, "at most this many baton_account_ready series (accounts not ready first); the counts cover every account")
+	readyMaxLag := fs.Uint64("readiness-max-lag", 0, "ready only if at most this many ops are unacknowledged or unreplayed (default max(1000, 2 x partitions))")
+	readyMaxRPO := fs.Duration("readiness-max-rpo", readiness.DefaultMaxRPO, "ready only if no partition with unacknowledged writes has gone longer without an acknowledgement")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +67,9 @@ Flags:
 	}
 	if *maxActivities <= 0 || *maxWorkflowTasks <= 0 || *pollers <= 0 {
 		return errors.New("--max-concurrent-activities, --max-concurrent-workflow-tasks and --pollers must be positive")
+	}
+	if *readyEvery < 0 || *readyMax <= 0 || *readyMaxRPO <= 0 {
+		return errors.New("--readiness-interval must not be negative, --readiness-max-accounts and --readiness-max-rpo must be positive")
 	}
 	zl, err := logging.NewLogger(*logFormat, *logLevel)
 	if err != nil {
@@ -88,6 +97,16 @@ Flags:
 		metricsErr = errc
 		opts.MetricsHandler = m.Handler
 		zl.Info("serving metrics", zap.String("url", "http://"+bound+"/metrics"))
+		if *readyEvery > 0 {
+			r, err := metrics.NewReadiness(m.Registry, metrics.ReadinessOptions{
+				Location: location.NewClient(*locationURL, nil), Interval: *readyEvery, MaxAccounts: *readyMax,
+				Budget: readiness.Budget{MaxLagOps: *readyMaxLag, MaxRPO: *readyMaxRPO}, Logger: zl,
+			})
+			if err != nil {
+				return err
+			}
+			go r.Run(mctx)
+		}
 	}
 	c, err := client.Dial(opts)
 	if err != nil {

@@ -38,7 +38,10 @@ var DurationBuckets = []float64{
 type Exporter struct {
 	Handler client.MetricsHandler
 	HTTP    http.Handler
-	closer  io.Closer
+	// Registry is the registry served on /metrics, for the worker's own
+	// collectors (the readiness gauges, NewReadiness).
+	Registry *prometheus.Registry
+	closer   io.Closer
 }
 
 // NewExporter builds the registry (with the Go runtime and process
@@ -67,9 +70,10 @@ func NewExporter(zl *zap.Logger) (*Exporter, error) {
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 	}, time.Second)
 	return &Exporter{
-		Handler: sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
-		HTTP:    reporter.HTTPHandler(),
-		closer:  closer,
+		Handler:  sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+		HTTP:     reporter.HTTPHandler(),
+		Registry: reg,
+		closer:   closer,
 	}, nil
 }
 
