@@ -83,7 +83,10 @@ type failover struct {
 	// version is the workflow version this run follows (versionBoundedFlush
 	// or workflow.DefaultVersion for histories from before it).
 	version workflow.Version
-	groups  [][]int
+	// fast: steps run as local activities and small accounts flush inline
+	// (versionFastPath).
+	fast   bool
+	groups [][]int
 	// deadline ends the fenced window before promote (fence + FlushDeadline).
 	deadline time.Time
 	// For the report's breakdown of the fenced window.
@@ -137,6 +140,9 @@ func (f *failover) run(ctx workflow.Context) error {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAccount.ValueSet(req.Account),
 		SearchMode.ValueSet(string(req.Mode)), SearchTrigger.ValueSet(string(req.Trigger)))
 	f.version = workflow.GetVersion(ctx, changeBoundedFlush, workflow.DefaultVersion, versionBoundedFlush)
+	if f.version >= versionBoundedFlush {
+		f.fast = workflow.GetVersion(ctx, changeFastPath, workflow.DefaultVersion, versionFastPath) >= versionFastPath
+	}
 
 	// 1. Precheck: touches nothing; a refusal is non-retryable.
 	if err := f.precheck(ctx); err != nil {
@@ -192,8 +198,8 @@ func (f *failover) precheck(ctx workflow.Context) error {
 			"precheck "+req.Account,
 		)
 	}
-	err := workflow.ExecuteActivity(
-		actx,
+	err := execute(
+		f.step(actx),
 		acts.Precheck,
 		activities.PrecheckInput{
 			Account:   req.Account,
@@ -286,7 +292,7 @@ func (f *failover) catchUp(ctx workflow.Context) error {
 	t0 := workflow.Now(ctx)
 	var cu activities.CatchUpResult
 	actx := withActivity(f.work, f.opts.CatchUpTimeout+time.Minute, 15*time.Second, 5, "catch up replication")
-	err := workflow.ExecuteActivity(actx, acts.CatchUp,
+	err := execute(f.step(actx), acts.CatchUp,
 		activities.CatchUpInput{
 			Account:    pre.Account,
 			FromURL:    pre.FromURL,
@@ -324,7 +330,7 @@ func (f *failover) fence(ctx workflow.Context) (activities.FenceResult, error) {
 	f.fenceStarted = true
 	actx, in := f.fenceCall()
 	var fence activities.FenceResult
-	if err := workflow.ExecuteActivity(actx, acts.Fence, in).Get(ctx, &fence); err != nil {
+	if err := execute(f.step(actx), acts.Fence, in).Get(ctx, &fence); err != nil {
 		if f.req.Mode != ModeUnplanned || f.handlers.abort != nil {
 			f.heldUpAll(StepFence, err)
 			return fence, because("fence "+pre.Account, err)
@@ -461,23 +467,44 @@ func (f *failover) flush(ctx workflow.Context, fence activities.FenceResult) err
 	return f.checkReplayed()
 }
 
-// startGroups starts one child per group.
-func (f *failover) startGroups(ctx workflow.Context, fence activities.FenceResult) []workflow.ChildWorkflowFuture {
+// startGroups starts the groups: one child per group, or, on the fast
+// path for a small account, one coroutine per group inside the failover.
+func (f *failover) startGroups(ctx workflow.Context, fence activities.FenceResult) []workflow.Future {
+	inputs := f.groupInputs(fence)
+	if f.inline() {
+		f.res.Inline = true
+		return f.startInlineGroups(ctx, inputs)
+	}
+	pre := f.pre
+	futures := make([]workflow.Future, len(f.groups))
+	parentID := workflow.GetInfo(ctx).WorkflowExecution.ID
+	for i, g := range f.groups {
+		opts := workflow.ChildWorkflowOptions{
+			WorkflowID:    fmt.Sprintf("%s/group-%04d", parentID, i),
+			StaticSummary: fmt.Sprintf("flush partitions %d-%d of %s", g[0], g[len(g)-1], pre.Account),
+		}
+		if f.version < versionBoundedFlush {
+			opts.RetryPolicy = &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3}
+		}
+		futures[i] = workflow.ExecuteChildWorkflow(workflow.WithChildOptions(f.work, opts), PartitionGroupFailover,
+			inputs[i])
+	}
+	return futures
+}
+
+// groupInputs is each group's work: its partitions and their final LSNs.
+func (f *failover) groupInputs(fence activities.FenceResult) []GroupInput {
 	pre := f.pre
 	skip := make([]bool, pre.Partitions)
 	for _, p := range f.res.GivenUp {
 		skip[p] = true
 	}
-	futures := make([]workflow.ChildWorkflowFuture, len(f.groups))
-	parentID := workflow.GetInfo(ctx).WorkflowExecution.ID
+	inputs := make([]GroupInput, len(f.groups))
 	for i, g := range f.groups {
 		in := GroupInput{Account: pre.Account, FromURL: pre.FromURL, ToURL: pre.ToURL, Group: i, Partitions: g,
-			FinalLSN: make(
-				[]uint64,
-				len(g),
-			), ReplayTimeout: f.opts.ReplayTimeout, FlushSendGiveUp: f.opts.FlushSendGiveUp,
-			Unplanned: f.req.Mode == ModeUnplanned, HeartbeatTimeout: f.opts.HeartbeatTimeout,
-			FencedAt: f.res.FencedAt, Deadline: f.deadline}
+			FinalLSN: make([]uint64, len(g)), ReplayTimeout: f.opts.ReplayTimeout,
+			FlushSendGiveUp: f.opts.FlushSendGiveUp, Unplanned: f.req.Mode == ModeUnplanned,
+			HeartbeatTimeout: f.opts.HeartbeatTimeout, FencedAt: f.res.FencedAt, Deadline: f.deadline}
 		if in.Unplanned {
 			in.FlushSendGiveUp = f.opts.SourceTimeout
 			in.Skip = make([]bool, len(g))
@@ -488,16 +515,9 @@ func (f *failover) startGroups(ctx workflow.Context, fence activities.FenceResul
 				in.Skip[j] = skip[p]
 			}
 		}
-		opts := workflow.ChildWorkflowOptions{
-			WorkflowID:    fmt.Sprintf("%s/group-%04d", parentID, i),
-			StaticSummary: fmt.Sprintf("flush partitions %d-%d of %s", g[0], g[len(g)-1], pre.Account),
-		}
-		if f.version < versionBoundedFlush {
-			opts.RetryPolicy = &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3}
-		}
-		futures[i] = workflow.ExecuteChildWorkflow(workflow.WithChildOptions(f.work, opts), PartitionGroupFailover, in)
+		inputs[i] = in
 	}
-	return futures
+	return inputs
 }
 
 // groupGrace is how long past the flush deadline the parent waits for its
@@ -509,7 +529,7 @@ const groupGrace = 5 * time.Second
 // good at once, whatever the order: it cancels the others and returns. A
 // group that hit the deadline is not alone: the others report theirs
 // within the grace, so the report names every partition held up.
-func (f *failover) awaitGroups(ctx workflow.Context, futures []workflow.ChildWorkflowFuture) error {
+func (f *failover) awaitGroups(ctx workflow.Context, futures []workflow.Future) error {
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
 	sel := workflow.NewSelector(ctx)
@@ -703,8 +723,8 @@ func (f *failover) promote(ctx workflow.Context) error {
 	}
 	scheduled := workflow.Now(ctx)
 	var pr activities.PromoteResult
-	err := workflow.ExecuteActivity(
-		actx,
+	err := execute(
+		f.step(actx),
 		acts.Promote,
 		activities.PromoteInput{
 			Account:    pre.Account,
@@ -796,7 +816,7 @@ func lossSummary(res FailoverResult) string {
 
 // awaitGroupsInOrder is how groups were awaited before versionBoundedFlush
 // (one after the other, no deadline), kept for histories of that version.
-func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.ChildWorkflowFuture) error {
+func (f *failover) awaitGroupsInOrder(ctx workflow.Context, futures []workflow.Future) error {
 	res := f.res
 	var flushErr error
 	givenUp := make([]bool, f.pre.Partitions)

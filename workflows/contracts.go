@@ -279,6 +279,10 @@ type FailoverResult struct {
 	HeldUp        []PartitionIssue
 	// GroupsDone counts the groups that finished their flush.
 	GroupsDone int
+	// Inline: the groups flushed inside the failover, with local
+	// activities, rather than as child workflows (versionFastPath, for
+	// accounts of at most 1,000 partitions).
+	Inline bool `json:",omitempty"`
 
 	StartedAt  time.Time
 	FencedAt   time.Time

@@ -86,6 +86,10 @@ type group struct {
 	replay   workflow.Context
 	giveUpAt time.Time // flush-send retries end (FlushSendGiveUp)
 	failure  error     // set once the group must stop
+	// inline: the group runs inside its failover (versionFastPath), which
+	// hears of its progress through progress rather than a signal.
+	inline   bool
+	progress func(sent int)
 }
 
 func newGroup(ctx workflow.Context, in GroupInput) *group {
@@ -154,6 +158,9 @@ func boundedActivity(ctx workflow.Context, attempt, left, heartbeat time.Duratio
 // noteChildStart counts the time the group waited for a worker to start it
 // as flush-send wait.
 func (g *group) noteChildStart(ctx workflow.Context) {
+	if g.inline {
+		return
+	}
 	if started := workflow.GetInfo(ctx).WorkflowStartTime; !started.IsZero() {
 		g.res.SendWaitMillis += max(0, workflow.Now(ctx).Sub(started).Milliseconds())
 	}
@@ -176,7 +183,7 @@ func (g *group) armDeadline(ctx workflow.Context) {
 // startSend flush-sends ps in one call.
 func (g *group) startSend(ctx workflow.Context, ps []int) {
 	scheduled := workflow.Now(ctx)
-	f := workflow.ExecuteActivity(g.send, acts.FlushSend,
+	f := execute(g.send, acts.FlushSend,
 		activities.FlushSendInput{Account: g.in.Account, FromURL: g.in.FromURL, Partitions: ps})
 	g.sel.AddFuture(f, func(f workflow.Future) {
 		var sr activities.FlushSendResult
@@ -214,7 +221,7 @@ func (g *group) sent(ctx workflow.Context, sr activities.FlushSendResult) {
 	}
 	if len(targets) > 0 {
 		g.startReplay(ctx, targets)
-		signalProgress(ctx, g.in.Group, len(targets))
+		g.noteProgress(ctx, len(targets))
 	}
 	if len(sr.Failed) == 0 {
 		return
@@ -268,7 +275,7 @@ func (g *group) giveUp(ctx workflow.Context, ps []int) {
 // startReplay flush-replays targets in one call.
 func (g *group) startReplay(ctx workflow.Context, targets []activities.PartitionLSN) {
 	scheduled := workflow.Now(ctx)
-	f := workflow.ExecuteActivity(g.replay, acts.FlushReplay,
+	f := execute(g.replay, acts.FlushReplay,
 		activities.FlushReplayInput{Account: g.in.Account, ToURL: g.in.ToURL, Targets: targets, ReportFailed: true})
 	g.sel.AddFuture(f, func(f workflow.Future) {
 		var rr activities.FlushReplayResult
@@ -456,6 +463,15 @@ func repeat(s string, n int) []string {
 // signalProgress tells the parent how many partitions this group has sent,
 // for its progress query, without waiting for the signal to land. Best
 // effort: a lost report only makes the progress bar coarser.
+// noteProgress tells the failover how many more partitions were sent.
+func (g *group) noteProgress(ctx workflow.Context, sent int) {
+	if g.progress != nil {
+		g.progress(sent)
+		return
+	}
+	signalProgress(ctx, g.in.Group, sent)
+}
+
 func signalProgress(ctx workflow.Context, group, sent int) workflow.Future {
 	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
 	if parent == nil {

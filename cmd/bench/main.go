@@ -43,6 +43,8 @@ func run(args []string, out io.Writer) error {
 	sizes := fs.String("sizes", "1,100,1000,10000", "comma-separated partition counts")
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
 	reprotect := fs.Bool("reprotect", true, "also run the reprotect scenarios (1,000 partitions; seeding a wiped stamp)")
+	evacuation := fs.Bool("evacuation", true, "also run the stamp-evacuation scenarios (1,000 x 16, 10,000 x 1, 200 x 64 loaded)")
+	evacScale := fs.Float64("evacuation-scale", 1, "scale the evacuations' account counts (targets apply at 1 only)")
 	seedKeys := fs.Int("seed-keys", 1_000_000, "keys of the account the seeding scenario copies to a wiped stamp")
 	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
 	dir := fs.String("dir", "", "logs and data, kept (default: a temporary directory, removed at the end unless something fails)")
@@ -96,7 +98,12 @@ func run(args []string, out io.Writer) error {
 			}
 		}
 		if *reprotect {
-			return reprotectScenarios(ctx, out, rd.Path, *seedKeys, &t)
+			if err := reprotectScenarios(ctx, out, rd.Path, *seedKeys, &t); err != nil {
+				return err
+			}
+		}
+		if *evacuation {
+			return evacuationScenarios(ctx, out, rd.Path, *durable, *evacScale, &t)
 		}
 		return nil
 	})
@@ -165,7 +172,11 @@ func failover(ctx context.Context, c *testsuite.Cluster, account string, partiti
 		return m, fmt.Errorf("failover of %s: %w", account, err)
 	}
 	m.wall = time.Since(t0)
-	m.maxEvents, err = largestHistory(ctx, c.Client, run.GetID(), run.GetRunID(), m.res.Groups)
+	children := m.res.Groups
+	if m.res.Inline {
+		children = 0
+	}
+	m.maxEvents, err = largestHistory(ctx, c.Client, run.GetID(), run.GetRunID(), children)
 	return m, err
 }
 

@@ -24,7 +24,7 @@ func EvacuationOptions(taskQueue string, req workflows.EvacuationRequest) client
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary: fmt.Sprintf("%s evacuation of stamp %s (%s)", req.Mode, req.Stamp, req.Trigger),
+		StaticSummary:                            fmt.Sprintf("%s evacuation of stamp %s (%s)", req.Mode, req.Stamp, req.Trigger),
 		StaticDetails: fmt.Sprintf(
 			"**stamp** %s  \n**mode** %s  \n**trigger** %s  \n**at most in flight** %d  \n**reason** %s  \n**requested by** %s",
 			req.Stamp, req.Mode, req.Trigger, req.MaxInFlight, req.Reason, req.RequestedBy),

@@ -1,0 +1,77 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+)
+
+// versionFastPath is the workflow version from which a failover runs its
+// steps as local activities (in the worker that runs the workflow task, with
+// no round trip through the server per step), and an account of at most
+// inlineLimit partitions flushes its groups inside the failover itself
+// rather than as child workflows. The steps, their bounds, the
+// per-partition isolation and the rollback are the same; only the hops
+// between them go. A worker lost mid-step loses the workflow task: another
+// worker runs it again from the last recorded step, and every step is
+// idempotent.
+const (
+	changeFastPath  = "fast-path"
+	versionFastPath = 1
+)
+
+// inlineLimit is the largest account whose groups flush inside the
+// failover (one stamp call carries up to 1,000 partitions); larger ones
+// keep a child workflow per group, so that no history grows large.
+const inlineLimit = 1000
+
+type localStepsKey struct{}
+
+// localSteps marks ctx so that execute runs its activities as local ones.
+func localSteps(ctx workflow.Context) workflow.Context {
+	return workflow.WithValue(ctx, localStepsKey{}, true)
+}
+
+// execute runs an activity with ctx's activity options: as a local
+// activity (same timeouts and retries) if ctx was marked by localSteps.
+func execute(ctx workflow.Context, fn any, args ...any) workflow.Future {
+	if local, _ := ctx.Value(localStepsKey{}).(bool); !local {
+		return workflow.ExecuteActivity(ctx, fn, args...)
+	}
+	o := workflow.GetActivityOptions(ctx)
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: o.ScheduleToCloseTimeout,
+		StartToCloseTimeout:    o.StartToCloseTimeout,
+		RetryPolicy:            o.RetryPolicy,
+		Summary:                o.Summary,
+	})
+	return workflow.ExecuteLocalActivity(lctx, fn, args...)
+}
+
+// step marks actx for local activities when the failover follows the fast
+// path.
+func (f *failover) step(actx workflow.Context) workflow.Context {
+	if f.fast {
+		return localSteps(actx)
+	}
+	return actx
+}
+
+// inline: the account's groups flush inside the failover.
+func (f *failover) inline() bool { return f.fast && f.pre.Partitions <= inlineLimit }
+
+// startInlineGroups runs each group as a coroutine of the failover, with
+// local activities; each answers through a future, as a child would.
+func (f *failover) startInlineGroups(ctx workflow.Context, inputs []GroupInput) []workflow.Future {
+	futures := make([]workflow.Future, len(inputs))
+	for i, in := range inputs {
+		fut, set := workflow.NewFuture(ctx)
+		futures[i] = fut
+		workflow.Go(localSteps(f.work), func(gctx workflow.Context) {
+			g := newGroup(gctx, in)
+			g.inline = true
+			g.progress = func(sent int) { f.prog.Done[StepFlushSend] += sent }
+			err := g.run(gctx)
+			set.Set(g.res, err)
+		})
+	}
+	return futures
+}
