@@ -13,7 +13,8 @@ import (
 func TestActivityNamesAreTheMethods(t *testing.T) {
 	names := []string{NamePrecheck, NameCatchUp, NameFence, NameFlushSend, NameFlushReplay,
 		NamePromote, NameUnfence, NameLossLedger, NameRunCommand, NameCallHTTP,
-		NameReprotectPrecheck, NameDemote, NameRestoreDiverged, NameSeed, NameProtect, NameMarkProtected}
+		NameReprotectPrecheck, NameDemote, NameRestoreDiverged, NameSeed, NameProtect, NameMarkProtected,
+		NameDrillReadiness, NameWriteCanaries, NameCheckCanaries, NameDeleteCanaries}
 	var methods []string
 	typ := reflect.TypeOf(&Activities{})
 	for i := range typ.NumMethod() {

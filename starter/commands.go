@@ -100,6 +100,7 @@ on stderr whose "chain" field holds it.`,
 	root.AddCommand(newReprotectCmd(g), newRecoveredCmd(g))
 	root.AddCommand(newWebhookCmd(g))
 	root.AddCommand(newPlanCmd(g))
+	root.AddCommand(newDrillCmd(g))
 	return root, g
 }
 

@@ -330,6 +330,9 @@ func nextStep(err error) string {
 		if s := reprotectNext(ae); s != "" {
 			return s
 		}
+		if s := drillNext(ae); s != "" {
+			return s
+		}
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) && strings.Contains(nf.Message, "already completed") {

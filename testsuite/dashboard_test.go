@@ -90,7 +90,8 @@ func TestDashboardCoversBatonMetrics(t *testing.T) {
 	require.NoError(t, err)
 	for _, want := range []string{workflows.MetricFailovers + "_total", workflows.MetricFailoverDuration + "_seconds",
 		workflows.MetricPartitionsFlushed + "_total", workflows.MetricPartitionsReplayed + "_total",
-		workflows.MetricOpsLost + "_total", workflows.MetricApprovalsWaited + "_total"} {
+		workflows.MetricOpsLost + "_total", workflows.MetricApprovalsWaited + "_total",
+		workflows.MetricDrills + "_total", workflows.MetricDrillLastTime, workflows.MetricDrillRTO + "_seconds"} {
 		require.Contains(t, used, want, "no dashboard panel uses %s", want)
 	}
 	for _, m := range used {
@@ -146,6 +147,14 @@ func TestDashboardQueriesAgainstPrometheus(t *testing.T) {
 	const account = "dash-acct"
 	_, err = c.Provision(ctx, account, 8)
 	require.NoError(t, err)
+	// A drill first (it ends where it started, protected), so that the
+	// drill's series exist too.
+	drill, err := launch.Drill(ctx, c.Client, workflows.TaskQueue, workflows.DrillRequest{
+		Account: account, Canaries: 4, RequestedBy: t.Name()})
+	require.NoError(t, err)
+	var dr workflows.DrillResult
+	require.NoError(t, drill.Get(ctx, &dr))
+	require.Equal(t, workflows.OutcomeCompleted, dr.Outcome, dr.Why)
 	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
 		Account: account, FromStamp: StampA, ToStamp: StampB, Reason: "dashboard test", RequestedBy: t.Name(),
 	})

@@ -1,6 +1,6 @@
 package workflows
 
-// Metrics the failover workflow emits through the SDK's metrics handler
+// Metrics Baton's workflows emit through the SDK's metrics handler
 // (replay-safe: nothing is emitted while a history is replayed). The worker
 // exports them to Prometheus with the SDK's own metrics; see docs/METRICS.md.
 const (
@@ -10,4 +10,9 @@ const (
 	MetricPartitionsReplayed = "baton_partitions_replayed" // counter: partitions flush-replayed
 	MetricOpsLost            = "baton_ops_lost"            // counter: ops in unplanned data-loss ledgers
 	MetricApprovalsWaited    = "baton_approvals_waited"    // counter: failovers that waited at the approval gate
+
+	// The Drill workflow's, tagged with the account.
+	MetricDrills        = "baton_drills"                       // counter; tags account, outcome (completed, skipped, failed)
+	MetricDrillLastTime = "baton_drill_last_timestamp_seconds" // gauge: unix time a drill last ended; tags account, outcome
+	MetricDrillRTO      = "baton_drill_rto"                    // timer; tags account, leg (failover, failback): completed drills
 )

@@ -26,7 +26,7 @@ import (
 )
 
 // Tests is the -run pattern of the tests that print RELIABILITY lines.
-const Tests = "TestChaos|TestUnplanned|TestAbort|TestFlushDeadline|TestReprotect|TestFailoverReprotect"
+const Tests = "TestChaos|TestUnplanned|TestAbort|TestFlushDeadline|TestReprotect|TestFailoverReprotect|TestDrill"
 
 // The doc's generated part lies between these markers.
 const (

@@ -42,6 +42,15 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 	h.Counter(workflows.MetricPartitionsFlushed).Inc(1000)
 	h.Counter(workflows.MetricPartitionsReplayed).Inc(1000)
 	h.Counter(workflows.MetricApprovalsWaited).Inc(1)
+	// The drill's, as workflows/drill.go emits them. Label values go
+	// through the SDK's Prometheus sanitizer: acct-1 is exported as acct_1.
+	d := m.Handler.WithTags(
+		map[string]string{"activity_type": "none", "client_name": "temporal_go", "namespace": "default",
+			"task_queue": "baton", "worker_type": "none", "workflow_type": workflows.NameDrill},
+	).WithTags(map[string]string{"account": "acct-1"})
+	d.WithTags(map[string]string{"outcome": "completed"}).Counter(workflows.MetricDrills).Inc(1)
+	d.WithTags(map[string]string{"outcome": "completed"}).Gauge(workflows.MetricDrillLastTime).Update(1.7e9)
+	d.WithTags(map[string]string{"leg": "failback"}).Timer(workflows.MetricDrillRTO).Record(3 * time.Second)
 
 	want := []string{
 		`baton_failovers_total{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",outcome="completed",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1`,
@@ -53,6 +62,10 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 		`baton_partitions_flushed_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1000`,
 		`baton_partitions_replayed_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1000`,
 		`baton_approvals_waited_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1`,
+		`baton_drills_total{account="acct_1",activity_type="none",client_name="temporal_go",namespace="default",outcome="completed",task_queue="baton",worker_type="none",workflow_type="Drill"} 1`,
+		`baton_drill_last_timestamp_seconds{account="acct_1",activity_type="none",client_name="temporal_go",namespace="default",outcome="completed",task_queue="baton",worker_type="none",workflow_type="Drill"} 1.7e+09`,
+		`baton_drill_rto_seconds_bucket{account="acct_1",activity_type="none",client_name="temporal_go",leg="failback",namespace="default",task_queue="baton",worker_type="none",workflow_type="Drill",le="5"} 1`,
+		`baton_drill_rto_seconds_count{account="acct_1",activity_type="none",client_name="temporal_go",leg="failback",namespace="default",task_queue="baton",worker_type="none",workflow_type="Drill"} 1`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	}

@@ -27,6 +27,8 @@ func WorkflowsAndActivities(w worker.Registry, acts *activities.Activities) {
 		workflow.RegisterOptions{Name: workflows.NameAppFailover})
 	w.RegisterWorkflowWithOptions(workflows.Reprotect,
 		workflow.RegisterOptions{Name: workflows.NameReprotect})
+	w.RegisterWorkflowWithOptions(workflows.Drill,
+		workflow.RegisterOptions{Name: workflows.NameDrill})
 	w.RegisterWorkflowWithOptions(workflows.StampEvacuation,
 		workflow.RegisterOptions{Name: workflows.NameStampEvacuation})
 	w.RegisterActivity(acts)
