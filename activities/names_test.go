@@ -14,7 +14,8 @@ func TestActivityNamesAreTheMethods(t *testing.T) {
 	names := []string{NamePrecheck, NameCatchUp, NameFence, NameFlushSend, NameFlushReplay,
 		NamePromote, NameUnfence, NameLossLedger, NameRunCommand, NameCallHTTP,
 		NameReprotectPrecheck, NameDemote, NameRestoreDiverged, NameSeed, NameProtect, NameMarkProtected,
-		NameDrillReadiness, NameWriteCanaries, NameCheckCanaries, NameDeleteCanaries}
+		NameDrillReadiness, NameWriteCanaries, NameCheckCanaries, NameDeleteCanaries,
+		NameEvacuationPage, NameLookUpAccounts, NameAwaitFailover}
 	var methods []string
 	typ := reflect.TypeOf(&Activities{})
 	for i := range typ.NumMethod() {

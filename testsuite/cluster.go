@@ -210,10 +210,10 @@ func (c *Cluster) Provision(ctx context.Context, account string, partitions int)
 	return location.Provision(ctx, c.Loc, c.StampClient(StampA), c.StampClient(StampB), StampA, StampB, account, partitions)
 }
 
-// RestartStamp restarts a stamp that was killed or stopped, on the same port
-// and data, and waits until it serves.
 // StampDataFile is the database file of durable stamp name.
-func (c *Cluster) StampDataFile(name string) string { return filepath.Join(c.dataDir(name), stamp.DataFile) }
+func (c *Cluster) StampDataFile(name string) string {
+	return filepath.Join(c.dataDir(name), stamp.DataFile)
+}
 
 // WipeStamp stops stamp name, deletes its data directory (the stamp's data
 // is gone, as on a rebuilt host) and starts it again, empty, at the same
@@ -230,6 +230,8 @@ func (c *Cluster) WipeStamp(ctx context.Context, name string) error {
 	return c.RestartStamp(ctx, name)
 }
 
+// RestartStamp restarts a stamp that was killed or stopped, on the same port
+// and data, and waits until it serves.
 func (c *Cluster) RestartStamp(ctx context.Context, name string) error {
 	p := c.Stamps[name]
 	if err := p.Restart(); err != nil {

@@ -723,8 +723,12 @@ func (f *failover) promote(ctx workflow.Context) error {
 	}
 	scheduled := workflow.Now(ctx)
 	var pr activities.PromoteResult
-	err := execute(
-		f.step(actx),
+	// Never a local activity: the steps before it are recorded (with the
+	// workflow task that schedules it) before it can move anything, so a
+	// worker lost after promote never runs them again against a moved
+	// account.
+	err := workflow.ExecuteActivity(
+		actx,
 		acts.Promote,
 		activities.PromoteInput{
 			Account:    pre.Account,

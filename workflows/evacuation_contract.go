@@ -1,9 +1,12 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/batonhq/baton/activities"
 )
@@ -354,4 +357,15 @@ type EvacuationCarry struct {
 	Retries  []EvacuationRetry
 	Paused   *Decision
 	GateDone bool
+}
+
+// EvacuationOutcomeOf returns the report an evacuation that did not
+// complete carries in its error (as its run's Get returns it).
+func EvacuationOutcomeOf(err error) (EvacuationResult, bool) {
+	var ae *temporal.ApplicationError
+	var res EvacuationResult
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&res) == nil && res.Outcome != "" {
+		return res, true
+	}
+	return res, false
 }

@@ -12,7 +12,10 @@ import (
 // per-partition isolation and the rollback are the same; only the hops
 // between them go. A worker lost mid-step loses the workflow task: another
 // worker runs it again from the last recorded step, and every step is
-// idempotent.
+// idempotent (a precheck run again accepts partitions its own fence
+// already fenced). Promote is the exception: it stays a regular activity,
+// scheduled by the workflow task that records every local step before it,
+// so nothing before the point of no return can ever run again after it.
 const (
 	changeFastPath  = "fast-path"
 	versionFastPath = 1
