@@ -291,6 +291,9 @@ const (
 // w at its clock's at.
 func (p *partition) noteSourceWrittenLocked(w uint64, at time.Time) {
 	p.sourceWritten = max(p.sourceWritten, w)
+	if n := len(p.samples); n > 0 && at.Before(p.samples[n-1].at) {
+		return // a heartbeat overtaken by a later shipment: only its value counts
+	}
 	s := sourceSample{at: at, written: p.sourceWritten}
 	if n := len(p.samples); n >= 2 && p.samples[n-1].at.Sub(p.samples[n-2].at) < sampleEvery {
 		p.samples[n-1] = s // the newest report stands for the samples too close to the previous one

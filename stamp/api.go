@@ -343,6 +343,29 @@ type Fault struct {
 	Struck int64 `json:"struck,omitempty"`
 }
 
+// HeartbeatBatch is a primary stamp's heartbeat to its peer (POST
+// /v1/internal/heartbeats): for every account with nothing to ship, what
+// each partition has written, as a shipment reports it.
+type HeartbeatBatch struct {
+	FromStamp string          `json:"from_stamp"`
+	Accounts  []AccountReport `json:"accounts"`
+}
+
+// AccountReport is one account's heartbeat: partition -> LastWritten (the
+// partitions whose value changed since the last report), at SentAt.
+type AccountReport struct {
+	Account string         `json:"account"`
+	Written map[int]uint64 `json:"written,omitempty"`
+	SentAt  time.Time      `json:"sent_at"`
+}
+
+// HeartbeatAck names the accounts whose report was recorded (an unknown
+// account, or one a replication fault strikes, is left out: its report is
+// sent again).
+type HeartbeatAck struct {
+	Accepted []string `json:"accepted"`
+}
+
 // ReplicateRequest is the internal log shipment from a primary to its
 // secondary (POST /v1/internal/replicate). Entries of each partition are
 // contiguous and ascending; entries at or below the secondary's

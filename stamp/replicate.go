@@ -37,8 +37,10 @@ type shipRange struct {
 // (and ignoring new wake-ups) while the peer fails.
 func (s *Server) shipLoop(a *account) {
 	defer s.wg.Done()
-	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer heartbeat.Stop()
+	// Heartbeats go out from heartbeatLoop, for every account at once; this
+	// slower tick only makes sure nothing dirty waits for a wake-up.
+	sweep := time.NewTicker(4 * s.cfg.HeartbeatInterval)
+	defer sweep.Stop()
 	var backoff time.Duration
 	for {
 		if backoff > 0 {
@@ -52,7 +54,7 @@ func (s *Server) shipLoop(a *account) {
 		} else {
 			select {
 			case <-a.shipKick:
-			case <-heartbeat.C:
+			case <-sweep.C:
 			case <-s.stop:
 				return
 			}
@@ -104,7 +106,7 @@ func (s *Server) shipOnce(a *account) (bool, error) {
 		total += int(to - from + 1)
 	}
 	if len(ranges) == 0 {
-		return false, s.heartbeatIfDue(a)
+		return false, nil
 	}
 	err := s.ship(s.ctx, a, ranges)
 	// Re-mark partitions still behind: writes committed during the shipment,
@@ -232,25 +234,6 @@ func (s *Server) addReport(a *account, req *ReplicateRequest) (reported func()) 
 		a.lastReport = req.SentAt
 		a.dirtyMu.Unlock()
 	}
-}
-
-// heartbeatIfDue sends an entry-less shipment carrying only the report of
-// LastWritten when nothing was reported for a heartbeat interval. The caller
-// holds a.shipMu.
-func (s *Server) heartbeatIfDue(a *account) error {
-	a.dirtyMu.Lock()
-	due := time.Since(a.lastReport) >= s.cfg.HeartbeatInterval
-	a.dirtyMu.Unlock()
-	if !due || a.spec.Peer == "" || !a.anyShipping() {
-		return nil
-	}
-	req := &ReplicateRequest{Account: a.spec.Account, FromStamp: s.cfg.Name}
-	report := s.addReport(a, req)
-	if _, err := s.postReplicate(s.ctx, a.spec.Peer, req); err != nil {
-		return err
-	}
-	report()
-	return nil
 }
 
 // recordAcks advances lastAcked to what the peer acknowledged and persists

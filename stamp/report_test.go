@@ -3,6 +3,9 @@ package stamp
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -77,4 +80,64 @@ func TestSourceWriteRate(t *testing.T) {
 	if p.sourceWritten != 460 {
 		t.Fatalf("source written = %d, want 460", p.sourceWritten)
 	}
+}
+
+// TestHeartbeatsAreOneRequestPerPeer: a stamp's idle accounts all report to
+// their peer in one heartbeat request per interval, not one each, and an
+// account struck by a replication fault of its own is left out (its report
+// is sent again once the fault clears).
+func TestHeartbeatsAreOneRequestPerPeer(t *testing.T) {
+	const accounts, interval = 50, 50 * time.Millisecond
+	b := startLocal(t, Config{Name: "stamp-b"})
+	var heartbeats, shipments atomic.Int64
+	counted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/internal/heartbeats":
+			heartbeats.Add(1)
+		case "/v1/internal/replicate":
+			shipments.Add(1)
+		}
+		b.Server.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(counted.Close)
+	a := startLocal(t, Config{Name: "stamp-a", HeartbeatInterval: interval})
+	ca, cb := NewClient(a.URL(), nil), NewClient(b.URL(), nil)
+	ctx := context.Background()
+	must(t, cb.AddFault(ctx, Fault{Scope: "replication", Account: "hb-07", ErrorRate: 1}))
+	for i := range accounts {
+		name := fmt.Sprintf("hb-%02d", i)
+		must(t, cb.CreateAccount(ctx, AccountSpec{Account: name, Partitions: 2, Role: RoleSecondary, Epoch: 1, Peer: a.URL()}))
+		must(t, ca.CreateAccount(ctx, AccountSpec{Account: name, Partitions: 2, Role: RolePrimary, Epoch: 1, Peer: counted.URL}))
+	}
+	seen := func(name string) time.Time { return status(t, cb, name).Partitions[0].SourceSeenAt }
+	eventually(t, 10*time.Second, "every account but the faulty one heard from", func() bool {
+		for i := range accounts {
+			if name := fmt.Sprintf("hb-%02d", i); name != "hb-07" && seen(name).IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	// Ten rounds of heartbeats (hb-00 hears from its source ten times) take
+	// about ten requests, not ten per account.
+	before, rounds, last := heartbeats.Load(), 0, seen("hb-00")
+	eventually(t, 10*time.Second, "ten rounds of heartbeats", func() bool {
+		if now := seen("hb-00"); now.After(last) {
+			rounds, last = rounds+1, now
+		}
+		return rounds >= 10
+	})
+	if got := heartbeats.Load() - before; got > 2*int64(rounds)+2 {
+		t.Fatalf("%d heartbeat requests for %d rounds of %d accounts: not batched", got, rounds, accounts)
+	}
+	if shipments.Load() != 0 {
+		t.Fatalf("%d shipments of idle accounts", shipments.Load())
+	}
+	if !seen("hb-07").IsZero() {
+		t.Fatal("the faulty account's heartbeat was recorded through its replication fault")
+	}
+	must(t, cb.ClearFaults(ctx))
+	eventually(t, 10*time.Second, "the faulty account heard from once the fault clears", func() bool {
+		return !seen("hb-07").IsZero()
+	})
 }

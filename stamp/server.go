@@ -117,8 +117,9 @@ func Open(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open stamp %s: recover accounts: %w", cfg.Name, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.commitLoop()
+	go s.heartbeatLoop()
 	for _, a := range accts {
 		s.accounts[a.spec.Account] = a
 		s.startAccount(a)
@@ -229,6 +230,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/faults", s.handle(s.listFaults))
 	mux.HandleFunc("DELETE /v1/faults", s.handle(s.clearFaults))
 	mux.HandleFunc("POST /v1/internal/replicate", s.handle(s.replicate))
+	mux.HandleFunc("POST /v1/internal/heartbeats", s.handle(s.heartbeats))
 	mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("no route %s %s; see docs/STAMP_API.md for the routes", r.Method, r.URL.Path)
 	}))
