@@ -42,19 +42,36 @@ type evacuationScenario struct {
 	loaded bool
 	// loop: also time the shell-loop shape on loopAccounts accounts.
 	loop bool
+	// timeline: print the event timeline of the median account's failover.
+	timeline bool
+	// maxInFlight is K (0 = the workflow's default).
+	maxInFlight int
+}
+
+// evacuationOptions are the bench flags the evacuation scenarios follow.
+type evacuationOptions struct {
+	durable     bool
+	scale       float64
+	timeline    bool
+	maxInFlight int
 }
 
 // evacuationScenarios runs each evacuation on a cluster of its own.
-func evacuationScenarios(ctx context.Context, out io.Writer, dir string, durable bool, scale float64, t *targets) error {
+func evacuationScenarios(ctx context.Context, out io.Writer, dir string, o evacuationOptions, t *targets) error {
 	scenarios := []evacuationScenario{
 		{name: "evac-1000x16", accounts: 1000, partitions: 16, target: evac1000x16Target, loop: true},
 		{name: "evac-10000x1", accounts: 10000, partitions: 1, target: evac10000x1Target},
 		{name: "evac-200x64", accounts: 200, partitions: 64, loaded: true},
 	}
-	fmt.Fprintf(out, "\nStamp evacuation (StampEvacuation, K = %d in flight, all to stamp-b):\n", workflows.DefaultMaxInFlight)
+	k := o.maxInFlight
+	if k == 0 {
+		k = workflows.DefaultMaxInFlight
+	}
+	fmt.Fprintf(out, "\nStamp evacuation (StampEvacuation, K = %d in flight, all to stamp-b):\n", k)
 	for _, s := range scenarios {
-		s.accounts = max(1, int(float64(s.accounts)*scale))
-		if err := s.run(ctx, out, filepath.Join(dir, s.name), durable, t); err != nil {
+		s.accounts = max(1, int(float64(s.accounts)*o.scale))
+		s.timeline, s.maxInFlight = o.timeline, o.maxInFlight
+		if err := s.run(ctx, out, filepath.Join(dir, s.name), o.durable, t); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
@@ -86,7 +103,7 @@ func (s evacuationScenario) run(ctx context.Context, out io.Writer, dir string, 
 	} else {
 		fmt.Fprintf(out, ", nothing pending:\n")
 	}
-	res, wall, err := evacuate(ctx, c)
+	res, wall, err := evacuate(ctx, c, s.maxInFlight)
 	if err != nil {
 		return err
 	}
@@ -99,6 +116,13 @@ func (s evacuationScenario) run(ctx context.Context, out io.Writer, dir string, 
 		"longest write-unavailability window %d ms, outcomes %v\n",
 		wall.Seconds(), rate, res.Runs, events, slowestSeconds(res), res.MaxUnavailableMillis, res.ByOutcome)
 	fmt.Fprintf(out, "  where the time goes: %s\n", whereTimeGoes(res))
+	if s.timeline {
+		median := medianAccount(res)
+		fmt.Fprintf(out, "  the median account's failover (%s):\n", median)
+		if err := printTimeline(ctx, out, c.Client, workflows.FailoverWorkflowID(median)); err != nil {
+			return err
+		}
+	}
 	if s.target > 0 && s.accounts == fullSize(s) {
 		fmt.Fprintf(out, "  target %s: %s\n", s.target, t.check(fmt.Sprintf("evacuation of %d x %d <= %s", s.accounts,
 			s.partitions, s.target), wall <= s.target))
@@ -167,11 +191,11 @@ func loadAll(ctx context.Context, c *testsuite.Cluster, names []string, partitio
 }
 
 // evacuate runs the stamp-a evacuation and waits for its report.
-func evacuate(ctx context.Context, c *testsuite.Cluster) (workflows.EvacuationResult, time.Duration, error) {
+func evacuate(ctx context.Context, c *testsuite.Cluster, k int) (workflows.EvacuationResult, time.Duration, error) {
 	var res workflows.EvacuationResult
 	t0 := time.Now()
 	run, err := launch.Evacuation(ctx, c.Client, workflows.TaskQueue, workflows.EvacuationRequest{
-		Stamp: testsuite.StampA, Reason: "bench", RequestedBy: "bench"})
+		Stamp: testsuite.StampA, Reason: "bench", RequestedBy: "bench", MaxInFlight: k})
 	if err != nil {
 		return res, 0, err
 	}
@@ -326,4 +350,14 @@ func historyLength(ctx context.Context, c *testsuite.Cluster, id, runID string) 
 		n++
 	}
 	return n, prev, nil
+}
+
+// medianAccount is the account whose failover took the median time.
+func medianAccount(res workflows.EvacuationResult) string {
+	rows := make([]int, res.Table.Len())
+	for i := range rows {
+		rows[i] = i
+	}
+	slices.SortFunc(rows, func(a, b int) int { return int(res.Table.Millis[a] - res.Table.Millis[b]) })
+	return res.Table.Account[rows[len(rows)/2]]
 }

@@ -44,6 +44,7 @@ func run(args []string, out io.Writer) error {
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
 	reprotect := fs.Bool("reprotect", true, "also run the reprotect scenarios (1,000 partitions; seeding a wiped stamp)")
 	evacuation := fs.Bool("evacuation", true, "also run the stamp-evacuation scenarios (1,000 x 16, 10,000 x 1, 200 x 64 loaded)")
+	evacK := fs.Int("max-in-flight", 0, "K of the evacuations (0 = the workflow's default)")
 	evacScale := fs.Float64("evacuation-scale", 1, "scale the evacuations' account counts (targets apply at 1 only)")
 	seedKeys := fs.Int("seed-keys", 1_000_000, "keys of the account the seeding scenario copies to a wiped stamp")
 	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
@@ -103,7 +104,8 @@ func run(args []string, out io.Writer) error {
 			}
 		}
 		if *evacuation {
-			return evacuationScenarios(ctx, out, rd.Path, *durable, *evacScale, &t)
+			return evacuationScenarios(ctx, out, rd.Path, evacuationOptions{durable: *durable, scale: *evacScale,
+				timeline: *timeline, maxInFlight: *evacK}, &t)
 		}
 		return nil
 	})
