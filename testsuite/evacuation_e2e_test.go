@@ -140,6 +140,7 @@ func TestStampEvacuation(t *testing.T) {
 	require.Error(t, err, "one account could not move")
 	require.True(t, isEvacuationIncomplete(err), "%v", err)
 	res = evacuationReport(t, err)
+	recordHistories(t, c, map[string]string{"stamp_evacuation": run.GetID()})
 
 	t.Logf("evacuation: %d ms, %d runs, outcomes %v, pauses %d, changes %v", res.TotalMillis, res.Runs, res.ByOutcome,
 		len(res.Pauses), res.Changes)

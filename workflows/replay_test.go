@@ -26,6 +26,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// versionBoundedFlush.
 		{"testdata/account_failover_v1.json", "failover-e2e-acct"},
 		{"testdata/partition_group_v1.json", "failover-e2e-acct/group-0000"},
+		// versionFastPath: local steps, groups inline.
+		{"testdata/account_failover_v2.json", "failover-e2e-acct"},
+		// A stamp evacuation (pause, resume, limits, an attached failover,
+		// a worker SIGKILL and a Temporal restart on the way).
+		{"testdata/stamp_evacuation_v2.json", "evacuate-stamp-a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -37,6 +42,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(AccountFailover, workflow.RegisterOptions{Name: NameAccountFailover})
 			r.RegisterWorkflowWithOptions(PartitionGroupFailover, workflow.RegisterOptions{Name: NamePartitionGroupFailover})
+			r.RegisterWorkflowWithOptions(StampEvacuation, workflow.RegisterOptions{Name: NameStampEvacuation})
 			require.NoError(t, r.ReplayWorkflowHistoryWithOptions(nil, h, worker.ReplayWorkflowHistoryOptions{
 				OriginalExecution: workflow.Execution{ID: tt.workflowID, RunID: "recorded"},
 			}))
