@@ -5,7 +5,10 @@
 // a compare-and-set on the epoch.
 package location
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Stamp is a registered stamp (PUT /v1/stamps/{name}).
 type Stamp struct {
@@ -67,11 +70,58 @@ type Maintenance struct {
 // Holds reports whether automatic triggers on stamp are held, and by which
 // switch ("" = none).
 func (m Maintenance) Holds(stamp string) (Switch, bool) {
+	h, ok := m.Hold(stamp)
+	return h.Switch, ok
+}
+
+// Hold is a maintenance switch that holds automatic triggers: the global
+// one (Stamp "") or a stamp's.
+type Hold struct {
+	Stamp string
+	Switch
+}
+
+// Hold returns the switch that holds automatic triggers on any of stamps:
+// the global one first, then the stamps' in the order given.
+func (m Maintenance) Hold(stamps ...string) (Hold, bool) {
 	if m.Global.On {
-		return m.Global, true
+		return Hold{Switch: m.Global}, true
 	}
-	s, ok := m.Stamps[stamp]
-	return s, ok && s.On
+	for _, st := range stamps {
+		if s := m.Stamps[st]; s.On {
+			return Hold{Stamp: st, Switch: s}, true
+		}
+	}
+	return Hold{}, false
+}
+
+// AnyStampOn reports whether some stamp's switch is on.
+func (m Maintenance) AnyStampOn() bool {
+	for _, s := range m.Stamps {
+		if s.On {
+			return true
+		}
+	}
+	return false
+}
+
+// Scope is "global" or the stamp whose switch it is (a metric label).
+func (h Hold) Scope() string {
+	if h.Stamp == "" {
+		return "global"
+	}
+	return h.Stamp
+}
+
+// String names the switch and says who set it, when and why, e.g. "the
+// maintenance switch of stamp-a (on since 2026-01-02T03:04:05Z, set by
+// oncall: patching)".
+func (h Hold) String() string {
+	which := "the global maintenance switch"
+	if h.Stamp != "" {
+		which = "the maintenance switch of " + h.Stamp
+	}
+	return fmt.Sprintf("%s (on since %s, set by %s: %s)", which, h.At.UTC().Format(time.RFC3339), h.By, h.Reason)
 }
 
 // SwitchRequest sets a maintenance switch (PUT /v1/maintenance): the

@@ -45,12 +45,28 @@ type Rule struct {
 	// the old primary is back). A reprotect rule names the account only: a
 	// reprotect has no destination, mode, approval gate or flush deadline.
 	Action Action `yaml:"action"`
+	// Scope is what the rule's alerts are about: account (default), one
+	// account's failover or reprotect; or stamp, the stamp's evacuation
+	// (every account whose primary it is, each to its own secondary).
+	Scope Scope `yaml:"scope"`
 	// Matchers must all match the alert's labels (Alertmanager syntax:
 	// name="v", name!="v", name=~"re", name!~"re"; regexes are anchored).
 	Matchers []Matcher `yaml:"matchers"`
 	// The account is the value of AccountLabel, or Account if fixed.
 	AccountLabel string `yaml:"account_label"`
 	Account      string `yaml:"account"`
+	// The stamp of a scope: stamp rule is the value of StampLabel, or Stamp
+	// if fixed.
+	StampLabel string `yaml:"stamp_label"`
+	Stamp      string `yaml:"stamp"`
+	// MaxInFlight, PerDestination and Attempts are an evacuation's
+	// admission (scope: stamp only; workflows.EvacuationRequest): at most
+	// this many accounts fail over at once (default 20), at most
+	// PerDestination to any one stamp (default no cap), each tried up to
+	// Attempts times (default 3).
+	MaxInFlight    *int `yaml:"max_in_flight"`
+	PerDestination *int `yaml:"per_destination"`
+	Attempts       *int `yaml:"attempts"`
 	// The destination stamp is the value of TargetLabel, or Target if fixed.
 	TargetLabel string `yaml:"target_label"`
 	Target      string `yaml:"target"`
@@ -163,10 +179,22 @@ func (c *Config) validate() error {
 }
 
 func (r *Rule) validate() error {
-	switch {
-	case len(r.Matchers) == 0:
+	if len(r.Matchers) == 0 {
 		return errors.New("no matchers: a rule must say which alerts it takes (e.g. alertname=\"StampDown\")")
-	case (r.AccountLabel == "") == (r.Account == ""):
+	}
+	switch r.Scope {
+	case "":
+		r.Scope = ScopeAccount
+	case ScopeAccount:
+	case ScopeStamp:
+		return r.validateStamp()
+	default:
+		return fmt.Errorf("scope %q: use %s (the default) or %s", r.Scope, ScopeAccount, ScopeStamp)
+	}
+	if err := r.refuseStampKeys(); err != nil {
+		return err
+	}
+	if (r.AccountLabel == "") == (r.Account == "") {
 		return errors.New("set exactly one of account_label and account")
 	}
 	switch r.Action {
@@ -178,10 +206,16 @@ func (r *Rule) validate() error {
 	default:
 		return fmt.Errorf("action %q: use %s (the default) or %s", r.Action, ActionFailover, ActionReprotect)
 	}
-	switch {
-	case (r.TargetLabel == "") == (r.Target == ""):
+	if (r.TargetLabel == "") == (r.Target == "") {
 		return errors.New("set exactly one of target_label and target")
 	}
+	return r.validateMove()
+}
+
+// validateMove checks what a rule that moves primaries (a failover, an
+// evacuation) says about the move: its mode (planned by default) and flush
+// deadline.
+func (r *Rule) validateMove() error {
 	if r.Mode == "" {
 		r.Mode = workflows.ModePlanned
 	}
@@ -189,6 +223,23 @@ func (r *Rule) validate() error {
 		return fmt.Errorf("mode %q: use %s or %s", r.Mode, workflows.ModePlanned, workflows.ModeUnplanned)
 	}
 	return positiveFlushDeadline(r.FlushDeadline)
+}
+
+// ruleKey is a key of a rule, and whether the config sets it.
+type ruleKey struct {
+	key string
+	set bool
+}
+
+// refuseKeys refuses the first of keys the config sets: it does not apply
+// to where (why), and would otherwise be silently dropped.
+func refuseKeys(where, why string, keys ...ruleKey) error {
+	for _, k := range keys {
+		if k.set {
+			return fmt.Errorf("%s does not apply to %s: %s; leave it out", k.key, where, why)
+		}
+	}
+	return nil
 }
 
 // positiveFlushDeadline refuses a flush_deadline of 0: a failover cannot

@@ -22,27 +22,32 @@ import (
 // are recorded as.
 const DecisionBy = "alertmanager"
 
-// handleAccountAlerts handles one account's alerts of a request whose rules
-// take one action: firing ones start or attach to its failover (or
-// reprotect), resolved ones may cancel a failover while it is pending.
-func (h *Handler) handleAccountAlerts(ctx context.Context, account string, action Action, items []*item) {
+// handleAlerts handles the alerts of a request that go to one workflow:
+// an account's failover or reprotect, or a stamp's evacuation (subject is
+// the account or the stamp). Firing ones start or attach to it, unless a
+// maintenance switch holds them; resolved ones may cancel a failover or
+// evacuation while it is pending.
+func (h *Handler) handleAlerts(ctx context.Context, sw *switches, subject string, action Action, items []*item) {
 	var firing, resolved []*item
 	for _, it := range items {
-		it.res.WorkflowID = action.workflowID(account)
+		it.res.WorkflowID = action.workflowID(subject)
 		if it.ref.Status == StatusFiring {
 			firing = append(firing, it)
 		} else {
 			resolved = append(resolved, it)
 		}
 	}
-	if len(firing) > 0 && !h.knownAccount(ctx, account, firing) {
+	if len(firing) > 0 && action != actionEvacuation && !h.knownAccount(ctx, subject, firing) {
+		firing = nil
+	}
+	if len(firing) > 0 && h.held(ctx, sw, subject, action, firing) {
 		firing = nil
 	}
 	if len(firing) == 0 && !anyCancels(resolved) {
 		h.ignore(resolved)
 		return
 	}
-	desc, err := h.describe(ctx, action, account)
+	desc, err := h.describe(ctx, action, subject)
 	if err != nil {
 		h.fail(firing, "describe", err)
 		h.fail(resolved, "describe", err)
@@ -60,7 +65,7 @@ func (h *Handler) handleAccountAlerts(ctx context.Context, account string, actio
 		}
 		running = h.attach(ctx, it, running)
 	}
-	h.resolve(ctx, account, desc, resolved, len(firing) > 0)
+	h.resolve(ctx, subject, action, desc, resolved, len(firing) > 0)
 }
 
 // knownAccount reports whether the account directory (if any) knows
@@ -105,26 +110,27 @@ func (h *Handler) ignore(resolved []*item) {
 	}
 }
 
-// describe returns the account's latest failover, or reprotect (nil if it
-// never had one).
-func (h *Handler) describe(ctx context.Context, action Action, account string) (*client.WorkflowExecutionDescription,
+// describe returns the account's latest failover or reprotect, or the
+// stamp's latest evacuation (nil if it never had one).
+func (h *Handler) describe(ctx context.Context, action Action, subject string) (*client.WorkflowExecutionDescription,
 	error) {
-	d, err := h.o.Client.DescribeWorkflow(ctx, action.workflowID(account), "")
+	d, err := h.o.Client.DescribeWorkflow(ctx, action.workflowID(subject), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("describe the latest %s of %s: %w", action, account, err)
+		return nil, fmt.Errorf("describe the latest %s of %s: %w", action, subject, err)
 	}
 	return d, nil
 }
 
 // inCooldown refuses an automatic trigger while the account's latest
-// failover (or reprotect, for a reprotect rule) completed less than the
-// rule's cooldown ago, saying why. A running one is never in cooldown:
-// alerts attach to it. Failovers that did not complete (rejected, refused,
-// rolled back) do not count: the account did not move.
+// failover (or reprotect, for a reprotect rule; the stamp's latest
+// evacuation, for a scope: stamp rule) completed less than the rule's
+// cooldown ago, saying why. A running one is never in cooldown: alerts
+// attach to it. Those that did not complete (rejected, refused, rolled
+// back, aborted, incomplete) do not count.
 func (h *Handler) inCooldown(desc *client.WorkflowExecutionDescription, it *item) (string, bool) {
 	completed := desc != nil && desc.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED &&
 		desc.WorkflowCloseTime != nil
@@ -138,17 +144,17 @@ func (h *Handler) inCooldown(desc *client.WorkflowExecutionDescription, it *item
 	}
 	return fmt.Sprintf("%s of %s completed at %s; automatic triggers refused until %s (cooldown %s); "+
 		"a manual `baton %s` can override",
-		it.action, it.route.Account, closed.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), it.cooldown,
-		it.action), true
+		it.action, it.route.subject(), closed.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), it.cooldown,
+		it.action.command()), true
 }
 
-// attach records a firing alert in the account's failover (or reprotect),
-// starting it if none runs: one update-with-start (USE_EXISTING), answered
-// once Temporal has durably recorded it. running is the run the caller
-// knows to be running ("" if none); attach returns the run the alert is now
-// recorded in.
+// attach records a firing alert in the account's failover (or reprotect,
+// or the stamp's evacuation), starting it if none runs: one
+// update-with-start (USE_EXISTING), answered once Temporal has durably
+// recorded it. running is the run the caller knows to be running ("" if
+// none); attach returns the run the alert is now recorded in.
 func (h *Handler) attach(ctx context.Context, it *item, running string) string {
-	account, fp := it.route.Account, it.ref.Fingerprint
+	subject, fp := it.route.subject(), it.ref.Fingerprint
 	if running != "" && h.recorded.has(running, fp) {
 		it.res.Outcome, it.res.RunID = OutcomeDuplicate, running
 		it.res.Message = "already recorded in the running " + string(it.action)
@@ -160,9 +166,9 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 		runID string
 	}
 	leader := false
-	v, err, _ := h.flight.Do(account+"\x00"+fp, func() (any, error) {
+	v, err, _ := h.flight.Do(string(it.action)+"\x00"+subject+"\x00"+fp, func() (any, error) {
 		leader = true
-		release, err := h.takeSlot(ctx, account)
+		release, err := h.takeSlot(ctx, subject)
 		if err != nil {
 			return nil, err
 		}
@@ -203,28 +209,37 @@ func (h *Handler) attach(ctx context.Context, it *item, running string) string {
 
 // started says what the alert started, and counts it.
 func (h *Handler) started(it *item) {
-	if it.action == ActionReprotect {
+	switch it.action {
+	case ActionReprotect:
 		it.res.Message = fmt.Sprintf("reprotect of %s started: its old primary becomes the replica", it.route.Account)
 		h.metrics.ReprotectsStarted.WithLabelValues(it.rule).Inc()
-		return
+	case actionEvacuation:
+		it.res.Message = fmt.Sprintf("%s evacuation of %s started: every account whose primary it is fails over "+
+			"to its own secondary; it waits for one approval unless the rule pre-approves it", it.mode, it.route.Stamp)
+		h.metrics.EvacuationsStarted.WithLabelValues(it.rule, string(it.mode)).Inc()
+	default:
+		it.res.Message = fmt.Sprintf("%s failover of %s to %s started; it waits for approval unless the rule "+
+			"pre-approves it", it.mode, it.route.Account, it.route.To)
+		h.metrics.Started.WithLabelValues(it.rule, string(it.mode)).Inc()
 	}
-	it.res.Message = fmt.Sprintf("%s failover of %s to %s started; it waits for approval unless the rule pre-approves it",
-		it.mode, it.route.Account, it.route.To)
-	h.metrics.Started.WithLabelValues(it.rule, string(it.mode)).Inc()
 }
 
-// updateWithStart sends the alert update to the account's failover (or
-// reprotect, by the rule's action), starting it under its account-derived
-// ID if none runs.
+// updateWithStart sends the alert update to the account's failover or
+// reprotect, or the stamp's evacuation (by the rule's action and scope),
+// starting it under its derived ID if none runs.
 func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.AlertAck, string, error) {
 	var op client.WithStartWorkflowOperation
-	if it.action == ActionReprotect {
+	var err error
+	switch it.action {
+	case ActionReprotect:
 		op = h.reprotectStart(it)
-	} else {
-		var err error
-		if op, err = h.failoverStart(it); err != nil {
-			return workflows.AlertAck{}, "", err
-		}
+	case actionEvacuation:
+		op, err = h.evacuationStart(it)
+	default:
+		op, err = h.failoverStart(it)
+	}
+	if err != nil {
+		return workflows.AlertAck{}, "", err
 	}
 	uh, err := h.o.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
@@ -235,12 +250,13 @@ func (h *Handler) updateWithStart(ctx context.Context, it *item) (workflows.Aler
 		},
 	})
 	if err != nil {
-		return workflows.AlertAck{}, "", fmt.Errorf("start or attach to the %s of %s: %w", it.action, it.route.Account, err)
+		return workflows.AlertAck{}, "", fmt.Errorf("start or attach to the %s of %s: %w", it.action,
+			it.route.subject(), err)
 	}
 	var ack workflows.AlertAck
 	if err := uh.Get(ctx, &ack); err != nil {
 		return workflows.AlertAck{}, "", fmt.Errorf("record alert %s in the %s of %s: %w",
-			it.ref.Fingerprint, it.action, it.route.Account, err)
+			it.ref.Fingerprint, it.action, it.route.subject(), err)
 	}
 	return ack, uh.RunID(), nil
 }
@@ -256,14 +272,8 @@ func (h *Handler) failoverStart(it *item) (client.WithStartWorkflowOperation, er
 		RequestedBy: it.requestedBy,
 		Mode:        it.mode,
 		Trigger:     it.trigger,
-		Approval:    workflows.ApprovalPolicy{Required: it.approval, Timeout: it.approvalTimeout},
+		Approval:    it.approvalPolicy(),
 		Options:     workflows.FailoverOptions{FlushDeadline: it.flushDeadline},
-	}
-	if !it.approval {
-		req.Approval.PreApproved = &workflows.Decision{
-			By:     "webhook rule " + it.rule,
-			Reason: "approval_required: false in the webhook config",
-		}
 	}
 	req = req.WithDefaults()
 	if err := req.Validate(); err != nil {
@@ -277,11 +287,24 @@ func (h *Handler) failoverStart(it *item) (client.WithStartWorkflowOperation, er
 	return h.o.Client.NewWithStartWorkflowOperation(opts, workflows.NameAccountFailover, req), nil
 }
 
+// approvalPolicy is the approval of what the item starts: the gate, with
+// the rule's (or trigger's) timeout, unless the config pre-approves it.
+func (it *item) approvalPolicy() workflows.ApprovalPolicy {
+	p := workflows.ApprovalPolicy{Required: it.approval, Timeout: it.approvalTimeout}
+	if !it.approval {
+		p.PreApproved = &workflows.Decision{
+			By:     "webhook rule " + it.rule,
+			Reason: "approval_required: false in the webhook config",
+		}
+	}
+	return p
+}
+
 // resolve handles resolved alerts: those whose rule says cancel_on_resolve
-// reject the account's failover if it still waits at its approval gate; the
-// workflow refuses the reject once the failover is past the gate, and then
-// it goes on.
-func (h *Handler) resolve(ctx context.Context, account string, desc *client.WorkflowExecutionDescription,
+// reject the account's failover (or the stamp's evacuation) if it still
+// waits at its approval gate; the workflow refuses the reject once it is
+// past the gate, and then it goes on.
+func (h *Handler) resolve(ctx context.Context, subject string, action Action, desc *client.WorkflowExecutionDescription,
 	resolved []*item, stillFiring bool) {
 	var cancels []*item
 	for _, it := range resolved {
@@ -295,27 +318,28 @@ func (h *Handler) resolve(ctx context.Context, account string, desc *client.Work
 		return
 	}
 	if desc == nil || desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		h.setCancels(cancels, OutcomeNothingToCancel, fmt.Sprintf("no failover of %s is running", account), "")
+		h.setCancels(cancels, OutcomeNothingToCancel, fmt.Sprintf("no %s of %s is running", action, subject), "")
 		return
 	}
 	runID := desc.WorkflowExecution.RunID
 	if stillFiring {
 		h.setCancels(cancels, OutcomeGoesOn,
-			fmt.Sprintf("other alerts for %s still fire in this notification: the failover goes on", account), runID)
+			fmt.Sprintf("other alerts for %s still fire in this notification: the %s goes on", subject, action), runID)
 		return
 	}
 	trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger)
 	if workflows.Trigger(trig) != workflows.TriggerAlert {
-		h.setCancels(cancels, OutcomeGoesOn, fmt.Sprintf("the running failover of %s was started by trigger %q, "+
-			"not by an alert: a resolved alert does not cancel it", account, trig), runID)
+		h.setCancels(cancels, OutcomeGoesOn, fmt.Sprintf("the running %s of %s was started by trigger %q, "+
+			"not by an alert: a resolved alert does not cancel it", action, subject, trig), runID)
 		return
 	}
-	h.rejectPending(ctx, account, desc.WorkflowExecution.ID, runID, cancels)
+	h.rejectPending(ctx, subject, action, runID, cancels)
 }
 
-// rejectPending rejects run runID of the account's failover (workflow id)
-// for the resolved alerts cancels, and records how it went.
-func (h *Handler) rejectPending(ctx context.Context, account, id, runID string, cancels []*item) {
+// rejectPending rejects run runID of the account's failover (or the
+// stamp's evacuation) for the resolved alerts cancels, and records how it
+// went.
+func (h *Handler) rejectPending(ctx context.Context, subject string, action Action, runID string, cancels []*item) {
 	names := make([]string, 0, len(cancels))
 	for _, it := range cancels {
 		names = append(names, it.ref.Name)
@@ -324,19 +348,19 @@ func (h *Handler) rejectPending(ctx context.Context, account, id, runID string, 
 		By:     DecisionBy,
 		Reason: fmt.Sprintf("alert %s resolved", strings.Join(dedup(names), ", ")),
 	}
-	err := h.reject(ctx, id, runID, d)
+	err := h.reject(ctx, subject, action.workflowID(subject), runID, d)
 	var refused *temporal.ApplicationError
 	var nf *serviceerror.NotFound
 	switch {
 	case err == nil:
 		h.setCancels(cancels, OutcomeCancelled,
-			fmt.Sprintf("the pending failover of %s was rejected (%s); nothing was touched", account, d.Reason), runID)
+			fmt.Sprintf("the pending %s of %s was rejected (%s); nothing was touched", action, subject, d.Reason), runID)
 	case errors.As(err, &refused):
 		h.setCancels(cancels, OutcomeGoesOn,
-			fmt.Sprintf("the failover of %s goes on: %s", account, refused.Message()), runID)
+			fmt.Sprintf("the %s of %s goes on: %s", action, subject, refused.Message()), runID)
 	case errors.As(err, &nf):
 		h.setCancels(cancels, OutcomeNothingToCancel,
-			fmt.Sprintf("the failover of %s ended before the resolved alert reached it", account), runID)
+			fmt.Sprintf("the %s of %s ended before the resolved alert reached it", action, subject), runID)
 	default:
 		h.fail(cancels, "reject", err)
 	}
@@ -357,10 +381,11 @@ func (h *Handler) setCancels(cancels []*item, outcome, msg, runID string) {
 	}
 }
 
-// reject sends the reject update to one run; the workflow's validator
-// refuses it once the failover is past its approval gate.
-func (h *Handler) reject(ctx context.Context, id, runID string, d workflows.Decision) error {
-	release, err := h.takeSlot(ctx, strings.TrimPrefix(id, "failover-"))
+// reject sends the reject update to one run of workflow id (the account's
+// failover, the stamp's evacuation); the workflow's validator refuses it
+// once it is past its approval gate.
+func (h *Handler) reject(ctx context.Context, subject, id, runID string, d workflows.Decision) error {
+	release, err := h.takeSlot(ctx, subject)
 	if err != nil {
 		return err
 	}

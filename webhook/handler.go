@@ -1,12 +1,16 @@
 // Package webhook is Baton's alert receiver: an HTTP handler that turns
 // Prometheus Alertmanager notifications (and a plain JSON trigger for other
-// tools) into account failovers, exactly once per account.
+// tools) into account failovers, exactly once per account, and, for rules
+// with scope: stamp, into stamp evacuations, exactly once per stamp.
 //
 // Every firing alert that a rule of the config maps to an account becomes an
 // update-with-start of the account's AccountFailover (workflow ID
 // failover-<account>, conflict policy USE_EXISTING): the first one starts
 // the failover, repeats and further alerts attach to it, so Alertmanager's
 // retries and repeats and several alerts of one outage lead to one failover.
+// A rule with scope: stamp does the same with the stamp's StampEvacuation
+// (evacuate-<stamp>). While a maintenance switch covers what an alert would
+// start (location.Maintenance), the alert is held: nothing starts.
 // The answer is 2xx only once Temporal has durably recorded the alert in the
 // failover; 5xx when it could not be reached (Alertmanager retries); 4xx for
 // what a retry cannot fix (malformed, unmapped, in cooldown), which
@@ -74,6 +78,10 @@ type Options struct {
 	TaskQueue string
 	// Accounts, if set, refuses alerts naming an account it does not know.
 	Accounts AccountDirectory
+	// Fleet, if set, is asked for the maintenance switches before anything
+	// is started or attached: while one covers what an alert would start,
+	// the alert is held (see held). Without it no switch is checked.
+	Fleet Fleet
 	// Logger hears one line per request (default: none).
 	Logger *zap.Logger
 	// Registry serves /metrics (default: a new registry with the Go and
@@ -151,6 +159,10 @@ func New(o Options) (*Handler, error) {
 	for i := range h.slots {
 		h.slots[i] = make(chan struct{}, callsPerAccount)
 	}
+	if o.Fleet == nil {
+		o.Logger.Warn("webhook: no location service to ask: maintenance switches are not checked, " +
+			"alerts start failovers and evacuations even while a switch is on")
+	}
 	h.mux.HandleFunc("POST "+PathAlertmanager, h.serveAlertmanager)
 	h.mux.HandleFunc("POST "+PathTrigger, h.serveTrigger)
 	h.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
@@ -192,6 +204,7 @@ const (
 	OutcomeUnmapped        = "unmapped"          // a rule matches but the alert lacks the account or stamp
 	OutcomeUnknownAccount  = "unknown-account"   // the account directory does not know the account
 	OutcomeCooldown        = "cooldown"          // refused: the account failed over recently
+	OutcomeHeld            = "held"              // a maintenance switch holds automatic triggers: nothing started
 	OutcomeError           = "error"             // Temporal (or the directory) failed: retry
 )
 
@@ -202,6 +215,7 @@ type Result struct {
 	Status      string `json:"status"`
 	Rule        string `json:"rule,omitempty"`
 	Account     string `json:"account,omitempty"`
+	Stamp       string `json:"stamp,omitempty"` // the stamp to evacuate (scope: stamp)
 	Outcome     string `json:"outcome"`
 	WorkflowID  string `json:"workflow_id,omitempty"`
 	RunID       string `json:"run_id,omitempty"`
@@ -283,8 +297,8 @@ func (h *Handler) routeAlert(n *Notification, a Alert) *item {
 	}
 	rule := route.Rule
 	h.metrics.Alerts.WithLabelValues(rule.Name, a.Status).Inc()
-	it.route, it.rule, it.action = route, rule.Name, rule.Action
-	it.res.Rule, it.res.Account = rule.Name, route.Account
+	it.route, it.rule, it.action = route, rule.Name, rule.action()
+	it.res.Rule, it.res.Account, it.res.Stamp = rule.Name, route.Account, route.Stamp
 	it.mode, it.approval = rule.Mode, approvalRequired(rule.ApprovalRequired)
 	it.approvalTimeout = time.Duration(rule.ApprovalTimeout)
 	it.cooldown, it.cancelOnResolve = h.o.Config.cooldown(rule.Cooldown), rule.CancelOnResolve
@@ -429,7 +443,7 @@ func verdict(resp *Response, items []*item, counts map[string]int, unavailable b
 		return code, result
 	}
 	acted := len(items) - counts[OutcomeUnmatched] - counts[OutcomeUnmapped] -
-		counts[OutcomeUnknownAccount] - counts[OutcomeCooldown]
+		counts[OutcomeUnknownAccount] - counts[OutcomeCooldown] - counts[OutcomeHeld]
 	switch {
 	case counts[OutcomeError] > 0 && unavailable:
 		resp.Status, resp.Message = "error", "Temporal or the account directory could not be reached in time: "+
@@ -441,6 +455,12 @@ func verdict(resp *Response, items []*item, counts map[string]int, unavailable b
 	case acted > 0:
 		resp.Status, resp.Message = "ok", summary(counts)
 		return http.StatusOK, "accepted"
+	case counts[OutcomeHeld] > 0:
+		// Received and deliberately held: a success for Alertmanager (no
+		// retry, no failed notification); the alert comes back with its
+		// next repeat, which starts it if the switch is off by then.
+		resp.Status, resp.Message = "held", firstMessage(items, OutcomeHeld)
+		return http.StatusOK, "held"
 	case counts[OutcomeCooldown] > 0:
 		return refused(http.StatusConflict, "cooldown", firstMessage(items, OutcomeCooldown))
 	case counts[OutcomeUnknownAccount] > 0:
@@ -457,7 +477,8 @@ func verdict(resp *Response, items []*item, counts map[string]int, unavailable b
 // outcomeOrder is the order in which summary names the outcomes.
 var outcomeOrder = []string{
 	OutcomeStarted, OutcomeAttached, OutcomeDuplicate, OutcomeCancelled, OutcomeGoesOn, OutcomeNothingToCancel,
-	OutcomeIgnored, OutcomeUnmatched, OutcomeUnmapped, OutcomeUnknownAccount, OutcomeCooldown, OutcomeError,
+	OutcomeIgnored, OutcomeUnmatched, OutcomeUnmapped, OutcomeUnknownAccount, OutcomeCooldown, OutcomeHeld,
+	OutcomeError,
 }
 
 // summary counts the outcomes in words, e.g. "1 started, 2 duplicate".
@@ -481,22 +502,24 @@ func firstMessage(items []*item, outcome string) string {
 	return outcome
 }
 
-// process acts on the routed items: per account and action (failover,
-// reprotect), concurrently across them, within the request's time budget.
+// process acts on the routed items: per workflow (an account's failover
+// or reprotect, a stamp's evacuation), concurrently across them, within the
+// request's time budget.
 func (h *Handler) process(ctx context.Context, items []*item) {
 	ctx, cancel := context.WithTimeout(ctx, h.o.Timeout)
 	defer cancel()
 	type key struct {
-		account string
+		subject string // the account, or the stamp to evacuate
 		action  Action
 	}
 	var order []key
 	byKey := map[key][]*item{}
+	sw := h.switches()
 	for _, it := range items {
 		if it.res.Outcome != "" {
 			continue // unmatched or unmapped
 		}
-		k := key{it.route.Account, it.action}
+		k := key{it.route.subject(), it.action}
 		if _, ok := byKey[k]; !ok {
 			order = append(order, k)
 		}
@@ -508,23 +531,23 @@ func (h *Handler) process(ctx context.Context, items []*item) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			h.handleAccountAlerts(ctx, k.account, k.action, byKey[k])
+			h.handleAlerts(ctx, sw, k.subject, k.action, byKey[k])
 		})
 	}
 	wg.Wait()
 }
 
-// takeSlot takes one of the account's concurrent-call slots; release gives
-// it back.
-func (h *Handler) takeSlot(ctx context.Context, account string) (release func(), err error) {
+// takeSlot takes one of the workflow's concurrent-call slots (by its
+// account or stamp); release gives it back.
+func (h *Handler) takeSlot(ctx context.Context, subject string) (release func(), err error) {
 	f := fnv.New32a()
-	f.Write([]byte(account))
+	f.Write([]byte(subject))
 	s := h.slots[f.Sum32()%uint32(len(h.slots))]
 	select {
 	case s <- struct{}{}:
 		return func() { <-s }, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a free call slot for %s: %w", account, ctx.Err())
+		return nil, fmt.Errorf("wait for a free call slot for %s: %w", subject, ctx.Err())
 	}
 }
 

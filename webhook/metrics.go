@@ -15,18 +15,24 @@ type Metrics struct {
 	Started *prometheus.CounterVec
 	// ReprotectsStarted counts reprotects a request started, by rule.
 	ReprotectsStarted *prometheus.CounterVec
-	// Attached counts alerts attached to a running failover (or reprotect),
-	// by rule and result: attached (new to it) or duplicate (already
-	// recorded).
+	// EvacuationsStarted counts stamp evacuations a request started (rules
+	// with scope: stamp), by rule and mode.
+	EvacuationsStarted *prometheus.CounterVec
+	// Attached counts alerts attached to a running failover, reprotect or
+	// evacuation, by rule and result: attached (new to it) or duplicate
+	// (already recorded).
 	Attached *prometheus.CounterVec
 	// Refused counts alerts refused, by rule and reason: cooldown,
 	// unmapped, unknown-account, unmatched.
 	Refused *prometheus.CounterVec
+	// Held counts firing alerts held by a maintenance switch (nothing
+	// started or attached), by rule and switch: "global" or the stamp.
+	Held *prometheus.CounterVec
 	// Cancelled counts resolved alerts sent to a pending failover, by rule
 	// and result: rejected (it was cancelled) or goes-on (past its gate).
 	Cancelled *prometheus.CounterVec
 	// Errors counts failed calls by operation (describe, start, reject,
-	// lookup) and kind: unavailable (Temporal or the location service could
+	// lookup, maintenance) and kind: unavailable (Temporal or the location service could
 	// not be reached in time) or other.
 	Errors *prometheus.CounterVec
 }
@@ -54,11 +60,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Failovers started by an alert or trigger, by rule and mode.", "rule", "mode"),
 		ReprotectsStarted: c("reprotects_started_total",
 			"Reprotects started by an alert, by rule.", "rule"),
+		EvacuationsStarted: c("evacuations_started_total",
+			"Stamp evacuations started by an alert (scope: stamp), by rule and mode.", "rule", "mode"),
 		Attached: c("alerts_attached_total",
-			"Alerts attached to a running failover or reprotect, by rule and result (attached, duplicate).",
+			"Alerts attached to a running failover, reprotect or evacuation, by rule and result (attached, duplicate).",
 			"rule", "result"),
 		Refused: c("alerts_refused_total",
 			"Alerts refused, by rule and reason.", "rule", "reason"),
+		Held: c("alerts_held_total",
+			"Firing alerts held by a maintenance switch, by rule and switch (global, or the stamp).", "rule", "switch"),
 		Cancelled: c("resolved_cancels_total",
 			"Resolved alerts sent to a pending failover, by rule and result (rejected, goes-on).", "rule", "result"),
 		Errors: c("errors_total",

@@ -1,8 +1,6 @@
 package webhook
 
 import (
-	"fmt"
-
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -19,33 +17,35 @@ const (
 	ActionReprotect Action = "reprotect" // the account's Reprotect
 )
 
-// workflowID is the account's workflow the action starts or attaches to:
-// failover-<account> or reprotect-<account>.
-func (a Action) workflowID(account string) string {
-	if a == ActionReprotect {
-		return workflows.ReprotectWorkflowID(account)
+// workflowID is the workflow the action starts or attaches to:
+// failover-<account>, reprotect-<account> or evacuate-<stamp>.
+func (a Action) workflowID(subject string) string {
+	switch a {
+	case ActionReprotect:
+		return workflows.ReprotectWorkflowID(subject)
+	case actionEvacuation:
+		return workflows.EvacuationWorkflowID(subject)
 	}
-	return workflows.FailoverWorkflowID(account)
+	return workflows.FailoverWorkflowID(subject)
+}
+
+// command is the baton command that does the action by hand.
+func (a Action) command() string {
+	if a == actionEvacuation {
+		return "evacuate"
+	}
+	return string(a)
 }
 
 // validateReprotect refuses, in a reprotect rule, the keys that only mean
 // something to a failover: they would be silently dropped otherwise.
 func (r *Rule) validateReprotect() error {
-	for _, k := range []struct {
-		key string
-		set bool
-	}{
-		{"target", r.Target != ""}, {"target_label", r.TargetLabel != ""}, {"from_label", r.FromLabel != ""},
-		{"mode", r.Mode != ""}, {"approval_required", r.ApprovalRequired != nil},
-		{"approval_timeout", r.ApprovalTimeout != 0}, {"cancel_on_resolve", r.CancelOnResolve},
-		{"flush_deadline", r.FlushDeadline != nil},
-	} {
-		if k.set {
-			return fmt.Errorf("%s does not apply to action %s: a reprotect moves no primary "+
-				"(no destination, mode, approval gate or flush deadline); leave it out", k.key, ActionReprotect)
-		}
-	}
-	return nil
+	return refuseKeys("action "+string(ActionReprotect),
+		"a reprotect moves no primary (no destination, mode, approval gate or flush deadline)",
+		ruleKey{"target", r.Target != ""}, ruleKey{"target_label", r.TargetLabel != ""},
+		ruleKey{"from_label", r.FromLabel != ""}, ruleKey{"mode", r.Mode != ""},
+		ruleKey{"approval_required", r.ApprovalRequired != nil}, ruleKey{"approval_timeout", r.ApprovalTimeout != 0},
+		ruleKey{"cancel_on_resolve", r.CancelOnResolve}, ruleKey{"flush_deadline", r.FlushDeadline != nil})
 }
 
 // reprotectStart is the start of the account's Reprotect that an alert's

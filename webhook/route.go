@@ -3,7 +3,7 @@ package webhook
 import "fmt"
 
 // Route is what the config makes of one alert: the rule that took it and
-// the failover it asks for.
+// the failover (reprotect, evacuation) it asks for.
 type Route struct {
 	Rule    *Rule
 	Account string
@@ -11,6 +11,17 @@ type Route struct {
 	// From is the stamp the alert is about ("" when the rule has no
 	// from_label): the precheck refuses if it is no longer the primary.
 	From string
+	// Stamp is the stamp to evacuate (a rule with scope: stamp).
+	Stamp string
+}
+
+// subject is what the route's workflow is per: the stamp to evacuate, or
+// the account.
+func (r Route) subject() string {
+	if r.Rule != nil && r.Rule.Scope == ScopeStamp {
+		return r.Stamp
+	}
+	return r.Account
 }
 
 // Route finds the first rule whose matchers all match labels. ok is false
@@ -22,7 +33,10 @@ func (c *Config) Route(labels map[string]string) (r Route, ok bool, err error) {
 		if !rule.matches(labels) {
 			continue
 		}
-		r = Route{Rule: rule, Account: rule.Account, To: rule.Target}
+		r = Route{Rule: rule, Account: rule.Account, To: rule.Target, Stamp: rule.Stamp}
+		if rule.StampLabel != "" {
+			r.Stamp = labels[rule.StampLabel]
+		}
 		if rule.AccountLabel != "" {
 			r.Account = labels[rule.AccountLabel]
 		}
@@ -37,12 +51,21 @@ func (c *Config) Route(labels map[string]string) (r Route, ok bool, err error) {
 	return Route{}, false, nil
 }
 
-// check says what the alert lacks for the failover (or reprotect) its rule
-// asks for.
+// validNames says what a valid account or stamp name is.
+const validNames = "1-200 printable characters, no spaces"
+
+// check says what the alert lacks for the failover (reprotect, evacuation)
+// its rule asks for.
 func (r Route) check() error {
-	const validNames = "1-200 printable characters, no spaces"
 	name := r.Rule.Name
 	switch {
+	case r.Rule.Scope == ScopeStamp && r.Stamp == "":
+		return fmt.Errorf("rule %q matches but the alert has no %q label naming the stamp to evacuate",
+			name, r.Rule.StampLabel)
+	case r.Rule.Scope == ScopeStamp && !validName(r.Stamp):
+		return fmt.Errorf("rule %q: stamp %q is not a valid name (%s)", name, r.Stamp, validNames)
+	case r.Rule.Scope == ScopeStamp:
+		return nil // an evacuation names the stamp only
 	case r.Account == "":
 		return fmt.Errorf("rule %q matches but the alert has no %q label naming the account",
 			name, r.Rule.AccountLabel)
