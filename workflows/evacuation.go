@@ -108,6 +108,13 @@ func newEvacuation(ctx workflow.Context, req EvacuationRequest) *evacuation {
 		for _, a := range req.Alerts {
 			e.carry.Result.noteAlert(a)
 		}
+		// An approval given with the request is the evacuation's one
+		// approval, recorded as a failover records it.
+		if pa := req.Approval.PreApproved; pa != nil {
+			d := *pa
+			d.At = workflow.Now(ctx)
+			e.carry.Result.Approval = &d
+		}
 	}
 	e.res = &e.carry.Result
 	e.res.Runs++
