@@ -43,6 +43,11 @@ type DrillReadinessInput struct {
 	DrillID      string
 	DrillRunID   string
 	DrillStarted time.Time
+	// Scheduled: the drill was started by its schedule, an automatic
+	// trigger, so a maintenance switch holds it (the global one, or that of
+	// the account's primary or secondary). A drill started by hand is not
+	// held.
+	Scheduled bool
 }
 
 // DrillReadinessResult says whether the account can be drilled now and,
@@ -71,8 +76,9 @@ const readinessProbe = 5 * time.Second
 const readinessRead = 10 * time.Second
 
 // DrillReadiness checks, changing nothing, that a drill of the account may
-// start now: no failover, reprotect or earlier drill of it runs, and it is
-// ready to fail over by the verdict `baton status` prints and the worker's
+// start now: no maintenance switch holds it (a scheduled drill), no
+// failover, reprotect or earlier drill of it runs, and it is ready to fail
+// over by the verdict `baton status` prints and the worker's
 // readiness gauge exports (internal/readiness: protected, secondary
 // healthy, replication flowing, lag and estimated RPO within budget; the
 // lag budget is the drill's). An account that is not ready is an answer
@@ -95,6 +101,12 @@ func (a *Activities) DrillReadiness(ctx context.Context, in DrillReadinessInput)
 		return res, classify("drill readiness: look up "+in.Account, err)
 	}
 	res.Partitions, res.Epoch, res.Primary, res.Secondary = acct.Partitions, acct.Epoch, acct.Primary, acct.Secondary
+	if in.Scheduled {
+		if why, err := a.maintenanceHold(ctx, acct, until); err != nil || why != "" {
+			res.NotReady = why
+			return res, err
+		}
+	}
 	if why, err := a.busy(ctx, in); err != nil || why != "" {
 		res.NotReady = why
 		return res, err
@@ -113,6 +125,24 @@ func (a *Activities) DrillReadiness(ctx context.Context, in DrillReadinessInput)
 			return res, nil
 		}
 	}
+}
+
+// maintenanceHold says why a scheduled drill of acct is held ("" if it is
+// not): the global maintenance switch is on, or the switch of a stamp the
+// drill fails the account over from or to (its primary, its secondary).
+func (a *Activities) maintenanceHold(ctx context.Context, acct location.Account, until time.Time) (string, error) {
+	var m location.Maintenance
+	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
+		m, err = a.Location.Maintenance(ctx)
+		return err
+	})
+	if err != nil {
+		return "", classify("drill readiness: read the maintenance switches", err)
+	}
+	if h, held := m.Hold(acct.Primary, acct.Secondary); held {
+		return fmt.Sprintf("held by %s: a scheduled drill does not start while it is on", h), nil
+	}
+	return "", nil
 }
 
 // busy says why not when a failover, reprotect or earlier drill of the

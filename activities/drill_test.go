@@ -59,6 +59,31 @@ func TestDrillReadiness(t *testing.T) {
 		require.False(t, r.Ready)
 		require.Contains(t, r.NotReady, "acct is not ready to fail over: secondary stamp-b does not answer: ")
 	})
+	t.Run("held by a maintenance switch", func(t *testing.T) {
+		w := newWorld(t)
+		sw := func(stamp string, on bool) {
+			_, err := w.acts.Location.SetSwitch(ctx, location.SwitchRequest{Stamp: stamp, On: on, By: "oncall",
+				Reason: "patching"})
+			require.NoError(t, err)
+		}
+		for _, stamp := range []string{"stamp-a", "stamp-b", ""} { // primary, secondary, global
+			sw(stamp, true)
+			r := ready(t, w, DrillReadinessInput{Account: account, Scheduled: true})
+			require.False(t, r.Ready)
+			which := "the global maintenance switch"
+			if stamp != "" {
+				which = "the maintenance switch of " + stamp
+			}
+			require.Regexp(t, `^held by `+which+` \(on since \S+Z, set by oncall: patching\): `+
+				`a scheduled drill does not start while it is on$`, r.NotReady)
+			r = ready(t, w, DrillReadinessInput{Account: account})
+			require.True(t, r.Ready, "a drill started by hand is not held: %s", r.NotReady)
+			sw(stamp, false)
+		}
+		sw("stamp-c", true)
+		r := ready(t, w, DrillReadinessInput{Account: account, Scheduled: true})
+		require.True(t, r.Ready, "another stamp's switch does not hold it: %s", r.NotReady)
+	})
 	t.Run("unknown account", func(t *testing.T) {
 		w := newWorld(t)
 		_, err := exec[DrillReadinessResult](t, w, w.acts.DrillReadiness, DrillReadinessInput{Account: "nope"})

@@ -16,6 +16,7 @@ import (
 	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
 )
@@ -160,8 +161,9 @@ func TestDrillUnderTrafficLosesNothing(t *testing.T) {
 // TestScheduledDrills: `baton drill` of an account whose failover is
 // running is skipped, saying so; `baton drill schedule --every` makes a
 // Temporal Schedule whose drill runs and is found by its search
-// attributes; a drill due inside a blocked window is skipped with the
-// reason; pause, show and delete work.
+// attributes; while the maintenance switch of the account's stamp is on,
+// the scheduled drills are skipped, naming it; a drill due inside a
+// blocked window is skipped with the reason; pause, show and delete work.
 func TestScheduledDrills(t *testing.T) {
 	c := startCluster(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -204,6 +206,20 @@ func TestScheduledDrills(t *testing.T) {
 	require.Equal(t, 8, res.Canaries)
 	require.Zero(t, res.CanariesLost)
 
+	// The maintenance switch of stamp-a (the account's primary) holds the
+	// scheduled drills: the next one is skipped, naming it, who and why.
+	_, err = c.Loc.SetSwitch(ctx, location.SwitchRequest{Stamp: StampA, On: true, By: "oncall", Reason: "e2e patching"})
+	require.NoError(t, err)
+	since := func() string { return fmt.Sprintf("StartTime > '%s'", time.Now().UTC().Format(time.RFC3339Nano)) }
+	held := awaitDrill(ctx, t, c, account, scheduled+" AND BatonPhase = 'skipped' AND "+since())
+	res = drillResult(ctx, t, c, held.GetExecution().GetWorkflowId(), held.GetExecution().GetRunId())
+	require.Equal(t, workflows.OutcomeSkipped, res.Outcome)
+	require.Regexp(t, `^held by the maintenance switch of stamp-a \(on since \S+, set by oncall: e2e patching\): `+
+		`a scheduled drill does not start while it is on$`, res.Why)
+	require.Empty(t, res.Legs)
+	_, err = c.Loc.SetSwitch(ctx, location.SwitchRequest{Stamp: StampA, On: false, By: "oncall"})
+	require.NoError(t, err)
+
 	// Paused, no drill runs; then the drills get a blocked window around
 	// now (two hours from the start of this one, UTC) and the schedule
 	// runs again: the next drill is skipped, naming the window.
@@ -221,10 +237,11 @@ func TestScheduledDrills(t *testing.T) {
 	require.Contains(t, out, "drill schedule drill-schedule-sched-acct set")
 	require.Contains(t, out, "PAUSED", "changing the drills keeps the schedule paused")
 	require.Contains(t, out, "blocked (UTC): "+window)
+	unpaused := since()
 	out, err = baton(ctx, t, c, "drill", "schedule", account, "--unpause")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "every 5s: active")
-	skipped := awaitDrill(ctx, t, c, account, scheduled+" AND BatonPhase = 'skipped'")
+	skipped := awaitDrill(ctx, t, c, account, scheduled+" AND BatonPhase = 'skipped' AND "+unpaused)
 	res = drillResult(ctx, t, c, skipped.GetExecution().GetWorkflowId(), skipped.GetExecution().GetRunId())
 	require.Equal(t, workflows.OutcomeSkipped, res.Outcome)
 	require.Contains(t, res.Why, fmt.Sprintf("UTC) is inside the blocked window %q", window))

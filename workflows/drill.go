@@ -200,8 +200,9 @@ type DrillResult struct {
 // each failover leg it writes canary keys through the location service and
 // reads them back from the new primary after it. A drill starts only when
 // the account is ready (protected, both stamps answering, lag within
-// budget, nothing else moving it) and outside its blocked windows;
-// otherwise it completes as skipped, saying why.
+// budget, nothing else moving it), outside its blocked windows and, if its
+// schedule started it, while no maintenance switch holds it; otherwise it
+// completes as skipped, saying why.
 func Drill(ctx workflow.Context, req DrillRequest) (DrillResult, error) {
 	req = req.WithDefaults()
 	d := &drill{req: req, res: &DrillResult{Account: req.Account, Reason: req.Reason, RequestedBy: req.RequestedBy,
@@ -323,6 +324,8 @@ func (d *drill) readiness(ctx workflow.Context) (activities.DrillReadinessResult
 			SearchOperation.GetName(), OperationDrill, SearchAccount.GetName(), acct),
 		DrillID: info.WorkflowExecution.ID, DrillRunID: info.WorkflowExecution.RunID,
 		DrillStarted: info.WorkflowStartTime,
+		// A field of the activity's input, not a command: histories replay.
+		Scheduled: d.req.Schedule != "",
 	}
 	var r activities.DrillReadinessResult
 	err := workflow.ExecuteActivity(d.activity(ctx, time.Minute, "is "+acct+" ready for a drill?"),

@@ -103,6 +103,7 @@ type drillFake struct {
 	ready     activities.DrillReadinessResult
 	readyErr  error
 	readiness int
+	scheduled bool // the readiness check was asked for a scheduled drill
 	// primary is where the account is; protected whether it replicates.
 	primary   string
 	protected bool
@@ -148,6 +149,7 @@ func (f *drillFake) env(t *testing.T) (*testsuite.TestWorkflowEnvironment, recor
 			f.note("readiness")
 			f.mu.Lock()
 			f.readiness++
+			f.scheduled = in.Scheduled
 			f.mu.Unlock()
 			require.Equal(t, []string{"failover-acct", "reprotect-acct"}, in.Busy)
 			require.Equal(t, "BatonOperation = 'drill' AND BatonAccount = 'acct' AND ExecutionStatus = 'Running'", in.OtherDrills)
@@ -414,6 +416,32 @@ func TestDrillSkipsAnAccountThatIsNotReady(t *testing.T) {
 			require.NotContains(t, got, "baton_drill_rto{account=acct,leg=failover}")
 		})
 	}
+}
+
+// TestScheduledDrillHeldByAMaintenanceSwitch: the readiness check is told
+// whether the drill's schedule started it (a maintenance switch holds only
+// those); held, the drill is skipped with the switch's who and why.
+func TestScheduledDrillHeldByAMaintenanceSwitch(t *testing.T) {
+	const why = "held by the maintenance switch of stamp-a (on since 2026-01-02T03:04:05Z, set by oncall: " +
+		"patching): a scheduled drill does not start while it is on"
+	f := newDrillFake()
+	f.ready = activities.DrillReadinessResult{Account: "acct", NotReady: why}
+	env, m := f.env(t)
+	res, err := runDrill(t, env, DrillRequest{Schedule: DrillScheduleID("acct")})
+	require.NoError(t, err, "a held drill is skipped, not failed")
+	require.True(t, f.scheduled)
+	require.Equal(t, OutcomeSkipped, res.Outcome)
+	require.Equal(t, why, res.Why)
+	require.Empty(t, f.children)
+	require.Equal(t, []string{"precheck", "skipped"}, f.phases)
+	require.Equal(t, 1.0, m.snapshot()["baton_drills{account=acct,outcome=skipped}"])
+
+	f = newDrillFake()
+	env, _ = f.env(t)
+	res, err = runDrill(t, env, DrillRequest{})
+	require.NoError(t, err)
+	require.False(t, f.scheduled, "a drill started by hand is not held")
+	require.Equal(t, OutcomeCompleted, res.Outcome)
 }
 
 // TestDrillSkipsWhenAFailoverStartsFirst: the readiness check passed, but
