@@ -19,6 +19,11 @@ type accountArg struct {
 	flag     string // --account's value
 	value    string // the account, once the arguments are checked
 	optional bool   // e.g. list: all accounts when none is named
+	// evacuation: --evacuation was given (commands that take it): the
+	// argument, value, is a stamp and the command is about its
+	// evacuation, as --reprotect makes baton result about the account's
+	// reprotect.
+	evacuation bool
 }
 
 // addAccountArg registers --account on cmd and makes cmd's argument
@@ -34,6 +39,9 @@ func addAccountArg(cmd *cobra.Command, what string, optional bool) *accountArg {
 // validate is the command's cobra.PositionalArgs: at most one positional
 // argument, the account, agreeing with --account if both are given.
 func (a *accountArg) validate(cmd *cobra.Command, args []string) error {
+	if a.evacuation {
+		return a.validateStamp(cmd, args)
+	}
 	switch {
 	case len(args) > 1:
 		return usageError{cmd: cmd, err: fmt.Errorf("%d arguments %q where one account was expected: %s",
@@ -63,3 +71,65 @@ func oneArg(cmd *cobra.Command, args []string) error {
 
 // useLine is how the command is called, e.g. "baton status ACCOUNT".
 func useLine(cmd *cobra.Command) string { return strings.TrimSuffix(cmd.UseLine(), " [flags]") }
+
+// addEvacuationFlag registers --evacuation on a command about one
+// account: with it, the argument is a stamp and the command is about that
+// stamp's evacuation (workflow evacuate-STAMP). what is its help text.
+func (a *accountArg) addEvacuationFlag(cmd *cobra.Command, what string) {
+	cmd.Flags().BoolVar(&a.evacuation, "evacuation", false, what+
+		": the argument is then a stamp, not an account")
+}
+
+// validateStamp is validate under --evacuation: one positional argument,
+// the stamp; --account has nothing to name.
+func (a *accountArg) validateStamp(cmd *cobra.Command, args []string) error {
+	use := stampUseLine(cmd)
+	switch {
+	case a.flag != "":
+		return usageError{cmd: cmd, err: fmt.Errorf(
+			"--account names an account; with --evacuation the argument is the stamp: %s", use)}
+	case len(args) > 1:
+		return usageError{cmd: cmd, err: fmt.Errorf("%d arguments %q where one stamp was expected: %s",
+			len(args), strings.Join(args, " "), use)}
+	case len(args) == 0:
+		return usageError{cmd: cmd, err: fmt.Errorf("no stamp: name it, %s", use)}
+	}
+	a.value = args[0]
+	return nil
+}
+
+// stampUseLine is how a command about an account is called about an
+// evacuation, e.g. "baton abort --evacuation STAMP --reason WHY".
+func stampUseLine(cmd *cobra.Command) string {
+	return strings.Replace(useLine(cmd), "ACCOUNT", "--evacuation STAMP", 1)
+}
+
+// stampArg is the stamp a command about an evacuation only (pause, resume,
+// limits) takes as its one argument; --evacuation may be given, as with
+// the commands about an account or an evacuation, and changes nothing.
+type stampArg struct {
+	value      string
+	evacuation bool
+}
+
+// addStampArg makes cmd take the stamp as its one positional argument.
+func addStampArg(cmd *cobra.Command) *stampArg {
+	s := &stampArg{}
+	cmd.Flags().BoolVar(&s.evacuation, "evacuation", true,
+		"the stamp's evacuation (the only thing "+cmd.Name()+" applies to: may be left out)")
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) > 1:
+			return usageError{cmd: cmd, err: fmt.Errorf("%d arguments %q where one stamp was expected: %s",
+				len(args), strings.Join(args, " "), useLine(cmd))}
+		case len(args) == 0:
+			return usageError{cmd: cmd, err: fmt.Errorf("no stamp: name it, %s", useLine(cmd))}
+		case !s.evacuation:
+			return usageError{cmd: cmd, err: fmt.Errorf("%s applies to evacuations only: %s",
+				cmd.Name(), useLine(cmd))}
+		}
+		s.value = args[0]
+		return nil
+	}
+	return s
+}

@@ -69,8 +69,15 @@ Temporal connection settings come from the environment: TEMPORAL_ADDRESS
 TEMPORAL_TLS_*, TEMPORAL_API_KEY or a temporal.toml profile.
 
 Every command about one account takes the account as its argument:
-baton failover|status|result|watch|approve|reject|abort|list|reprotect|recovered ACCOUNT
+baton failover|status|result|watch|approve|reject|abort|list|reprotect|recovered|drill ACCOUNT
 (--account ACCOUNT is accepted too).
+
+baton evacuate STAMP fails every account whose primary is the stamp over to
+its own secondary, as one durable evacuation. The commands about an account
+take --evacuation to be about a stamp's evacuation instead, the argument then
+being the stamp: baton watch|result|approve|reject|abort --evacuation STAMP;
+baton pause|resume|limits STAMP apply to evacuations only. baton maintenance
+shows and sets the maintenance switches.
 
 After a failover the account is unprotected until baton reprotect ACCOUNT
 makes the old primary its replica; then failing back is a planned failover.
@@ -101,6 +108,8 @@ on stderr whose "chain" field holds it.`,
 	root.AddCommand(newWebhookCmd(g))
 	root.AddCommand(newPlanCmd(g))
 	root.AddCommand(newDrillCmd(g))
+	root.AddCommand(newEvacuateCmd(g), newControlCmd(g, workflows.UpdatePause), newControlCmd(g, workflows.UpdateResume),
+		newLimitsCmd(g), newMaintenanceCmd(g))
 	return root, g
 }
 
@@ -293,6 +302,9 @@ and whether it is ready to fail over now, and why not. Ready means all of:
 - estimated RPO within budget: no partition with unacknowledged writes has
   gone longer than --max-rpo without an acknowledgement.
 
+It also shows the maintenance switches that apply to the account's stamps
+(the global one, the primary's and the secondary's) that are on.
+
 A status is printed (exit 0) whatever the verdict; only an account the
 location service does not know, or cannot be asked about, is an error. The
 worker exports the same verdict as the gauge baton_account_ready.`,
@@ -321,6 +333,8 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 		return fmt.Errorf("look up %s: %w", account, err)
 	}
 	a := in.Account
+	m, merr := loc.Maintenance(ctx)
+	switches := maintenanceOf(m, a.Primary, a.Secondary)
 	var written, unacked uint64
 	fenced := 0
 	for _, p := range in.Primary.Partitions {
@@ -331,7 +345,14 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 		}
 	}
 	if g.json() {
-		out := map[string]any{"location": a, "readiness": v}
+		held := map[string]location.Switch{}
+		for _, h := range switches {
+			held[h.Scope()] = h.Switch
+		}
+		out := map[string]any{"location": a, "readiness": v, "maintenance": held}
+		if merr != nil {
+			out["maintenance_error"] = merr.Error()
+		}
 		if in.PrimaryErr != nil {
 			out["primary_error"] = in.PrimaryErr.Error()
 		} else {
@@ -347,6 +368,11 @@ func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Cli
 	} else {
 		fmt.Fprintf(w, "  on %s: %d writes, %d not yet acknowledged by the secondary, %d of %d partitions fenced\n",
 			a.Primary, written, unacked, fenced, len(in.Primary.Partitions))
+	}
+	if merr != nil {
+		fmt.Fprintf(w, "  maintenance: unknown (the location service did not say: %v)\n", merr)
+	} else {
+		printMaintenanceOf(w, switches, a.Primary, a.Secondary)
 	}
 	printVerdict(w, v)
 	return nil
@@ -376,14 +402,30 @@ func newResultCmd(g *globals) *cobra.Command {
 		account   *accountArg
 	)
 	cmd := &cobra.Command{
-		Use:   "result ACCOUNT",
-		Short: "Wait for an account's latest failover (or, with --reprotect, reprotect) and print its report",
+		Use: "result ACCOUNT",
+		Short: "Wait for an account's latest failover (or, with --reprotect, reprotect; with --evacuation, " +
+			"a stamp's evacuation) and print its report",
 		Long: "Wait for an account's latest failover and print its report; with --reprotect, its latest\n" +
-			"reprotect's.\n\n" + workflowIDNote + "\nA reprotect's workflow ID (reprotect-ACCOUNT) is taken too, without --reprotect.",
-		Example: "  baton result acct-1\n  baton result acct-1 --output json\n  baton result acct-1 --reprotect",
+			"reprotect's.\n\n" + workflowIDNote + "\nA reprotect's workflow ID (reprotect-ACCOUNT) is taken too, without --reprotect.\n\n" +
+			evacuationNote + " The report lists every account if there are at most --rows\n(default " +
+			fmt.Sprint(evacuationRows) + "), else the accounts left on the stamp and a count of the rest. An evacuation's\n" +
+			"workflow ID (evacuate-STAMP) is taken too, without --evacuation. It exits non-zero if the\n" +
+			"evacuation left accounts on the stamp.",
+		Example: "  baton result acct-1\n  baton result acct-1 --output json\n  baton result acct-1 --reprotect\n" +
+			"  baton result --evacuation stamp-a\n  baton result --evacuation stamp-a --rows 0",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if reprotect && account.evacuation {
+				return usageError{cmd: cmd, err: errors.New("--reprotect and --evacuation: give one of them")}
+			}
 			return withClient(func(c client.Client) error {
 				ctx := cmd.Context()
+				if account.evacuation || workflowID(account.value, workflows.EvacuationWorkflowID) == account.value {
+					if !cmd.Flags().Changed("rows") {
+						rows = evacuationRows
+					}
+					id, stamp := evacuationID(account.value)
+					return evacuationReport(ctx, cmd.OutOrStdout(), g, c.GetWorkflow(ctx, id, ""), stamp, rows)
+				}
 				if reprotect || workflowID(account.value, workflows.ReprotectWorkflowID) == account.value {
 					run := c.GetWorkflow(ctx, workflowID(account.value, workflows.ReprotectWorkflowID), "")
 					return waitAndReport(ctx, cmd.OutOrStdout(), g, run, "reprotect", report.Reprotect)
@@ -394,7 +436,9 @@ func newResultCmd(g *globals) *cobra.Command {
 		},
 	}
 	account = addAccountArg(cmd, "account whose failover to report", false)
-	cmd.Flags().IntVar(&rows, "rows", 20, "partitions to list, slowest first (0 = all)")
+	account.addEvacuationFlag(cmd, "the stamp's latest evacuation")
+	cmd.Flags().IntVar(&rows, "rows", 20, fmt.Sprintf(
+		"partitions to list, slowest first (0 = all); with --evacuation, accounts (default %d)", evacuationRows))
 	cmd.Flags().BoolVar(&reprotect, "reprotect", false, "the account's latest reprotect, not its failover")
 	return cmd
 }

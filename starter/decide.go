@@ -32,16 +32,32 @@ func newDecisionCmd(g *globals, update string) *cobra.Command {
 		Short: short,
 		Long: short + ".\n\nThe workflow records who and why. The same decision can be sent from the Temporal\n" +
 			"Web UI as a signal named \"" + update + "\" with the JSON {\"By\": \"...\", \"Reason\": \"...\"}.\n\n" +
-			workflowIDNote,
-		Example: fmt.Sprintf("  baton %s acct-1 --reason \"checked with the storage on-call\"", update),
+			workflowIDNote + "\n\n" + evacuationNote + "\n" + evacuationDecisionNote[update],
+		Example: fmt.Sprintf("  baton %s acct-1 --reason \"checked with the storage on-call\"\n"+
+			"  baton %s --evacuation stamp-a --reason \"checked with the storage on-call\"", update, update),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if account.evacuation {
+				id, stamp := evacuationID(account.value)
+				return evacuationControl(sendDecision(cmd, g, id, update, d, evacuationThen(update, stamp)), stamp)
+			}
 			id := workflowID(account.value, workflows.FailoverWorkflowID)
 			return sendDecision(cmd, g, id, update, d, "")
 		},
 	}
 	account = addAccountArg(cmd, "account whose failover to "+update, false)
+	account.addEvacuationFlag(cmd, update+" the stamp's evacuation")
 	addDecisionFlags(cmd, &d)
 	return cmd
+}
+
+// evacuationDecisionNote is what approve, reject and abort do to an
+// evacuation.
+var evacuationDecisionNote = map[string]string{
+	workflows.UpdateApprove: "An evacuation waits at its approval gate once, before its first account: one\n" +
+		"approval covers every account's failover.",
+	workflows.UpdateReject: "An evacuation rejected at its approval gate ends; nothing is touched.",
+	workflows.UpdateAbort: "An aborted evacuation starts no new account; the accounts in flight finish\n" +
+		"or roll back by their own rules (each failover's abort is its own: baton abort ACCOUNT).",
 }
 
 // addDecisionFlags registers --reason and --by, who decides and why.

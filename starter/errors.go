@@ -170,7 +170,7 @@ func message(e, inner error) string {
 		return t.Message()
 	case *temporal.TerminatedError:
 		return "the workflow was terminated"
-	case usageError, requestError:
+	case usageError, requestError, evacuationError:
 		return ""
 	}
 	return ownText(e, inner)
@@ -311,6 +311,12 @@ func nextStep(err error) string {
 	}
 	if errors.Is(err, launch.ErrAlreadyRunning) {
 		return "" // its message names the commands
+	}
+	var evac evacuationError
+	if errors.As(err, &evac) {
+		if s := evacuationNext(err, evac.stamp); s != "" {
+			return s
+		}
 	}
 	// The outermost application error of Baton's workflows tells the
 	// outcome; its details carry the result.
