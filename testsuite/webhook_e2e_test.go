@@ -95,31 +95,7 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	require.NoError(t, WaitHTTP(ctx, whURL+"/readyz", wh), "the receiver reaches Temporal")
 
 	// Alertmanager, with a webhook receiver pointing at Baton.
-	amPort, err := FreePort()
-	require.NoError(t, err)
-	amURL := "http://" + addr(amPort)
-	amCfg := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(amCfg, []byte(fmt.Sprintf(`route:
-  receiver: baton
-  group_by: [alertname, account]
-  group_wait: 200ms
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: baton
-    webhook_configs:
-      - url: %s/v1/alertmanager
-        send_resolved: true
-        http_config:
-          authorization:
-            type: Bearer
-            credentials_file: %s
-`, whURL, token)), 0o644))
-	am := &Process{Name: "alertmanager", Path: amBin, Log: logPath(dir, "alertmanager"),
-		Args: []string{"--config.file=" + amCfg, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
-			"--web.listen-address=" + addr(amPort), "--cluster.listen-address=", "--log.level=debug"}}
-	require.NoError(t, c.startHTTP(ctx, am, amURL+"/-/ready"))
-	t.Cleanup(func() { am.Stop(10 * time.Second) })
+	amURL := startAlertmanager(ctx, t, c, amBin, whURL, token, "[alertname, account]", "1h")
 
 	// 1. An alert fires: its failover starts and waits for approval, with
 	// the alert recorded.
@@ -173,15 +149,56 @@ receivers:
 	require.Equal(t, 1.0, metric(ctx, t, whURL+"/metrics", "baton_webhook_resolved_cancels_total", `result="rejected"`, `rule="stamp-down"`))
 }
 
+// startAlertmanager runs Alertmanager (binary amBin) with one route, its
+// notifications grouped by groupBy and repeated every repeat, to a webhook
+// receiver at receiverURL (/v1/alertmanager, with the bearer token in file
+// token, resolved alerts sent too); it returns its URL.
+func startAlertmanager(ctx context.Context, t *testing.T, c *Cluster, amBin, receiverURL, token, groupBy,
+	repeat string) string {
+	t.Helper()
+	dir := c.Opts.Dir
+	amPort, err := FreePort()
+	require.NoError(t, err)
+	amURL := "http://" + addr(amPort)
+	amCfg := filepath.Join(dir, "alertmanager.yml")
+	require.NoError(t, os.WriteFile(amCfg, []byte(fmt.Sprintf(`route:
+  receiver: baton
+  group_by: %s
+  group_wait: 200ms
+  group_interval: 1s
+  repeat_interval: %s
+receivers:
+  - name: baton
+    webhook_configs:
+      - url: %s/v1/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: %s
+`, groupBy, repeat, receiverURL, token)), 0o644))
+	am := &Process{Name: "alertmanager", Path: amBin, Log: logPath(dir, "alertmanager"),
+		Args: []string{"--config.file=" + amCfg, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
+			"--web.listen-address=" + addr(amPort), "--cluster.listen-address=", "--log.level=debug"}}
+	require.NoError(t, c.startHTTP(ctx, am, amURL+"/-/ready"))
+	t.Cleanup(func() { am.Stop(10 * time.Second) })
+	return amURL
+}
+
 // pushAlert posts a StampDown alert for account to Alertmanager's API;
 // a non-zero endsAt in the past resolves it.
 func pushAlert(ctx context.Context, t *testing.T, amURL, account string, endsAt time.Time) {
 	t.Helper()
-	a := map[string]any{
-		"labels": map[string]string{"alertname": "StampDown", "severity": "page", "account": account,
-			"failover_to": StampB, "stamp": StampA},
-		"annotations": map[string]string{"summary": "stamp-a does not answer for " + account},
-	}
+	pushAlertLabels(ctx, t, amURL, map[string]string{"alertname": "StampDown", "severity": "page",
+		"account": account, "failover_to": StampB, "stamp": StampA}, "stamp-a does not answer for "+account, endsAt)
+}
+
+// pushAlertLabels posts an alert with labels and a summary to
+// Alertmanager's API; a non-zero endsAt in the past resolves it.
+func pushAlertLabels(ctx context.Context, t *testing.T, amURL string, labels map[string]string, summary string,
+	endsAt time.Time) {
+	t.Helper()
+	a := map[string]any{"labels": labels, "annotations": map[string]string{"summary": summary}}
 	if !endsAt.IsZero() {
 		a["endsAt"] = endsAt.UTC().Format(time.RFC3339Nano)
 	}
