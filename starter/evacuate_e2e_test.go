@@ -93,6 +93,7 @@ func TestEvacuateAndResult(t *testing.T) {
 	require.Less(t, first, other)
 	require.Less(t, other, small)
 	require.Regexp(t, `\n    ev-first  0     4           stamp-b  completed  1 `, out)
+	t.Logf("baton evacuate stamp-a --wait:\n%s", out)
 	for _, a := range accounts {
 		where, err := s.loc.Lookup(ctx, a.name)
 		require.NoError(t, err)
