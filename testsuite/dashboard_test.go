@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/batonhq/baton/internal/launch"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -91,7 +92,9 @@ func TestDashboardCoversBatonMetrics(t *testing.T) {
 	for _, want := range []string{workflows.MetricFailovers + "_total", workflows.MetricFailoverDuration + "_seconds",
 		workflows.MetricPartitionsFlushed + "_total", workflows.MetricPartitionsReplayed + "_total",
 		workflows.MetricOpsLost + "_total", workflows.MetricApprovalsWaited + "_total",
-		workflows.MetricDrills + "_total", workflows.MetricDrillLastTime, workflows.MetricDrillRTO + "_seconds"} {
+		workflows.MetricDrills + "_total", workflows.MetricDrillLastTime, workflows.MetricDrillRTO + "_seconds",
+		workflows.MetricEvacuatedAccounts + "_total", workflows.MetricEvacuations + "_total",
+		workflows.MetricEvacuationDuration + "_seconds", workflows.MetricEvacuationInFlight} {
 		require.Contains(t, used, want, "no dashboard panel uses %s", want)
 	}
 	for _, m := range used {
@@ -160,11 +163,38 @@ func TestDashboardQueriesAgainstPrometheus(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, nil))
-	// Wait until Prometheus has the failover and a few scrapes after it.
-	require.NoError(t, Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		r, err := promQuery(ctx, api, `count_over_time(baton_failovers_total{outcome="completed"}[1m]) >= 3`)
-		return err == nil && len(r) > 0, nil
-	}))
+	// A small evacuation of stamp-a (the account above is on stamp-b now):
+	// one account of tier 1, so that the evacuation's series exist too.
+	const evacuated = "dash-evac"
+	_, err = c.Provision(ctx, evacuated, 4)
+	require.NoError(t, err)
+	_, err = c.Loc.SetLabels(ctx, evacuated, map[string]string{location.LabelTier: "1"})
+	require.NoError(t, err)
+	evac, err := launch.Evacuation(ctx, c.Client, workflows.TaskQueue, workflows.EvacuationRequest{
+		Stamp: StampA, Reason: "dashboard test", RequestedBy: t.Name()})
+	require.NoError(t, err)
+	var er workflows.EvacuationResult
+	require.NoError(t, evac.Get(ctx, &er))
+	require.Equal(t, workflows.OutcomeCompleted, er.Outcome)
+	require.Equal(t, []string{evacuated}, er.Table.Account)
+	// Wait until Prometheus has the failover, the evacuation and a few
+	// scrapes after them.
+	for _, q := range []string{`count_over_time(baton_failovers_total{outcome="completed"}[1m]) >= 3`,
+		`count_over_time(baton_evacuations_total{outcome="completed"}[1m]) >= 3`} {
+		require.NoError(t, Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+			r, err := promQuery(ctx, api, q)
+			return err == nil && len(r) > 0, nil
+		}), "prometheus: %s", q)
+	}
+	// The evacuation's series, with the labels the dashboard groups by
+	// (label values through the SDK's sanitizer: stamp-a is stamp_a).
+	for _, q := range []string{`baton_evacuated_accounts_total{outcome="completed", tier="1"} == 1`,
+		`baton_evacuation_duration_seconds_count{mode="planned"} == 1`,
+		`baton_evacuation_in_flight{stamp="stamp_a"} == 0`} {
+		r, err := promQuery(ctx, api, q)
+		require.NoError(t, err)
+		require.Len(t, r, 1, "prometheus: %s", q)
+	}
 
 	vars := strings.NewReplacer("$__range", "1h", "$__rate_interval", "1m", "$namespace", ".*", "$task_queue", ".*", "$job", ".*")
 	for _, e := range exprs {

@@ -51,6 +51,19 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 	d.WithTags(map[string]string{"outcome": "completed"}).Counter(workflows.MetricDrills).Inc(1)
 	d.WithTags(map[string]string{"outcome": "completed"}).Gauge(workflows.MetricDrillLastTime).Update(1.7e9)
 	d.WithTags(map[string]string{"leg": "failback"}).Timer(workflows.MetricDrillRTO).Record(3 * time.Second)
+	// The evacuation's, as workflows/evacuation*.go emit them: stamp-a is
+	// exported as stamp_a, outcome rolled-back as rolled_back.
+	ev := m.Handler.WithTags(
+		map[string]string{"activity_type": "none", "client_name": "temporal_go", "namespace": "default",
+			"task_queue": "baton", "worker_type": "none", "workflow_type": workflows.NameStampEvacuation},
+	)
+	ev.WithTags(map[string]string{"outcome": "completed", "tier": "0"}).Counter(workflows.MetricEvacuatedAccounts).Inc(48)
+	ev.WithTags(map[string]string{"outcome": "rolled-back", "tier": "none"}).Counter(workflows.MetricEvacuatedAccounts).Inc(1)
+	evMode := ev.WithTags(map[string]string{"mode": "planned"})
+	evMode.WithTags(map[string]string{"outcome": "incomplete"}).Counter(workflows.MetricEvacuations).Inc(1)
+	evMode.Timer(workflows.MetricEvacuationDuration).Record(90 * time.Second)
+	ev.WithTags(map[string]string{"stamp": "stamp-a"}).Gauge(workflows.MetricEvacuationInFlight).Update(20)
+	ev.Counter(workflows.MetricApprovalsWaited).Inc(1)
 
 	want := []string{
 		`baton_failovers_total{activity_type="none",client_name="temporal_go",mode="unplanned",namespace="default",outcome="completed",task_queue="baton",worker_type="none",workflow_type="AccountFailover"} 1`,
@@ -66,6 +79,13 @@ func TestBatonMetricsPrometheusNames(t *testing.T) {
 		`baton_drill_last_timestamp_seconds{account="acct_1",activity_type="none",client_name="temporal_go",namespace="default",outcome="completed",task_queue="baton",worker_type="none",workflow_type="Drill"} 1.7e+09`,
 		`baton_drill_rto_seconds_bucket{account="acct_1",activity_type="none",client_name="temporal_go",leg="failback",namespace="default",task_queue="baton",worker_type="none",workflow_type="Drill",le="5"} 1`,
 		`baton_drill_rto_seconds_count{account="acct_1",activity_type="none",client_name="temporal_go",leg="failback",namespace="default",task_queue="baton",worker_type="none",workflow_type="Drill"} 1`,
+		`baton_evacuated_accounts_total{activity_type="none",client_name="temporal_go",namespace="default",outcome="completed",task_queue="baton",tier="0",worker_type="none",workflow_type="StampEvacuation"} 48`,
+		`baton_evacuated_accounts_total{activity_type="none",client_name="temporal_go",namespace="default",outcome="rolled_back",task_queue="baton",tier="none",worker_type="none",workflow_type="StampEvacuation"} 1`,
+		`baton_evacuations_total{activity_type="none",client_name="temporal_go",mode="planned",namespace="default",outcome="incomplete",task_queue="baton",worker_type="none",workflow_type="StampEvacuation"} 1`,
+		`baton_evacuation_duration_seconds_bucket{activity_type="none",client_name="temporal_go",mode="planned",namespace="default",task_queue="baton",worker_type="none",workflow_type="StampEvacuation",le="120"} 1`,
+		`baton_evacuation_duration_seconds_count{activity_type="none",client_name="temporal_go",mode="planned",namespace="default",task_queue="baton",worker_type="none",workflow_type="StampEvacuation"} 1`,
+		`baton_evacuation_in_flight{activity_type="none",client_name="temporal_go",namespace="default",stamp="stamp_a",task_queue="baton",worker_type="none",workflow_type="StampEvacuation"} 20`,
+		`baton_approvals_waited_total{activity_type="none",client_name="temporal_go",namespace="default",task_queue="baton",worker_type="none",workflow_type="StampEvacuation"} 1`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	}
