@@ -199,3 +199,45 @@ func TestCatchUpReportsLag(t *testing.T) {
 	require.True(t, res.CaughtUp)
 	require.Zero(t, res.SendLagOps+res.ReplayLagOps)
 }
+
+// TestPrecheckRecognisesItsOwnSteps: a precheck run again by the failover
+// whose worker was lost mid-task (same Operation) picks up where that
+// attempt got: at promote, when the destination is partly promoted to the
+// new epoch and the source fenced; done, when the location service moved
+// the account for it. Another failover is refused as before, and a partly
+// promoted destination with a source still taking writes refuses.
+func TestPrecheckRecognisesItsOwnSteps(t *testing.T) {
+	w := newWorld(t)
+	w.write(t, 40)
+	ctx := context.Background()
+	in := PrecheckInput{Account: account, From: "stamp-a", To: "stamp-b", Operation: "run-1"}
+	cu, err := exec[CatchUpResult](t, w, w.acts.CatchUp, CatchUpInput{Account: account, FromURL: w.src.Base(),
+		ToURL: w.dst.Base(), Partitions: partitions, MaxLagOps: 0, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	require.True(t, cu.CaughtUp, "the destination replays what was written")
+	// Two partitions promoted ahead, the source not fenced: refused.
+	_, err = w.dst.Promote(ctx, account, stamp.ControlRequest{Partitions: []int{0, 1}, Epoch: 2})
+	require.NoError(t, err)
+	_, err = exec[PrecheckResult](t, w, w.acts.Precheck, in)
+	require.ErrorContains(t, err, "not fenced")
+	// Fenced: resume at promote.
+	_, err = w.src.Fence(ctx, account, stamp.ControlRequest{All: true, Epoch: 1})
+	require.NoError(t, err)
+	pre, err := exec[PrecheckResult](t, w, w.acts.Precheck, in)
+	require.NoError(t, err)
+	require.Equal(t, ResumePromote, pre.Resume)
+	require.Equal(t, 2, pre.PromotedAhead)
+	require.EqualValues(t, 1, pre.Epoch)
+	// Moved by run-1: done; by anyone else: nothing to fail over.
+	_, err = exec[PromoteResult](t, w, w.acts.Promote, PromoteInput{Account: account, From: "stamp-a", To: "stamp-b",
+		ToURL: pre.ToURL, Partitions: partitions, OldEpoch: 1, Epoch: 2, Operation: "run-1"})
+	require.NoError(t, err)
+	pre, err = exec[PrecheckResult](t, w, w.acts.Precheck, in)
+	require.NoError(t, err)
+	require.Equal(t, ResumeMoved, pre.Resume)
+	require.Equal(t, "stamp-a", pre.From)
+	require.EqualValues(t, 1, pre.Epoch)
+	in.Operation = "run-2"
+	_, err = exec[PrecheckResult](t, w, w.acts.Precheck, in)
+	require.ErrorContains(t, err, "not the expected stamp-a")
+}

@@ -53,6 +53,7 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 	}
 	deadline := budget(ctx, time.Now().Add(in.Timeout))
 	var res CatchUpResult
+	var settle settling
 	for {
 		res.Polls++
 		send, replay, err := lag(ctx, src, dst, in.Account)
@@ -63,7 +64,7 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 			res.LastError = err.Error()
 		default:
 			res.SendLagOps, res.ReplayLagOps = send, replay
-			if send+replay <= in.MaxLagOps {
+			if send+replay <= in.MaxLagOps && settle.done(send+replay, uint64(in.Partitions)) {
 				res.CaughtUp = true
 				return res, nil
 			}
@@ -76,6 +77,32 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 			return res, ctx.Err()
 		}
 	}
+}
+
+// settling decides when a lag within MaxLagOps is as low as it will get:
+// about one op in flight per partition, or no lower for settlePolls polls
+// in a row. Fencing then rather than at MaxLagOps leaves less to flush
+// inside the fenced window, at the cost of a few more polls while writes
+// still flow.
+type settling struct {
+	best  uint64
+	flat  int
+	begun bool
+}
+
+// settlePolls is how many polls without a lower lag count as settled.
+const settlePolls = 3
+
+func (s *settling) done(lag, partitions uint64) bool {
+	switch {
+	case lag <= partitions:
+		return true
+	case !s.begun || lag < s.best:
+		s.best, s.flat, s.begun = lag, 0, true
+		return false
+	}
+	s.flat++
+	return s.flat >= settlePolls
 }
 
 // lag sums the send lag on src and the replay lag on dst.

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,7 +28,28 @@ type PrecheckInput struct {
 	// the load when more than this many received ops wait for replay
 	// (0 = no limit).
 	MaxReplayBacklog uint64
+	// Operation names the failover asking (its run): if the account was
+	// already moved by it, or its promote began, the precheck says so
+	// (Resume) instead of refusing: the failover lost its record of those
+	// steps with a worker and picks up where they left off.
+	Operation string
 }
+
+// Resume says how far an earlier attempt of the same failover (Operation)
+// got before its record was lost.
+type Resume string
+
+// Where a failover picks up.
+const (
+	// ResumeNone: from the start.
+	ResumeNone Resume = ""
+	// ResumePromote: the destination holds partitions promoted to the new
+	// epoch and the source is fenced: finish the promote.
+	ResumePromote Resume = "promote"
+	// ResumeMoved: the location service moved the account for this
+	// operation: the failover is done.
+	ResumeMoved Resume = "moved"
+)
 
 // PrecheckResult is what the failover needs to know before it touches
 // anything, plus the RPO picture at that moment.
@@ -65,6 +87,11 @@ type PrecheckResult struct {
 	DestinationNote    string
 	// AlreadyFenced counts source partitions fenced by an earlier attempt.
 	AlreadyFenced int
+	// Resume: an earlier attempt of this failover got this far (see
+	// PrecheckInput.Operation); PromotedAhead counts destination
+	// partitions already promoted to the new epoch.
+	Resume        Resume
+	PromotedAhead int
 }
 
 // Precheck checks, without changing anything, that the account exists, its
@@ -84,7 +111,9 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		)
 	}
 	pc := &precheck{a: a, in: in, start: activityStart(ctx), until: budget(ctx, time.Time{})}
-	if err := pc.lookUp(ctx); err != nil {
+	if err := pc.lookUp(ctx); errors.Is(err, errResumed) {
+		return pc.res, nil
+	} else if err != nil {
 		return PrecheckResult{}, err
 	}
 	if err := pc.checkDestination(ctx); err != nil {
@@ -93,7 +122,32 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	if err := pc.checkSource(ctx); err != nil {
 		return PrecheckResult{}, err
 	}
+	if err := pc.checkResume(); err != nil {
+		return PrecheckResult{}, err
+	}
 	return pc.res, nil
+}
+
+// errResumed stops the precheck early: the failover is further along than
+// its record says.
+var errResumed = errors.New("resumed")
+
+// checkResume: destination partitions already promoted to the new epoch
+// (a promote that began, then lost its worker or failed) are accepted only
+// with every reachable source partition fenced, and the failover picks up
+// at promote; a source that still takes writes refuses.
+func (pc *precheck) checkResume() error {
+	res := &pc.res
+	if res.PromotedAhead == 0 {
+		return nil
+	}
+	if res.SourceReachable && res.AlreadyFenced < res.Partitions {
+		return precheckFailed("account %s: %d partitions on %s are already primary at epoch %d, but %d partitions of %s are "+
+			"not fenced: a promote began without a fenced source; check both stamps (baton status %s) before anything else",
+			pc.in.Account, res.PromotedAhead, res.To, res.Epoch+1, res.Partitions-res.AlreadyFenced, res.From, pc.in.Account)
+	}
+	res.Resume = ResumePromote
+	return nil
 }
 
 // precheck is one Precheck: what it asked and what it found. Answers that
@@ -131,6 +185,14 @@ func (pc *precheck) lookUp(ctx context.Context) error {
 	})
 	acct := pc.acct
 	switch {
+	case err == nil && in.Operation != "" && acct.MovedBy == in.Operation && acct.Primary == in.To:
+		// This failover moved it: its worker was lost before it recorded so.
+		pc.res = PrecheckResult{
+			Account: in.Account, Partitions: acct.Partitions, Epoch: acct.Epoch - 1, From: acct.Secondary,
+			FromURL: acct.SecondaryURL, To: acct.Primary, ToURL: acct.PrimaryURL, Resume: ResumeMoved,
+			LagOps: make([]uint64, acct.Partitions), LagAgeMillis: make([]int64, acct.Partitions),
+		}
+		return errResumed
 	case location.IsNotFound(err):
 		return precheckFailed("account %s is not known to the location service: check the name", in.Account)
 	case err != nil:
@@ -190,6 +252,12 @@ func (pc *precheck) checkDestination(ctx context.Context) error {
 			in.Account, res.Partitions, res.To, len(pc.dst.Partitions))
 	}
 	for _, dp := range pc.dst.Partitions {
+		if dp.Role == stamp.RolePrimary && dp.Epoch == pc.acct.Epoch+1 {
+			// Promoted to the new epoch by an attempt that did not finish:
+			// checkResume decides.
+			res.PromotedAhead++
+			continue
+		}
 		if dp.Role != stamp.RoleSecondary {
 			return precheckFailed(
 				"account %s partition %d on %s is %s, expected secondary",

@@ -19,6 +19,9 @@ type PromoteInput struct {
 	Partitions int
 	OldEpoch   uint64 // the epoch the account must still be at
 	Epoch      uint64 // the new epoch
+	// Operation names the failover (its run) in the location service's
+	// record of the move.
+	Operation string
 }
 
 // PromoteResult gives the LSN each new primary partition continues from and
@@ -60,7 +63,7 @@ func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResul
 		res.StartLSN[pr.Partition] = pr.LSN
 	}
 	res.Location, err = a.Location.Move(ctx, in.Account, location.MoveRequest{
-		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch,
+		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch, Operation: in.Operation,
 	})
 	res.Timing = timing(ctx)
 	return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)

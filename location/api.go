@@ -31,6 +31,9 @@ type Account struct {
 	Unprotected bool `json:"unprotected,omitempty"`
 	// Labels are the operator's; LabelTier orders an evacuation.
 	Labels map[string]string `json:"labels,omitempty"`
+	// MovedBy is the operation of the move that made Primary the primary
+	// (MoveRequest.Operation), if it named one.
+	MovedBy string `json:"moved_by,omitempty"`
 }
 
 // LabelTier is the label that ranks an account in a stamp evacuation:
@@ -154,6 +157,10 @@ type MoveRequest struct {
 	To            string `json:"to"`
 	ExpectedEpoch uint64 `json:"expected_epoch"`
 	Epoch         uint64 `json:"epoch"`
+	// Operation names the failover that moves the account (its run): the
+	// account then says it was moved by it (moved_by), so a failover that
+	// lost its record of the move can tell the move was its own.
+	Operation string `json:"operation,omitempty"`
 }
 
 // ProtectRequest records that the account is protected again (its

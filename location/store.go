@@ -171,6 +171,9 @@ func view(tx *bolt.Tx, r record) (Account, error) {
 		Primary: r.Primary, Secondary: r.Secondary,
 		Epoch: r.Epoch, UpdatedAt: r.UpdatedAt, Unprotected: r.Unprotected, Labels: r.Labels,
 	}
+	if m := r.LastMove; m != nil && m.To == r.Primary && m.Epoch == r.Epoch {
+		a.MovedBy = m.Operation
+	}
 	sb := tx.Bucket(bucketStamps)
 	var s Stamp
 	if ok, err := getJSON(sb, r.Primary, &s); err != nil {

@@ -151,6 +151,9 @@ func (f *failover) run(ctx workflow.Context) error {
 	if req.DryRun {
 		return f.end(ctx, OutcomeDryRun, PhaseDryRun, nil)
 	}
+	if f.pre.Resume != activities.ResumeNone {
+		return f.resume(ctx)
+	}
 	// 2. Approval gate.
 	if err := f.gate(ctx); err != nil {
 		return err
@@ -206,6 +209,7 @@ func (f *failover) precheck(ctx workflow.Context) error {
 			From:      req.FromStamp,
 			To:        req.ToStamp,
 			Unplanned: req.Mode == ModeUnplanned,
+			Operation: f.operation(ctx),
 		},
 	).Get(ctx, &f.pre)
 	if err != nil {
@@ -723,12 +727,8 @@ func (f *failover) promote(ctx workflow.Context) error {
 	}
 	scheduled := workflow.Now(ctx)
 	var pr activities.PromoteResult
-	// Never a local activity: the steps before it are recorded (with the
-	// workflow task that schedules it) before it can move anything, so a
-	// worker lost after promote never runs them again against a moved
-	// account.
-	err := workflow.ExecuteActivity(
-		actx,
+	err := execute(
+		f.step(actx),
 		acts.Promote,
 		activities.PromoteInput{
 			Account:    pre.Account,
@@ -738,6 +738,7 @@ func (f *failover) promote(ctx workflow.Context) error {
 			Partitions: pre.Partitions,
 			OldEpoch:   pre.Epoch,
 			Epoch:      res.NewEpoch,
+			Operation:  f.operation(ctx),
 		},
 	).Get(ctx, &pr)
 	if err != nil {
@@ -763,8 +764,10 @@ func (f *failover) promote(ctx workflow.Context) error {
 		res.PromotedAt = moved
 	}
 	f.prog.Done[StepPromote] = pre.Partitions
-	f.window = append(f.window, PhaseTiming{Phase: StepPromote, WaitMillis: waited(scheduled, pr.Started),
-		Millis: res.PromotedAt.Sub(res.FencedAt).Milliseconds() - sumMillis(f.window)})
+	if !res.FencedAt.IsZero() {
+		f.window = append(f.window, PhaseTiming{Phase: StepPromote, WaitMillis: waited(scheduled, pr.Started),
+			Millis: res.PromotedAt.Sub(res.FencedAt).Milliseconds() - sumMillis(f.window)})
+	}
 	if len(res.GivenUp) > 0 {
 		f.fenceGivenUp(ctx)
 	}
@@ -790,7 +793,9 @@ func (f *failover) completed(ctx workflow.Context) error {
 		res.SlowestReplayMillis = max(res.SlowestReplayMillis, res.Table.ReplayMillis[i])
 		res.SlowestFlushMillis = max(res.SlowestFlushMillis, res.Table.SendMillis[i]+res.Table.ReplayMillis[i])
 	}
-	res.UnavailableMillis = res.PromotedAt.Sub(res.FencedAt).Milliseconds()
+	if !res.FencedAt.IsZero() {
+		res.UnavailableMillis = res.PromotedAt.Sub(res.FencedAt).Milliseconds()
+	}
 	if f.version >= versionBoundedFlush {
 		res.Window = f.window
 	}

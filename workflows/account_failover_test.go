@@ -44,6 +44,9 @@ type fakeStamps struct {
 	sourceDown bool
 	// delay[activity] is how long (in the test's virtual time) it takes.
 	delay map[string]time.Duration
+	// resume, promotedAhead: what the precheck finds an earlier attempt did.
+	resume        activities.Resume
+	promotedAhead int
 }
 
 func newFake(partitions int) *fakeStamps {
@@ -63,7 +66,8 @@ func (f *fakeStamps) precheck(_ context.Context, in activities.PrecheckInput) (a
 		return activities.PrecheckResult{}, f.precheckErr
 	}
 	return activities.PrecheckResult{Account: in.Account, Partitions: f.partitions, From: "stamp-a", FromURL: "http://a",
-		To: "stamp-b", ToURL: "http://b", Epoch: 1, SourceReachable: !f.sourceDown, DestinationHealthy: true}, nil
+		To: "stamp-b", ToURL: "http://b", Epoch: 1, SourceReachable: !f.sourceDown, DestinationHealthy: true,
+		Resume: f.resume, PromotedAhead: f.promotedAhead}, nil
 }
 
 func (f *fakeStamps) catchUp(context.Context, activities.CatchUpInput) (activities.CatchUpResult, error) {
@@ -506,5 +510,31 @@ func TestRejectBeforeTheGateIsHonoured(t *testing.T) {
 	require.NoError(t, rejected)
 	require.ErrorContains(t, err, "rejected by oncall (not today)")
 	require.Equal(t, OutcomeRejected, resultOf(t, err).Outcome)
+	require.Zero(t, f.fenceCalls)
+}
+
+// TestFailoverPicksUpWhereItsLostAttemptGot: when the precheck finds the
+// destination partly promoted by this failover (its worker lost the record
+// of the local steps), the failover finishes the promote without fencing or
+// flushing again; when it finds the account moved by this failover, it
+// reports done without touching anything.
+func TestFailoverPicksUpWhereItsLostAttemptGot(t *testing.T) {
+	f := newFake(4)
+	f.resume, f.promotedAhead = activities.ResumePromote, 3
+	res, err := run(t, newEnv(t, f), FailoverRequest{Account: "a", ToStamp: "stamp-b"})
+	require.NoError(t, err)
+	require.Equal(t, OutcomeCompleted, res.Outcome)
+	require.Contains(t, res.Resumed, "the promote was finished")
+	require.NotZero(t, f.promotedAt)
+	require.Zero(t, f.fenceCalls, "no fence again")
+	require.Empty(t, f.sentAt, "no flush again")
+
+	f = newFake(4)
+	f.resume = activities.ResumeMoved
+	res, err = run(t, newEnv(t, f), FailoverRequest{Account: "a", ToStamp: "stamp-b"})
+	require.NoError(t, err)
+	require.Equal(t, OutcomeCompleted, res.Outcome)
+	require.Contains(t, res.Resumed, "nothing was done again")
+	require.Zero(t, f.promotedAt)
 	require.Zero(t, f.fenceCalls)
 }

@@ -279,6 +279,10 @@ type FailoverResult struct {
 	HeldUp        []PartitionIssue
 	// GroupsDone counts the groups that finished their flush.
 	GroupsDone int
+	// Resumed says how this failover picked up after an earlier attempt
+	// got further than its record (activities.Resume); its fenced window
+	// is then not known.
+	Resumed string `json:",omitempty"`
 	// Inline: the groups flushed inside the failover, with local
 	// activities, rather than as child workflows (versionFastPath, for
 	// accounts of at most 1,000 partitions).

@@ -1,7 +1,11 @@
 package workflows
 
 import (
+	"fmt"
+
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/batonhq/baton/activities"
 )
 
 // versionFastPath is the workflow version from which a failover runs its
@@ -77,4 +81,41 @@ func (f *failover) startInlineGroups(ctx workflow.Context, inputs []GroupInput) 
 		})
 	}
 	return futures
+}
+
+// operation names this failover in the location service's record of its
+// move (its run ID), on the fast path, so that a precheck run again after a
+// lost worker recognises its own steps.
+func (f *failover) operation(ctx workflow.Context) string {
+	if !f.fast {
+		return ""
+	}
+	return workflow.GetInfo(ctx).WorkflowExecution.RunID
+}
+
+// resume picks up a failover whose earlier attempt got further than its
+// record says (its worker was lost mid-task, the local steps' results with
+// it, or an earlier run's promote failed after it began): the precheck
+// found the account moved by this very failover (done), or the destination
+// partly promoted to the new epoch with the source fenced (finish the
+// promote). The write-unavailability window is not known then: the fence
+// was not recorded.
+func (f *failover) resume(ctx workflow.Context) error {
+	pre := f.pre
+	f.res.Table = newTable(pre.Partitions)
+	switch pre.Resume {
+	case activities.ResumeMoved:
+		f.res.Resumed = fmt.Sprintf("an earlier attempt of this failover moved %s to %s at epoch %d; its worker was "+
+			"lost before it recorded so: nothing was done again", pre.Account, pre.To, pre.Epoch+1)
+		f.res.PromotedAt = workflow.Now(ctx)
+	default:
+		f.res.Resumed = fmt.Sprintf("%d partitions of %s were already promoted to epoch %d on %s with the source fenced: "+
+			"the promote was finished", pre.PromotedAhead, pre.Account, pre.Epoch+1, pre.To)
+		f.handlers.gatePassed = true
+		if err := f.promote(ctx); err != nil {
+			return err
+		}
+	}
+	f.handlers.noReturn, f.handlers.gatePassed = true, true
+	return f.completed(ctx)
 }
