@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,10 +104,12 @@ func (s evacuationScenario) run(ctx context.Context, out io.Writer, dir string, 
 	} else {
 		fmt.Fprintf(out, ", nothing pending:\n")
 	}
+	before := cpuOf(c)
 	res, wall, err := evacuate(ctx, c, s.maxInFlight)
 	if err != nil {
 		return err
 	}
+	cpu := cpuOf(c).perAccount(before, res.Table.Len(), wall)
 	events, err := largestEvacuationHistory(ctx, c, res.Runs)
 	if err != nil {
 		return err
@@ -115,7 +118,10 @@ func (s evacuationScenario) run(ctx context.Context, out io.Writer, dir string, 
 	fmt.Fprintf(out, "  evacuation: %.2f s, %.1f accounts/s, %d runs (largest history %d events), slowest account %.2f s, "+
 		"longest write-unavailability window %d ms, outcomes %v\n",
 		wall.Seconds(), rate, res.Runs, events, slowestSeconds(res), res.MaxUnavailableMillis, res.ByOutcome)
-	fmt.Fprintf(out, "  where the time goes: %s\n", whereTimeGoes(res))
+	fmt.Fprintf(out, "  where the time goes: %s;\n    %s\n", whereTimeGoes(res), cpu)
+	if err := printWorstWindow(ctx, out, c, res); err != nil {
+		return err
+	}
 	if s.timeline {
 		median := medianAccount(res)
 		fmt.Fprintf(out, "  the median account's failover (%s):\n", median)
@@ -140,8 +146,26 @@ func (s evacuationScenario) run(ctx context.Context, out io.Writer, dir string, 
 		}
 	}
 	if s.loop {
-		return s.shellLoop(ctx, out, c, rate)
+		if err := s.shellLoop(ctx, out, c, rate); err != nil {
+			return err
+		}
+		return ceiling(ctx, out, c)
 	}
+	return nil
+}
+
+// ceiling measures what the Temporal server here does with workflows that
+// do nothing: the most accounts per second any design with a workflow per
+// account could reach on it.
+func ceiling(ctx context.Context, out io.Writer, c *testsuite.Cluster) error {
+	const n = 1000
+	rate, perWorkflow, err := emptyWorkflowCeiling(ctx, c, n, loopParallel)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  the ceiling: %d empty workflows (start, one workflow task, complete; %d at a time, worker in the "+
+		"bench's process) ran at %.1f/s on this Temporal server, %.1f ms of its CPU each\n",
+		n, loopParallel, rate, float64(perWorkflow.Microseconds())/1000)
 	return nil
 }
 
@@ -360,4 +384,30 @@ func medianAccount(res workflows.EvacuationResult) string {
 	}
 	slices.SortFunc(rows, func(a, b int) int { return int(res.Table.Millis[a] - res.Table.Millis[b]) })
 	return res.Table.Account[rows[len(rows)/2]]
+}
+
+// printWorstWindow breaks down the longest write-unavailability window of
+// the evacuation by phase, from that account's failover report.
+func printWorstWindow(ctx context.Context, out io.Writer, c *testsuite.Cluster, res workflows.EvacuationResult) error {
+	worst := -1
+	for i := range res.Table.Len() {
+		if worst < 0 || res.Table.UnavailableMillis[i] > res.Table.UnavailableMillis[worst] {
+			worst = i
+		}
+	}
+	if worst < 0 {
+		return nil
+	}
+	account := res.Table.Account[worst]
+	var fr workflows.FailoverResult
+	if err := c.Client.GetWorkflow(ctx, workflows.FailoverWorkflowID(account), "").Get(ctx, &fr); err != nil {
+		return fmt.Errorf("report of %s: %w", account, err)
+	}
+	var parts []string
+	for _, w := range fr.Window {
+		parts = append(parts, fmt.Sprintf("%s %d ms (%d waiting)", w.Phase, w.Millis, w.WaitMillis))
+	}
+	fmt.Fprintf(out, "    the longest window, %s's %d ms (%d ops behind at the fence): %s\n", account,
+		fr.UnavailableMillis, fr.LagAtFenceOps, strings.Join(parts, ", "))
+	return nil
 }
