@@ -112,6 +112,18 @@ func TestExampleConfigLoads(t *testing.T) {
 	cfg, err := LoadConfig(filepath.Join("..", "examples", "webhook.yaml"))
 	require.NoError(t, err)
 	require.NotEmpty(t, cfg.Rules)
+	// A StampDown alert about the stamp evacuates it; one about an account
+	// on it fails that account over.
+	r, ok, err := cfg.Route(map[string]string{"alertname": "StampDown", "severity": "page", "stamp": "stamp-a"})
+	require.True(t, ok)
+	require.NoError(t, err)
+	require.Equal(t, "stamp-evacuate", r.Rule.Name)
+	require.Equal(t, "evacuate-stamp-a", r.Rule.action().workflowID(r.subject()))
+	r, ok, err = cfg.Route(map[string]string{"alertname": "StampDown", "severity": "page", "stamp": "stamp-a",
+		"account": "acct-1", "failover_to": "stamp-b"})
+	require.True(t, ok)
+	require.NoError(t, err)
+	require.Equal(t, "stamp-down", r.Rule.Name)
 	_, err = LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
 	require.ErrorContains(t, err, "read webhook config")
 }
