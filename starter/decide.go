@@ -32,7 +32,7 @@ func newDecisionCmd(g *globals, update string) *cobra.Command {
 		Short: short,
 		Long: short + ".\n\nThe workflow records who and why. The same decision can be sent from the Temporal\n" +
 			"Web UI as a signal named \"" + update + "\" with the JSON {\"By\": \"...\", \"Reason\": \"...\"}.\n\n" +
-			workflowIDNote + "\n\n" + evacuationNote + "\n" + evacuationDecisionNote[update],
+			workflowIDNote + "\n\n" + evacuationNote + "\n\n" + evacuationDecisionNote[update],
 		Example: fmt.Sprintf("  baton %s acct-1 --reason \"checked with the storage on-call\"\n"+
 			"  baton %s --evacuation stamp-a --reason \"checked with the storage on-call\"", update, update),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -25,9 +25,9 @@ webhook's receiver, given the location service, answers a firing alert
 whose failover, reprotect or evacuation it covers as held, starting nothing
 (baton webhook does not give it the location service yet: see
 docs/OPERATIONS.md, Maintenance switches). A failover, reprotect, drill or
-evacuation started by hand is never held. Set one before planned work, so that alerts raised by the work
-itself start nothing. baton status ACCOUNT shows the switches on that apply
-to the account's stamps.`
+evacuation started by hand is never held. Set one before planned work, so
+that alerts raised by the work itself start nothing. baton status ACCOUNT
+shows the switches on that apply to the account's stamps.`
 
 // newMaintenanceCmd builds baton maintenance (show the switches) and its
 // on and off subcommands.
