@@ -291,7 +291,7 @@ func (e *evacuation) ended(ctx workflow.Context, r *evacRun, res FailoverResult,
 		return
 	}
 	if retry && r.attempts >= e.req.Attempts {
-		msg = fmt.Sprintf("%s (after %d attempts)", msg, r.attempts)
+		msg = fmt.Sprintf("%s (after %d %s)", msg, r.attempts, plural(r.attempts, "attempt", "attempts"))
 	}
 	e.record(ctx, r.acct, r.attempts, res, outcome, msg, r.attached, r.started)
 }
@@ -369,4 +369,12 @@ func slowest(list []AccountTiming, t AccountTiming) []AccountTiming {
 		list = list[:slowestKept]
 	}
 	return list
+}
+
+// plural is one or many, by n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
