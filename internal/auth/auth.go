@@ -314,24 +314,44 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// Require serves h to callers holding role (any identity at all if role
-// is ""): no credentials, or bad ones, get 401; the wrong role 403; either
-// way nothing is changed, and the refusal is logged with who and what and
-// counted.
-func (a *Authenticator) Require(role Role, h http.Handler) http.Handler {
+// Require serves h to callers holding one of roles (any identity at all
+// if none is given): no credentials, or bad ones, get 401; the wrong role
+// 403; either way nothing is changed, and the refusal is logged with who
+// and what and counted.
+func (a *Authenticator) Require(h http.Handler, roles ...Role) http.Handler {
+	need := Role(strings.Join(roleStrings(roles), "|"))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.Identify(r)
 		if err != nil {
-			a.refuse(w, r, http.StatusUnauthorized, "unauthenticated", role, "", err.Error())
+			a.refuse(w, r, http.StatusUnauthorized, "unauthenticated", need, "", err.Error())
 			return
 		}
-		if role != "" && !id.Has(role) {
-			a.refuse(w, r, http.StatusForbidden, "forbidden", role, id.Name,
-				fmt.Sprintf("%s (%s) may not %s %s: it needs the %s role", id.Name, id.Via, r.Method, r.URL.Path, role))
+		if len(roles) > 0 && !id.HasAny(roles) {
+			a.refuse(w, r, http.StatusForbidden, "forbidden", need, id.Name,
+				fmt.Sprintf("%s (%s) may not %s %s: it needs the %s role", id.Name, id.Via, r.Method, r.URL.Path,
+					strings.Join(roleStrings(roles), " or ")))
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+func roleStrings(roles []Role) []string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return s
+}
+
+// HasAny reports whether the identity holds one of roles.
+func (id Identity) HasAny(roles []Role) bool {
+	for _, r := range roles {
+		if id.Has(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Refuse answers 403 for a check a handler makes itself (e.g. a shipment

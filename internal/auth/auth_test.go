@@ -36,10 +36,10 @@ func newCluster(t *testing.T) *cluster {
 	require.NoError(t, err)
 	served, err := ServerTLS(NodeFiles(c.dir, "stamp-a"))
 	require.NoError(t, err)
-	c.srv = httptest.NewUnstartedServer(c.auth.Require(RoleControl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c.srv = httptest.NewUnstartedServer(c.auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := IdentityFrom(r.Context())
 		_, _ = w.Write([]byte(id.Name))
-	})))
+	}), RoleControl))
 	c.srv.TLS = served
 	c.srv.StartTLS()
 	t.Cleanup(c.srv.Close)
