@@ -50,6 +50,19 @@ func (fs *faultSet) active() []*activeFault {
 	return slices.Clone(fs.list)
 }
 
+// unreachable lists the faults in force that drop calls.
+func (fs *faultSet) unreachable() []*activeFault {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var out []*activeFault
+	for _, af := range fs.list {
+		if af.Unreachable {
+			out = append(out, af)
+		}
+	}
+	return out
+}
+
 // snapshot lists the faults in force with the calls each one struck.
 func (fs *faultSet) snapshot() []Fault {
 	fs.mu.Lock()
@@ -117,7 +130,7 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, scope, op, 
 	if len(faults) == 0 {
 		return nil
 	}
-	return s.applyFault(w, r, matchFaults(faults, scope, op, account, involves, nil), scope, op)
+	return s.applyFault(w, r, matchFaults(faults, scope, op, account, involves, nil), scope, op, account)
 }
 
 // injectControlFaults applies the faults matching a bulk control call on
@@ -135,7 +148,7 @@ func (s *Server) injectControlFaults(w http.ResponseWriter, r *http.Request, op,
 	eff := matchFaults(faults, scopeControl, op, account, inSorted(ps), func(p int, code string) {
 		failed[p] = s.injectedError(code, scopeControl, op)
 	})
-	return failed, s.applyFault(w, r, eff, scopeControl, op)
+	return failed, s.applyFault(w, r, eff, scopeControl, op, account)
 }
 
 // faultEffect is what the faults matching one call do to it.
@@ -195,8 +208,10 @@ func matchFaults(faults []*activeFault, scope, op, account string, involves func
 	return eff
 }
 
-// applyFault delays, drops or fails the call as eff says.
-func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, eff faultEffect, scope, op string) error {
+// applyFault delays, drops or fails the call as eff says. A call that
+// was delayed is dropped if the stamp became unreachable meanwhile (for
+// the whole call), as a network partition loses the answers in flight.
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, eff faultEffect, scope, op, account string) error {
 	if eff.latency > 0 {
 		t := time.NewTimer(time.Duration(eff.latency) * time.Millisecond)
 		select {
@@ -207,6 +222,9 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, eff faultEff
 		case <-s.stop:
 			t.Stop()
 			return errClosed
+		}
+		if !eff.unreachable {
+			eff.unreachable = matchFaults(s.faults.unreachable(), scope, op, account, nil, nil).unreachable
 		}
 	}
 	if eff.unreachable {

@@ -100,3 +100,34 @@ func TestFaultNarrowedToOneOpWithACode(t *testing.T) {
 		wantAPIError(t, p.cb.AddFault(ctx, f), http.StatusBadRequest, CodeBadRequest)
 	}
 }
+
+// TestUnreachableDropsDelayedCalls: a call held by latency when the stamp
+// becomes unreachable loses its answer (as in a network partition), and
+// what it asked for is not done.
+func TestUnreachableDropsDelayedCalls(t *testing.T) {
+	p := newPair(t, 2, Config{}, Config{})
+	ctx := context.Background()
+	must(t, p.ca.AddFault(ctx, Fault{Scope: scopeControl, Op: CtlFence, LatencyMillis: 1500}))
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.ca.Fence(ctx, p.acct, ControlRequest{All: true})
+		done <- err
+	}()
+	eventually(t, 5*time.Second, "the fence held by its latency", func() bool {
+		fs, err := p.ca.Faults(ctx)
+		must(t, err)
+		return len(fs) == 1 && fs[0].Struck == 1
+	})
+	must(t, p.ca.AddFault(ctx, Fault{Scope: scopeAll, Account: p.acct, Unreachable: true}))
+	err := <-done
+	var ae *APIError
+	if err == nil || errors.As(err, &ae) {
+		t.Fatalf("a call in flight when the stamp became unreachable: want a transport error, got %v", err)
+	}
+	must(t, p.ca.ClearFaults(ctx))
+	for _, pt := range status(t, p.ca, p.acct).Partitions {
+		if pt.Fenced {
+			t.Fatalf("partition %d was fenced by a call whose answer was dropped", pt.Partition)
+		}
+	}
+}

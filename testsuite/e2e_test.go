@@ -135,8 +135,8 @@ func TestPrecheckRefusesWrongExpectedPrimary(t *testing.T) {
 // versioned change to the workflows records new histories under a new tag
 // and keeps the old ones, so the replay test replays every version in
 // flight (the untagged files are from before versionBoundedFlush, v1 from
-// before versionFastPath).
-const historyTag = "v2"
+// before versionFastPath, v2 from before versionBoundedLocal).
+const historyTag = "v3"
 
 // recordHistories writes the histories of finished workflows (file name
 // without the tag and extension -> workflow ID) under workflows/testdata

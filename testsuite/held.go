@@ -39,8 +39,13 @@ func (c *Cluster) MidFlush(ctx context.Context, id, activity string, startedWith
 	if err := v.Get(&p); err != nil || p.Phase != workflows.PhaseFlush || p.Done[workflows.StepFlushReplay] >= p.Partitions {
 		return HeldActivity{}, false
 	}
+	// Groups flushed inline (the fast path) run their steps in the
+	// failover itself; others in a child each.
+	wids := []string{id}
 	for g := range max(p.Groups, 1) {
-		wid := fmt.Sprintf("%s/group-%04d", id, g)
+		wids = append(wids, fmt.Sprintf("%s/group-%04d", id, g))
+	}
+	for _, wid := range wids {
 		d, err := c.Client.DescribeWorkflowExecution(ctx, wid, "")
 		if err != nil {
 			continue

@@ -83,9 +83,9 @@ type failover struct {
 	// version is the workflow version this run follows (versionBoundedFlush
 	// or workflow.DefaultVersion for histories from before it).
 	version workflow.Version
-	// fast: steps run as local activities and small accounts flush inline
-	// (versionFastPath).
-	fast   bool
+	// fast is the fast path's version (versionFastPath and later: steps run
+	// as local activities and small accounts flush inline).
+	fast   workflow.Version
 	groups [][]int
 	// deadline ends the fenced window before promote (fence + FlushDeadline).
 	deadline time.Time
@@ -141,7 +141,7 @@ func (f *failover) run(ctx workflow.Context) error {
 		SearchMode.ValueSet(string(req.Mode)), SearchTrigger.ValueSet(string(req.Trigger)))
 	f.version = workflow.GetVersion(ctx, changeBoundedFlush, workflow.DefaultVersion, versionBoundedFlush)
 	if f.version >= versionBoundedFlush {
-		f.fast = workflow.GetVersion(ctx, changeFastPath, workflow.DefaultVersion, versionFastPath) >= versionFastPath
+		f.fast = workflow.GetVersion(ctx, changeFastPath, workflow.DefaultVersion, versionBoundedLocal)
 	}
 
 	// 1. Precheck: touches nothing; a refusal is non-retryable.

@@ -31,6 +31,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 		// A stamp evacuation (pause, resume, limits, an attached failover,
 		// a worker SIGKILL and a Temporal restart on the way).
 		{"testdata/stamp_evacuation_v2.json", "evacuate-stamp-a"},
+		// versionBoundedLocal: one local attempt per step, then a regular
+		// activity; the same two runs.
+		{"testdata/account_failover_v3.json", "failover-e2e-acct"},
+		{"testdata/stamp_evacuation_v3.json", "evacuate-stamp-a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
