@@ -21,10 +21,9 @@ const maintenanceNote = `A maintenance switch, global or per stamp, is recorded 
 service with who set it, when and why. While one is on, Baton's automatic
 triggers hold off what it covers: a scheduled drill of an account whose
 primary or secondary it covers is skipped, saying which switch; the alert
-webhook's receiver, given the location service, answers a firing alert
-whose failover, reprotect or evacuation it covers as held, starting nothing
-(baton webhook does not give it the location service yet: see
-docs/OPERATIONS.md, Maintenance switches). A failover, reprotect, drill or
+webhook's receiver (baton webhook, asking --location) answers a firing
+alert whose failover, reprotect or evacuation it covers as held, starting
+nothing. A failover, reprotect, drill or
 evacuation started by hand is never held. Set one before planned work, so
 that alerts raised by the work itself start nothing. baton status ACCOUNT
 shows the switches on that apply to the account's stamps.`

@@ -155,8 +155,11 @@ func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string
 	}
 	defer c.Close()
 	o.Client = c
+	loc := location.NewClient(g.location, nil)
+	// The maintenance switches hold alerts about what they cover.
+	o.Fleet = loc
 	if checkAccounts {
-		o.Accounts = locationDirectory{location.NewClient(g.location, nil)}
+		o.Accounts = locationDirectory{loc}
 	}
 	h, err := webhook.New(o)
 	if err != nil {

@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -143,6 +145,24 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StampA, acct.Primary, "nothing was touched")
 
+	// 3. The global maintenance switch on (baton webhook asks --location):
+	// a third account's alert is held, and starts nothing.
+	const held = "am-acct-held"
+	_, err = c.Provision(ctx, held, 8)
+	require.NoError(t, err)
+	_, err = c.Loc.SetSwitch(ctx, location.SwitchRequest{On: true, By: "oncall", Reason: "e2e: planned work"})
+	require.NoError(t, err)
+	pushAlert(ctx, t, amURL, held, time.Time{})
+	require.NoError(t, Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		n, _, err := scrape(ctx, whURL+"/metrics", "baton_webhook_alerts_held_total", `rule="stamp-down"`, `switch="global"`)
+		return n >= 1, err
+	}), "the alert was never held")
+	_, err = c.Client.DescribeWorkflowExecution(ctx, workflows.FailoverWorkflowID(held), "")
+	var nf *serviceerror.NotFound
+	require.ErrorAs(t, err, &nf, "a held alert started a failover")
+	_, err = c.Loc.SetSwitch(ctx, location.SwitchRequest{On: false, By: "oncall"})
+	require.NoError(t, err)
+
 	// Alertmanager delivered every notification on the first try.
 	require.Zero(t, metric(ctx, t, amURL+"/metrics", "alertmanager_notifications_failed_total", `integration="webhook"`))
 	require.GreaterOrEqual(t, metric(ctx, t, amURL+"/metrics", "alertmanager_notifications_total", `integration="webhook"`), 3.0)
@@ -242,16 +262,30 @@ func decide(ctx context.Context, t *testing.T, c *Cluster, account, update strin
 
 // metric sums the samples of a Prometheus metric whose labels include
 // every `k="v"` of want (so that a newer exporter's extra labels do not
-// hide a series).
+// hide a series); it fails the test if there is none.
 func metric(ctx context.Context, t *testing.T, url, name string, want ...string) float64 {
 	t.Helper()
+	sum, found, err := scrape(ctx, url, name, want...)
+	require.NoError(t, err)
+	require.True(t, found, "%s has no %s{%v}", url, name, want)
+	return sum
+}
+
+// scrape is metric's reading: the sum, and whether any series matched.
+func scrape(ctx context.Context, url, name string, want ...string) (float64, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, false, err
+	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, false, err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, false, err
+	}
 	sum, found := 0.0, false
 	for _, m := range regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`\{([^}]*)\} (\S+)$`).FindAllSubmatch(b, -1) {
 		ok := true
@@ -262,9 +296,10 @@ func metric(ctx context.Context, t *testing.T, url, name string, want ...string)
 			continue
 		}
 		v, err := strconv.ParseFloat(string(m[2]), 64)
-		require.NoError(t, err)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s: %w", name, err)
+		}
 		sum, found = sum+v, true
 	}
-	require.True(t, found, "%s has no %s{%v}", url, name, want)
-	return sum
+	return sum, found, nil
 }
