@@ -33,7 +33,7 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { _ = loc.Close() })
 	var urls []string
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL()})
+		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL(), EnableFaults: true})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Close() })
 		require.NoError(t, location.NewClient(loc.URL(), nil).RegisterStamp(context.Background(), location.Stamp{Name: name, URL: s.URL()}))

@@ -332,8 +332,11 @@ type SeedInput struct {
 	Epoch        uint64
 	PrimaryURL   string
 	SecondaryURL string
-	Create       bool
-	Only         []int
+	// PrimaryName is the new primary's stamp name: the only stamp a
+	// created account accepts shipments from.
+	PrimaryName string
+	Create      bool
+	Only        []int
 }
 
 // SeedResult gives each seeded partition's snapshot LSN and bytes copied.
@@ -350,7 +353,7 @@ func (a *Activities) Seed(ctx context.Context, in SeedInput) (SeedResult, error)
 	sec := a.stamp(in.SecondaryURL)
 	if in.Create {
 		err := sec.CreateAccount(ctx, stamp.AccountSpec{Account: in.Account, Partitions: in.Partitions,
-			Role: stamp.RoleSecondary, Epoch: in.Epoch, Peer: in.PrimaryURL})
+			Role: stamp.RoleSecondary, Epoch: in.Epoch, Peer: in.PrimaryURL, PeerName: in.PrimaryName})
 		if err != nil {
 			return res, classify("create "+in.Account+" on the stamp to seed", err)
 		}

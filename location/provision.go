@@ -36,11 +36,13 @@ func Provision(ctx context.Context, loc *Client, primary, secondary *stamp.Clien
 	const epoch = 1
 	if err := secondary.CreateAccount(ctx, stamp.AccountSpec{
 		Account: account, Partitions: partitions, Role: stamp.RoleSecondary, Epoch: epoch, Peer: primary.Base(),
+		PeerName: primaryName,
 	}); err != nil {
 		return Account{}, fmt.Errorf("provision %s: create on secondary %s: %w", account, secondaryName, err)
 	}
 	if err := primary.CreateAccount(ctx, stamp.AccountSpec{
 		Account: account, Partitions: partitions, Role: stamp.RolePrimary, Epoch: epoch, Peer: secondary.Base(),
+		PeerName: secondaryName,
 	}); err != nil {
 		return Account{}, fmt.Errorf("provision %s: create on primary %s: %w", account, primaryName, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/jsonhttp"
 	"github.com/batonhq/baton/stamp"
 )
@@ -19,13 +20,17 @@ type Config struct {
 	// is deleted on Close (memory mode).
 	DataDir string
 	Logger  *zap.Logger
+	// Auth checks every caller (docs/SECURITY.md); nil serves everyone
+	// everything, only for an operator's explicit --insecure.
+	Auth *auth.Authenticator
 }
 
 // Server is the location service. Serve it with Handler.
 type Server struct {
-	st  *store
-	log *zap.Logger
-	now func() time.Time
+	st    *store
+	log   *zap.Logger
+	now   func() time.Time
+	guard *auth.Guard // who may call what; lets everyone in without Config.Auth
 }
 
 // MaxAccountPartitions bounds CreateRequest.Partitions (same as a stamp's).
@@ -51,6 +56,8 @@ func Open(cfg Config) (*Server, error) {
 		st:  st,
 		log: log,
 		now: func() time.Time { return time.Now().UTC() },
+		guard: auth.NewGuard(cfg.Auth, log, "baton_location_auth_refusals_total",
+			"Calls the location service refused: unauthenticated (401) or forbidden (403), by route."),
 	}, nil
 }
 
@@ -60,20 +67,25 @@ func (s *Server) Close() error { return s.st.close() }
 // Handler serves the HTTP API (see docs/LOCATION_API.md).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/stamps/{name}", s.putStamp)
-	mux.HandleFunc("GET /v1/stamps", s.listStamps)
-	mux.HandleFunc("POST /v1/accounts", s.createAccount)
-	mux.HandleFunc("GET /v1/accounts", s.listAccounts)
-	mux.HandleFunc("GET /v1/accounts/{account}", s.getAccount)
-	mux.HandleFunc("POST /v1/accounts/{account}/move", s.moveAccount)
-	mux.HandleFunc("POST /v1/accounts/{account}/protect", s.protectAccount)
-	mux.HandleFunc("PUT /v1/accounts/{account}/labels", s.putLabels)
-	mux.HandleFunc("GET /v1/stamps/{name}/accounts", s.stampAccounts)
-	mux.HandleFunc("GET /v1/maintenance", s.getMaintenance)
-	mux.HandleFunc("PUT /v1/maintenance", s.putMaintenance)
-	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+	route := func(pattern string, h http.HandlerFunc, roles ...auth.Role) {
+		mux.Handle(pattern, s.guard.Require(h, roles...))
+	}
+	control, admin := auth.RoleControl, auth.RoleAdmin
+	route("PUT /v1/stamps/{name}", s.putStamp) // admin, or the stamp itself: putStamp checks
+	route("GET /v1/stamps", s.listStamps)
+	route("POST /v1/accounts", s.createAccount, admin)
+	route("GET /v1/accounts", s.listAccounts)
+	route("GET /v1/accounts/{account}", s.getAccount)
+	route("POST /v1/accounts/{account}/move", s.moveAccount, control, admin)
+	route("POST /v1/accounts/{account}/protect", s.protectAccount, control, admin)
+	route("PUT /v1/accounts/{account}/labels", s.putLabels, admin)
+	route("GET /v1/stamps/{name}/accounts", s.stampAccounts)
+	route("GET /v1/maintenance", s.getMaintenance)
+	route("PUT /v1/maintenance", s.putMaintenance, admin)
+	route("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
+	mux.Handle("GET /metrics", s.guard.Metrics())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
@@ -129,6 +141,9 @@ func validStampName(name string) error {
 
 func (s *Server) putStamp(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	if !s.mayRegister(w, r, name) {
+		return
+	}
 	var st Stamp
 	if !decode(w, r, &st) {
 		return
@@ -155,6 +170,22 @@ func (s *Server) putStamp(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("stamp registered", zap.String("stamp", st.Name), zap.String("url", st.URL))
 	jsonhttp.WriteJSON(w, http.StatusOK, st)
+}
+
+// mayRegister lets an admin register any stamp, and a stamp's node
+// certificate (the replication role, its name) register itself; others get
+// 403.
+func (s *Server) mayRegister(w http.ResponseWriter, r *http.Request, name string) bool {
+	if s.guard.Insecure() {
+		return true
+	}
+	id, _ := auth.IdentityFrom(r.Context())
+	if id.Has(auth.RoleAdmin) || (id.Via == "certificate" && id.Has(auth.RoleReplication) && id.Name == name) {
+		return true
+	}
+	s.guard.Refuse(w, r, auth.RoleAdmin, id.Name, fmt.Sprintf("%s (%s) may not register stamp %q: "+
+		"it takes the admin role, or that stamp's own node certificate", id.Name, id.Via, name))
+	return false
 }
 
 func (s *Server) listStamps(w http.ResponseWriter, r *http.Request) {

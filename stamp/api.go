@@ -94,6 +94,10 @@ type AccountSpec struct {
 	// Peer is the paired stamp's base URL: where a primary ships its log, and
 	// where a secondary redirects writes to.
 	Peer string `json:"peer"`
+	// PeerName is the paired stamp's name, as its node certificate says:
+	// with authentication on, shipments and heartbeats for the account are
+	// accepted from that stamp only.
+	PeerName string `json:"peer_name,omitempty"`
 }
 
 // MaxPartitions bounds AccountSpec.Partitions.

@@ -2,6 +2,7 @@ package stamp
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,10 +31,17 @@ func NewClient(base string, hc *http.Client) *Client {
 }
 
 // DefaultHTTPClient is tuned for many concurrent calls to a few hosts.
-func DefaultHTTPClient() *http.Client {
+func DefaultHTTPClient() *http.Client { return HTTPClient(nil) }
+
+// HTTPClient is DefaultHTTPClient speaking TLS with tlsCfg (nil: the
+// transport's default, for https URLs signed by a public CA, or plaintext).
+func HTTPClient(tlsCfg *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 512
 	tr.MaxIdleConnsPerHost = 256
+	if tlsCfg != nil {
+		tr.TLSClientConfig = tlsCfg
+	}
 	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 }
 

@@ -145,8 +145,12 @@ func (s *Server) heartbeats(w http.ResponseWriter, r *http.Request) error {
 	if err := s.injectFault(w, r, scopeReplication, "", "", nil); err != nil {
 		return err
 	}
-	ack := HeartbeatAck{Accepted: make([]string, 0, len(batch.Accounts))}
-	for _, rep := range batch.Accounts {
+	reps, err := s.peerReports(w, r, batch.Accounts)
+	if err != nil {
+		return err
+	}
+	ack := HeartbeatAck{Accepted: make([]string, 0, len(reps))}
+	for _, rep := range reps {
 		s.mu.RLock()
 		a := s.accounts[rep.Account]
 		s.mu.RUnlock()

@@ -51,6 +51,7 @@ func (l *local) Close() error {
 // ends.
 func startLocal(t testing.TB, cfg Config) *local {
 	t.Helper()
+	cfg.EnableFaults = true // the package's tests strike stamps through /v1/faults
 	return serveAt(t, cfg, "127.0.0.1:0")
 }
 

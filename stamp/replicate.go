@@ -319,6 +319,9 @@ func (s *Server) replicate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.refuseShipment(w, r, a); err != nil {
+		return err
+	}
 	shipped, err := s.checkShipment(a, &req)
 	if err != nil {
 		return err

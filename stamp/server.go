@@ -2,6 +2,7 @@ package stamp
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/jsonhttp"
 )
 
@@ -36,7 +39,17 @@ type Config struct {
 	// secondary) each partition's log keeps (0 = DefaultLogRetain; negative:
 	// the whole log is kept).
 	LogRetain int
-	Faults    []Fault     // initial injected faults
+	// Faults are initial injected faults; they need EnableFaults.
+	Faults []Fault
+	// EnableFaults serves the fault-injection routes (drills and tests);
+	// without it they answer 404.
+	EnableFaults bool
+	// Auth checks every caller (docs/SECURITY.md); nil serves everyone
+	// everything, only for an operator's explicit --insecure.
+	Auth *auth.Authenticator
+	// ClientTLS is how the stamp calls its peers and the location service
+	// (its node certificate); nil: plaintext.
+	ClientTLS *tls.Config
 	Logger    *zap.Logger // nil = zap.NewNop()
 }
 
@@ -60,6 +73,8 @@ type Server struct {
 	broken   error // set when a commit failed; writes are refused after that
 
 	faults faultSet
+
+	guard *auth.Guard // who may call what; lets everyone in without Config.Auth
 
 	stop      chan struct{}
 	ctx       context.Context // canceled on Close; bounds outgoing calls
@@ -100,7 +115,12 @@ func Open(cfg Config) (*Server, error) {
 		accounts: map[string]*account{},
 		queue:    make(chan *commitItem, queueLen),
 		stop:     make(chan struct{}),
-		hc:       DefaultHTTPClient(),
+		hc:       HTTPClient(cfg.ClientTLS),
+	}
+	s.guard = auth.NewGuard(cfg.Auth, s.log, "baton_stamp_auth_refusals_total",
+		"Calls the stamp refused: unauthenticated (401) or forbidden (403), by route.")
+	if len(cfg.Faults) > 0 && !cfg.EnableFaults {
+		return nil, fmt.Errorf("open stamp %s: initial faults need fault injection enabled (--enable-faults)", cfg.Name)
 	}
 	for _, f := range cfg.Faults {
 		if err := validateFault(&f); err != nil {
@@ -212,25 +232,34 @@ func (s *Server) startAccount(a *account) {
 // Handler returns the stamp's HTTP API (docs/STAMP_API.md).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", s.handle(s.health))
-	mux.HandleFunc("POST /v1/accounts", s.handle(s.createAccount))
-	mux.HandleFunc("GET /v1/accounts", s.handle(s.listAccounts))
-	mux.HandleFunc("PUT /v1/accounts/{account}/keys/{key...}", s.handle(s.putKey))
-	mux.HandleFunc("DELETE /v1/accounts/{account}/keys/{key...}", s.handle(s.deleteKey))
-	mux.HandleFunc("GET /v1/accounts/{account}/keys/{key...}", s.handle(s.getKey))
-	mux.HandleFunc("POST /v1/accounts/{account}/batch", s.handle(s.batch))
-	mux.HandleFunc("POST /v1/accounts/{account}/read", s.handle(s.read))
-	mux.HandleFunc("GET /v1/accounts/{account}/status", s.handle(s.status))
-	mux.HandleFunc("POST /v1/accounts/{account}/control/{op}", s.handle(s.controlBulk))
-	mux.HandleFunc("POST /v1/accounts/{account}/partitions/{partition}/{op}", s.handle(s.controlOne))
-	mux.HandleFunc("GET /v1/accounts/{account}/recovered", s.handle(s.listRecovered))
-	mux.HandleFunc("POST /v1/accounts/{account}/restore", s.handle(s.restore))
-	mux.HandleFunc("GET /v1/accounts/{account}/snapshot", s.handle(s.snapshot))
-	mux.HandleFunc("POST /v1/faults", s.handle(s.addFault))
-	mux.HandleFunc("GET /v1/faults", s.handle(s.listFaults))
-	mux.HandleFunc("DELETE /v1/faults", s.handle(s.clearFaults))
-	mux.HandleFunc("POST /v1/internal/replicate", s.handle(s.replicate))
-	mux.HandleFunc("POST /v1/internal/heartbeats", s.handle(s.heartbeats))
+	data, control, admin := auth.RoleData, auth.RoleControl, auth.RoleAdmin
+	s.route(mux, "GET /v1/health", s.health)
+	mux.Handle("GET /metrics", s.guard.Metrics())
+	s.route(mux, "POST /v1/accounts", s.createAccount, admin)
+	s.route(mux, "GET /v1/accounts", s.listAccounts, admin, control)
+	s.route(mux, "PUT /v1/accounts/{account}/keys/{key...}", s.putKey, data)
+	s.route(mux, "DELETE /v1/accounts/{account}/keys/{key...}", s.deleteKey, data)
+	s.route(mux, "GET /v1/accounts/{account}/keys/{key...}", s.getKey, data)
+	s.route(mux, "POST /v1/accounts/{account}/batch", s.batch, data)
+	s.route(mux, "POST /v1/accounts/{account}/read", s.read, data)
+	s.route(mux, "GET /v1/accounts/{account}/status", s.status, control)
+	s.route(mux, "POST /v1/accounts/{account}/control/{op}", s.controlBulk, control)
+	s.route(mux, "POST /v1/accounts/{account}/partitions/{partition}/{op}", s.controlOne, control)
+	s.route(mux, "GET /v1/accounts/{account}/recovered", s.listRecovered, control)
+	s.route(mux, "POST /v1/accounts/{account}/restore", s.restore, control)
+	s.route(mux, "GET /v1/accounts/{account}/snapshot", s.snapshot, auth.RoleReplication, control)
+	if s.cfg.EnableFaults {
+		s.route(mux, "POST /v1/faults", s.addFault, auth.RoleFaults)
+		s.route(mux, "GET /v1/faults", s.listFaults, auth.RoleFaults)
+		s.route(mux, "DELETE /v1/faults", s.clearFaults, auth.RoleFaults)
+	} else {
+		mux.Handle("/v1/faults", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+			return errNotFound("fault injection is off on stamp %s; start it with --enable-faults (drills and tests only)",
+				s.cfg.Name)
+		}))
+	}
+	s.route(mux, "POST /v1/internal/replicate", s.replicate, auth.RoleReplication)
+	s.route(mux, "POST /v1/internal/heartbeats", s.heartbeats, auth.RoleReplication)
 	mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("no route %s %s; see docs/STAMP_API.md for the routes", r.Method, r.URL.Path)
 	}))
@@ -392,6 +421,9 @@ func validateSpec(spec *AccountSpec) error {
 	}
 	if spec.Epoch < 1 {
 		return errBad("epoch must be >= 1")
+	}
+	if len(spec.PeerName) > 63 || strings.ContainsAny(spec.PeerName, "/\\ \t\n") {
+		return errBad("peer_name %q is not a stamp name: 1-63 characters of letters, digits, '.', '_' or '-'", spec.PeerName)
 	}
 	if spec.Peer == "" {
 		if spec.Role == RolePrimary {

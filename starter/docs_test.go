@@ -621,6 +621,10 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 		s, err := strconv.Unquote(lit.Value)
 		return s, err == nil
 	}
+	// A helper that defines flags on a *flag.FlagSet parameter (e.g.
+	// securityFlags(fs)) lends them to every flag set passed to it.
+	type helperCall struct{ sub, helper string }
+	var calls []helperCall
 	for _, pkg := range pkgs {
 		for _, file := range pkg.Files {
 			for _, decl := range file.Decls {
@@ -629,7 +633,17 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 					continue
 				}
 				sets := map[string]string{} // variable -> subcommand
+				if p := flagSetParam(fn); p != "" {
+					sets[p] = helperSet + fn.Name.Name
+				}
 				ast.Inspect(fn.Body, func(n ast.Node) bool {
+					if c, ok := n.(*ast.CallExpr); ok && len(c.Args) > 0 {
+						fun, ok1 := c.Fun.(*ast.Ident)
+						arg, ok2 := c.Args[0].(*ast.Ident)
+						if ok1 && ok2 && sets[arg.Name] != "" && !strings.HasPrefix(sets[arg.Name], helperSet) {
+							calls = append(calls, helperCall{sets[arg.Name], fun.Name})
+						}
+					}
 					if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == 1 && len(as.Rhs) == 1 {
 						id, ok1 := as.Lhs[0].(*ast.Ident)
 						call, ok2 := as.Rhs[0].(*ast.CallExpr)
@@ -713,7 +727,37 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 			}
 		}
 	}
+	for _, c := range calls {
+		tool.sets[c.sub] = append(tool.sets[c.sub], tool.sets[helperSet+c.helper]...)
+	}
+	for sub := range tool.sets {
+		if strings.HasPrefix(sub, helperSet) {
+			delete(tool.sets, sub)
+		}
+	}
 	return tool, nil
+}
+
+// helperSet prefixes the flags a helper defines on its *flag.FlagSet
+// parameter, until they are lent to the sets passed to it.
+const helperSet = "\x00helper:"
+
+// flagSetParam is the name of fn's *flag.FlagSet parameter, if it has one.
+func flagSetParam(fn *ast.FuncDecl) string {
+	for _, f := range fn.Type.Params.List {
+		star, ok := f.Type.(*ast.StarExpr)
+		if !ok {
+			continue
+		}
+		sel, ok := star.X.(*ast.SelectorExpr)
+		if !ok {
+			continue
+		}
+		if x, _ := sel.X.(*ast.Ident); x != nil && x.Name == "flag" && sel.Sel.Name == "FlagSet" && len(f.Names) == 1 {
+			return f.Names[0].Name
+		}
+	}
+	return ""
 }
 
 // check parses args as the program would: its subcommand (if it has

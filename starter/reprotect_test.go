@@ -41,7 +41,7 @@ func startStamps(t *testing.T) *stamps {
 	t.Cleanup(func() { _ = locSrv.Close() })
 	s := &stamps{loc: location.NewClient(locSrv.URL(), nil), url: locSrv.URL(), client: map[string]*stamp.Client{}}
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
-		st, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL()})
+		st, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL(), EnableFaults: true})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
 		require.NoError(t, s.loc.RegisterStamp(ctx, location.Stamp{Name: name, URL: st.URL()}))

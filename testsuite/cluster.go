@@ -113,7 +113,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 	c.LocationURL = "http://" + addr(port)
 	c.Location = &Process{Name: "location", Path: c.Bin.Stampd, Log: logPath(o.Dir, "location"),
-		Args: []string{"location", "--listen", addr(port), "--data", c.dataDir("location")}}
+		Args: []string{"location", "--insecure", "--listen", addr(port), "--data", c.dataDir("location")}}
 	if err := c.startHTTP(ctx, c.Location, c.LocationURL+"/v1/stamps"); err != nil {
 		return c, err
 	}
@@ -167,7 +167,9 @@ func (c *Cluster) startStamp(ctx context.Context, name string) error {
 			return fmt.Errorf("create %s: %w", data, err)
 		}
 	}
-	args := []string{"serve", "--name", name, "--listen", addr(port), "--data", data, "--location", c.LocationURL}
+	// Plaintext, and fault injection on: the tests strike the stamps.
+	args := []string{"serve", "--name", name, "--insecure", "--enable-faults", "--listen", addr(port), "--data", data,
+		"--location", c.LocationURL}
 	if c.Opts.ReplicationBatch > 0 {
 		args = append(args, "--replication-batch", strconv.Itoa(c.Opts.ReplicationBatch))
 	}

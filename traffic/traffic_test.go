@@ -38,7 +38,7 @@ func newEnv(t *testing.T, partitions int) *env {
 	t.Cleanup(func() { _ = loc.Close() })
 	e := &env{loc: loc, lc: location.NewClient(loc.URL(), nil)}
 	for _, name := range []string{"stamp-a", "stamp-b"} {
-		l, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL()})
+		l, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: loc.URL(), EnableFaults: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,7 +135,7 @@ func startEnv() (*tenv, error) {
 		stamp:    map[string]*stamp.Client{},
 	}
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
-		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL()})
+		s, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL(), EnableFaults: true})
 		if err != nil {
 			return nil, fmt.Errorf("stamp %s: %w", name, err)
 		}

@@ -241,7 +241,7 @@ func (r *reprotect) seed(ctx workflow.Context) error {
 		return nil
 	}
 	in := activities.SeedInput{Account: p.Account, Partitions: p.Partitions, Epoch: p.Epoch, PrimaryURL: p.PrimaryURL,
-		SecondaryURL: p.SecondaryURL, Create: create, Only: p.Behind}
+		SecondaryURL: p.SecondaryURL, PrimaryName: p.Primary, Create: create, Only: p.Behind}
 	if create {
 		in.Only = nil
 	}

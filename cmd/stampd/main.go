@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,12 +27,14 @@ import (
 const usage = `stampd runs Baton's reference storage stamp and location service.
 
 Usage:
-  stampd serve     --name NAME [--listen ADDR] [--data DIR] [--location URL] [options]
-  stampd location  [--listen ADDR] [--data DIR]
+  stampd certs     create-ca | create-node NAME | create-client NAME --roles R [--dir DIR]
+  stampd serve     --name NAME (--certs-dir DIR | --insecure) [--listen ADDR] [--data DIR] [--location URL] [options]
+  stampd location  (--certs-dir DIR | --insecure) [--listen ADDR] [--data DIR]
   stampd register  --location URL --name NAME --url URL
   stampd provision --location URL --account A --partitions N --primary NAME --secondary NAME
 
 Commands:
+  certs      create the cluster's CA, node and client certificates
   serve      serve one storage stamp; registers it with the location service
              when --location is given
   location   serve the location service (account -> primary stamp and epoch)
@@ -40,6 +44,11 @@ Commands:
 
 Run "stampd COMMAND --help" for a command's options. An empty --data keeps
 the state in a temporary file that is deleted on exit (memory mode).
+
+serve and location are secure by default: they serve TLS with the node
+certificate in --certs-dir and check every caller's certificate (or token)
+and role (docs/SECURITY.md). Plaintext without authentication takes an
+explicit --insecure.
 `
 
 func main() { cli.Exit("stampd", run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -50,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		"location":  func(ctx context.Context, args []string) error { return serveLocation(ctx, args, stderr) },
 		"register":  func(ctx context.Context, args []string) error { return register(ctx, args, stdout, stderr) },
 		"provision": func(ctx context.Context, args []string) error { return provision(ctx, args, stdout, stderr) },
+		"certs":     func(_ context.Context, args []string) error { return certs(args, stdout, stderr) },
 	})
 }
 
@@ -67,15 +77,20 @@ func newLogger() (*zap.Logger, error) {
 
 // httpServe serves h on listen until ctx is done, then shuts down
 // gracefully. ready is called with the bound base URL once listening.
-func httpServe(ctx context.Context, log *zap.Logger, listen string, h http.Handler, ready func(url string)) error {
+func httpServe(ctx context.Context, log *zap.Logger, listen string, tlsCfg *tls.Config, h http.Handler,
+	ready func(url string)) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
+	scheme := "http://"
+	if tlsCfg != nil {
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https://"
+	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	ready("http://" + ln.Addr().String())
+	ready(scheme + ln.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve on %s: %w", listen, err)
@@ -92,20 +107,13 @@ func httpServe(ctx context.Context, log *zap.Logger, listen string, h http.Handl
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := cli.NewFlagSet("stampd", "serve", "serve --name NAME [options]", stderr)
-	name := fs.String("name", "", "stamp `name`, e.g. stamp-a (required)")
+	name := fs.String("name", "", "stamp `name`, e.g. stamp-a (required); its node certificate's name")
 	listen := fs.String("listen", "127.0.0.1:7101", "`address` to listen on (port 0 picks a free one)")
-	advertise := fs.String("advertise", "", "base `URL` to register in the location service (default: http://<bound listen address>)")
+	advertise := fs.String("advertise", "", "base `URL` to register in the location service (default: http(s)://<bound listen address>)")
 	data := fs.String("data", "", "data `dir`ectory; empty = memory mode")
 	loc := fs.String("location", "", "location service base `URL`; the stamp registers itself there and consults it before an unfence")
-	batch := fs.Int("replication-batch", 1000, "max log entries per partition per shipment")
-	delay := fs.Duration("replication-delay", 0, "added WAN `delay` per shipment, e.g. 500ms")
-	replay := fs.Float64("replay-rate", 0, "secondary replay `ops/s` per partition; 0 = unthrottled")
-	retain := fs.Int("log-retain", stamp.DefaultLogRetain,
-		"log `entries` each partition keeps below what its peer durably received (primary) or it replayed (secondary); -1 keeps the whole log")
-	errRate := fs.Float64("fault-error-rate", 0, "inject 503 injected_fault on this `share` [0,1] of calls")
-	latency := fs.Duration("fault-latency", 0, "inject this `delay` into every call")
-	unreachable := fs.Bool("fault-unreachable", false, "close every connection without answering")
-	scope := fs.String("fault-scope", "all", "calls the --fault-* flags apply to: data, control, replication or all")
+	sec := securityFlags(fs)
+	cfg, faults := stampFlags(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -118,17 +126,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	cfg := stamp.Config{
-		Name: *name, DataDir: *data, LocationURL: *loc,
-		ReplicationBatch: *batch, ReplicationDelay: *delay, ReplayRate: *replay, LogRetain: *retain,
-		Logger: log,
+	log = log.With(zap.String("stamp", *name))
+	var tlsCfg *tls.Config
+	if cfg.Auth, tlsCfg, err = sec.server(log, "serve", *name); err != nil {
+		return err
 	}
-	if *errRate > 0 || *latency > 0 || *unreachable {
-		cfg.Faults = append(cfg.Faults, stamp.Fault{
-			Scope: *scope, ErrorRate: *errRate, LatencyMillis: int(latency.Milliseconds()), Unreachable: *unreachable,
-		})
+	if cfg.ClientTLS, err = sec.client(*name); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := stamp.Open(cfg)
+	cfg.Name, cfg.DataDir, cfg.LocationURL, cfg.Logger = *name, *data, *loc, log
+	if err := faults.apply(cfg); err != nil {
+		return err
+	}
+	srv, err := stamp.Open(*cfg)
 	if err != nil {
 		return err
 	}
@@ -137,17 +147,57 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close stamp", zap.Error(err))
 		}
 	}()
-	log = log.With(zap.String("stamp", *name))
-	return httpServe(ctx, log, *listen, srv.Handler(), func(url string) {
+	return httpServe(ctx, log, *listen, tlsCfg, srv.Handler(), func(url string) {
 		if *advertise == "" {
 			*advertise = url
 		}
 		log.Info("stamp ready", zap.String("url", url), zap.String("advertise", *advertise),
-			zap.String("data", *data), zap.Bool("durable", *data != ""))
+			zap.String("data", *data), zap.Bool("durable", *data != ""), zap.Bool("faults", cfg.EnableFaults))
 		if *loc != "" {
-			go registerUntilDone(ctx, log, location.NewClient(*loc, nil), location.Stamp{Name: *name, URL: *advertise})
+			lc := location.NewClient(*loc, stamp.HTTPClient(cfg.ClientTLS))
+			go registerUntilDone(ctx, log, lc, location.Stamp{Name: *name, URL: *advertise})
 		}
 	})
+}
+
+// faultFlags are the stamp's initial injected faults.
+type faultFlags struct {
+	errRate     *float64
+	latency     *time.Duration
+	unreachable *bool
+	scope       *string
+}
+
+// stampFlags declares the stamp's tuning and fault flags.
+func stampFlags(fs *flag.FlagSet) (*stamp.Config, *faultFlags) {
+	cfg := &stamp.Config{}
+	fs.IntVar(&cfg.ReplicationBatch, "replication-batch", 1000, "max log entries per partition per shipment")
+	fs.DurationVar(&cfg.ReplicationDelay, "replication-delay", 0, "added WAN `delay` per shipment, e.g. 500ms")
+	fs.Float64Var(&cfg.ReplayRate, "replay-rate", 0, "secondary replay `ops/s` per partition; 0 = unthrottled")
+	fs.IntVar(&cfg.LogRetain, "log-retain", stamp.DefaultLogRetain,
+		"log `entries` each partition keeps below what its peer durably received (primary) or it replayed (secondary); -1 keeps the whole log")
+	fs.BoolVar(&cfg.EnableFaults, "enable-faults", false,
+		"serve the fault-injection routes (/v1/faults, faults role) and allow the --fault-* flags: drills and tests only")
+	return cfg, &faultFlags{
+		errRate:     fs.Float64("fault-error-rate", 0, "inject 503 injected_fault on this `share` [0,1] of calls (needs --enable-faults)"),
+		latency:     fs.Duration("fault-latency", 0, "inject this `delay` into every call (needs --enable-faults)"),
+		unreachable: fs.Bool("fault-unreachable", false, "close every connection without answering (needs --enable-faults)"),
+		scope:       fs.String("fault-scope", "all", "calls the --fault-* flags apply to: data, control, replication or all"),
+	}
+}
+
+// apply adds the initial fault the flags describe, if any, to cfg.
+func (f *faultFlags) apply(cfg *stamp.Config) error {
+	if *f.errRate <= 0 && *f.latency <= 0 && !*f.unreachable {
+		return nil
+	}
+	if !cfg.EnableFaults {
+		return errors.New("serve: the --fault-* flags inject faults, which takes --enable-faults (drills and tests only)")
+	}
+	cfg.Faults = append(cfg.Faults, stamp.Fault{
+		Scope: *f.scope, ErrorRate: *f.errRate, LatencyMillis: int(f.latency.Milliseconds()), Unreachable: *f.unreachable,
+	})
+	return nil
 }
 
 // registerUntilDone registers the stamp, retrying while the location service
@@ -175,6 +225,8 @@ func serveLocation(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := cli.NewFlagSet("stampd", "location", "location [--listen ADDR] [--data DIR]", stderr)
 	listen := fs.String("listen", "127.0.0.1:7100", "`address` to listen on")
 	data := fs.String("data", "", "data `dir`ectory; empty = memory mode")
+	name := fs.String("name", "location", "the service's node certificate `name`")
+	sec := securityFlags(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -184,7 +236,11 @@ func serveLocation(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("service", "location"))
-	srv, err := location.Open(location.Config{DataDir: *data, Logger: log})
+	a, tlsCfg, err := sec.server(log, "location", *name)
+	if err != nil {
+		return err
+	}
+	srv, err := location.Open(location.Config{DataDir: *data, Logger: log, Auth: a})
 	if err != nil {
 		return err
 	}
@@ -193,7 +249,7 @@ func serveLocation(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close location store", zap.Error(err))
 		}
 	}()
-	return httpServe(ctx, log, *listen, srv.Handler(), func(url string) {
+	return httpServe(ctx, log, *listen, tlsCfg, srv.Handler(), func(url string) {
 		log.Info("location service ready", zap.String("url", url), zap.String("data", *data), zap.Bool("durable", *data != ""))
 	})
 }

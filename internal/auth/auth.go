@@ -227,9 +227,10 @@ type Authenticator struct {
 	// test that proves --insecure still works, nothing else.
 	Insecure bool
 	Log      *zap.Logger
-	// Refused hears every refusal (for a metric): the reason
+	// Refused hears every refusal (for a metric): the route (the
+	// ServeMux pattern that matched, or the path), the reason
 	// ("unauthenticated" or "forbidden") and the role that was needed.
-	Refused func(reason string, role Role)
+	Refused func(route, reason string, role Role)
 	// Now is the clock certificates are checked against (nil: time.Now).
 	Now func() time.Time
 }
@@ -361,6 +362,15 @@ func (a *Authenticator) Refuse(w http.ResponseWriter, r *http.Request, role Role
 	a.refuse(w, r, http.StatusForbidden, "forbidden", role, who, msg)
 }
 
+// Route names r's route for logs and metrics: the ServeMux pattern that
+// matched it (bounded, unlike paths), or its method and path.
+func Route(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return r.Method + " " + r.URL.Path
+}
+
 func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, status int, code string, role Role,
 	who, msg string) {
 	if a.Log != nil {
@@ -369,7 +379,7 @@ func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, status in
 			zap.String("why", msg))
 	}
 	if a.Refused != nil {
-		a.Refused(code, role)
+		a.Refused(Route(r), code, role)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if status == http.StatusUnauthorized {
