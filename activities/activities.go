@@ -11,6 +11,7 @@ package activities
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"sync"
 	"time"
@@ -50,9 +51,11 @@ type Activities struct {
 	stamps map[string]*stamp.Client
 }
 
-// New returns the activities for the location service at locationURL.
-func New(locationURL string) *Activities {
-	hc := stamp.DefaultHTTPClient()
+// New returns the activities for the location service at locationURL,
+// calling it and the stamps with tlsCfg (the worker's client certificate;
+// nil: plaintext, for servers started with --insecure).
+func New(locationURL string, tlsCfg *tls.Config) *Activities {
+	hc := stamp.HTTPClient(tlsCfg)
 	return &Activities{
 		Location: location.NewClient(locationURL, hc),
 		HTTP:     hc,

@@ -39,7 +39,7 @@ func newWorld(t *testing.T) *world {
 		require.NoError(t, location.NewClient(loc.URL(), nil).RegisterStamp(context.Background(), location.Stamp{Name: name, URL: s.URL()}))
 		urls = append(urls, s.URL())
 	}
-	w := &world{acts: New(loc.URL()), src: stamp.NewClient(urls[0], nil), dst: stamp.NewClient(urls[1], nil)}
+	w := &world{acts: New(loc.URL(), nil), src: stamp.NewClient(urls[0], nil), dst: stamp.NewClient(urls[1], nil)}
 	_, err = location.Provision(context.Background(), w.acts.Location, w.src, w.dst, "stamp-a", "stamp-b", account, partitions)
 	require.NoError(t, err)
 	var s testsuite.WorkflowTestSuite

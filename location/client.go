@@ -2,13 +2,16 @@ package location
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/jsonhttp"
+	"github.com/batonhq/baton/stamp"
 )
 
 // Client calls the location service. It is safe for concurrent use. Its
@@ -22,10 +25,32 @@ type Client struct {
 // NewClient returns a client for the location service at base.
 func NewClient(base string, hc *http.Client) *Client {
 	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+		return NewTLSClient(base, nil)
 	}
 	return &Client{base: base, hc: hc}
 }
+
+// NewTLSClient is a client calling over TLS with tlsCfg (nil: plaintext);
+// its HTTP client is tuned for the stamps as well (HTTPClient).
+func NewTLSClient(base string, tlsCfg *tls.Config) *Client {
+	hc := stamp.HTTPClient(tlsCfg)
+	hc.Timeout = 30 * time.Second
+	return &Client{base: base, hc: hc}
+}
+
+// Dial is a client presenting the client certificate name in certsDir
+// (auth.ClientConfig; certsDir "": plaintext).
+func Dial(base, certsDir, name string) (*Client, error) {
+	cfg, err := auth.ClientConfig(certsDir, name)
+	if err != nil {
+		return nil, err
+	}
+	return NewTLSClient(base, cfg), nil
+}
+
+// HTTPClient is the client's HTTP client: the one a tool built for the
+// location service (its TLS and certificate) serves for the stamps too.
+func (c *Client) HTTPClient() *http.Client { return c.hc }
 
 // Base is the service's base URL.
 func (c *Client) Base() string { return c.base }

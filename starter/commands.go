@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/readiness"
@@ -31,6 +33,9 @@ import (
 // globals are the flags every command shares.
 type globals struct {
 	location  string
+	certsDir  string
+	certName  string
+	tls       *tls.Config // from certsDir and certName; nil: plaintext
 	ui        string
 	taskQueue string
 	timeout   time.Duration
@@ -45,8 +50,14 @@ func (g *globals) validate() error {
 	if g.output != "text" && g.output != "json" {
 		return fmt.Errorf("--output %q: use text or json", g.output)
 	}
-	return nil
+	var err error
+	g.tls, err = auth.ClientConfig(g.certsDir, g.certName)
+	return err
 }
+
+// loc is a client of the location service (over TLS with the client
+// certificate, given --certs-dir); its HTTP client serves for the stamps.
+func (g *globals) loc() *location.Client { return location.NewTLSClient(g.location, g.tls) }
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
@@ -93,6 +104,11 @@ on stderr whose "chain" field holds it.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.location, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"),
 		"location service base URL (env BATON_LOCATION)")
+	pf.StringVar(&g.certsDir, "certs-dir", os.Getenv(auth.EnvCertsDir),
+		"certificates directory: call the location service and the stamps over TLS with a client certificate (env "+
+			auth.EnvCertsDir+"; empty: plaintext, for services started with --insecure)")
+	pf.StringVar(&g.certName, "cert-name", envOr(auth.EnvCertName, "operator"),
+		"client certificate name in --certs-dir (env "+auth.EnvCertName+")")
 	pf.StringVar(&g.ui, "ui", envOr("TEMPORAL_UI", "http://localhost:8233"),
 		"Temporal Web UI base URL, for links (env TEMPORAL_UI)")
 	pf.StringVar(&g.taskQueue, "task-queue", workflows.TaskQueue, "Temporal task queue of Baton's workers")
@@ -312,7 +328,7 @@ worker exports the same verdict as the gauge baton_account_ready.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			return printStatus(ctx, cmd.OutOrStdout(), g, location.NewClient(g.location, nil), account.value, budget)
+			return printStatus(ctx, cmd.OutOrStdout(), g, g.loc(), account.value, budget)
 		},
 	}
 	account = addAccountArg(cmd, "account to show", false)
@@ -325,7 +341,7 @@ worker exports the same verdict as the gauge baton_account_ready.`,
 
 func printStatus(ctx context.Context, w io.Writer, g *globals, loc *location.Client, account string,
 	budget readiness.Budget) error {
-	in, v, err := probe.Check(ctx, loc, account, budget, nil)
+	in, v, err := probe.Check(ctx, loc, account, budget, loc.HTTPClient())
 	if location.IsNotFound(err) {
 		return fmt.Errorf("account %s is not known to the location service at %s: check the name", account, loc.Base())
 	}

@@ -113,6 +113,8 @@ func TestDocCheckRefusesWhatTheProgramsRefuse(t *testing.T) {
 		"baton plan validat examples/plans/shop.yaml",
 		"stampd serve --nam stamp-a &",
 		"stampd serv --name stamp-a",
+		"stampd certs create-node stamp-a --hots h",
+		"stampd certs init --dir certs extra",
 		"load run --rate fast",
 		"bin/worker --location http://x stray",
 		"go run ./cmd/demo --exit=maybe",
@@ -139,6 +141,8 @@ func TestDocCheckRefusesWhatTheProgramsRefuse(t *testing.T) {
 		`unknown command "validat"`,
 		"flag provided but not defined: -nam",
 		`no subcommand "serv"`,
+		"flag provided but not defined: -hots",
+		`unexpected argument "extra"`,
 		`invalid value "fast" for flag -rate`,
 		`unexpected argument "stray"`,
 		`invalid boolean value "maybe"`,
@@ -146,7 +150,7 @@ func TestDocCheckRefusesWhatTheProgramsRefuse(t *testing.T) {
 	} {
 		require.Contains(t, all, want)
 	}
-	require.Len(t, errs, 11, all)
+	require.Len(t, errs, 13, all)
 
 	// And what they take.
 	good := strings.Join([]string{
@@ -567,6 +571,9 @@ func sampleOf(typ string) string {
 type flagTool struct {
 	name string
 	sets map[string][]flagDef
+	// named: the subcommands whose synopsis starts with a NAME argument
+	// (stampd certs create-node NAME ...).
+	named map[string]bool
 }
 
 type flagDef struct{ name, kind string }
@@ -612,7 +619,7 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 	if err != nil {
 		return nil, err
 	}
-	tool := &flagTool{name: name, sets: map[string][]flagDef{}}
+	tool := &flagTool{name: name, sets: map[string][]flagDef{}, named: map[string]bool{}}
 	str := func(e ast.Expr) (string, bool) {
 		lit, ok := e.(*ast.BasicLit)
 		if !ok || lit.Kind != token.STRING {
@@ -658,8 +665,9 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 								}
 							case *ast.SelectorExpr: // flag.NewFlagSet("worker", ...), cli.NewFlagSet("stampd", "serve", ...)
 								x, _ := fun.X.(*ast.Ident)
-								if x != nil && x.Name == "cli" && fun.Sel.Name == "NewFlagSet" && len(call.Args) > 1 {
+								if x != nil && x.Name == "cli" && fun.Sel.Name == "NewFlagSet" && len(call.Args) > 2 {
 									if s, ok := str(call.Args[1]); ok {
+										s = tool.subcommand(call, s, str)
 										sets[id.Name] = s
 										tool.sets[s] = tool.sets[s]
 									}
@@ -738,6 +746,25 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 	return tool, nil
 }
 
+// subcommand names the flag set cli.NewFlagSet(prog, sub, synopsis) makes:
+// sub, or "group sub" for a program "stampd group" (the group is a
+// subcommand too, for mentions); a synopsis "sub NAME ..." marks it named.
+func (tool *flagTool) subcommand(call *ast.CallExpr, sub string, str func(ast.Expr) (string, bool)) string {
+	if prog, ok := str(call.Args[0]); ok {
+		if _, group, nested := strings.Cut(prog, " "); nested {
+			tool.sets[group] = tool.sets[group]
+			sub = group + " " + sub
+		}
+	}
+	if syn, ok := str(call.Args[2]); ok {
+		if w := strings.Fields(syn); len(w) > 1 && w[1] == strings.ToUpper(w[1]) && !strings.HasPrefix(w[1], "-") &&
+			!strings.HasPrefix(w[1], "[") {
+			tool.named[sub] = true
+		}
+	}
+	return sub
+}
+
 // helperSet prefixes the flags a helper defines on its *flag.FlagSet
 // parameter, until they are lent to the sets passed to it.
 const helperSet = "\x00helper:"
@@ -775,6 +802,14 @@ func (tool *flagTool) check(args []string, mention bool) error {
 		sub, args = args[0], args[1:]
 		if _, ok := tool.sets[sub]; !ok {
 			return fmt.Errorf("%s: no subcommand %q (it has %v)", tool.name, sub, slices.Sorted(maps.Keys(tool.sets)))
+		}
+		if len(args) > 0 {
+			if _, ok := tool.sets[sub+" "+args[0]]; ok {
+				sub, args = sub+" "+args[0], args[1:]
+			}
+		}
+		if tool.named[sub] && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			args = args[1:]
 		}
 	}
 	if mention && len(args) == 0 {

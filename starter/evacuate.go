@@ -207,7 +207,7 @@ func inEvacuationFlags(err error) error {
 func checkStamp(ctx context.Context, g *globals, name string) (note string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	loc := location.NewClient(g.location, nil)
+	loc := g.loc()
 	stamps, err := loc.Stamps(ctx)
 	if err != nil {
 		return fmt.Sprintf("note: could not check that %s is a registered stamp (location service at %s: %v)",

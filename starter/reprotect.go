@@ -153,7 +153,7 @@ A count goes to stderr, so stdout is only the JSON lines.`,
   baton recovered acct-1 --stamp stamp-a`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return printRecovered(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(),
-				location.NewClient(g.location, nil), account.value, stampName)
+				g.loc(), account.value, stampName)
 		},
 	}
 	account = addAccountArg(cmd, "account whose recovered writes to print", false)
@@ -196,7 +196,7 @@ func printRecovered(ctx context.Context, out, errw io.Writer, loc *location.Clie
 	}
 	enc := json.NewEncoder(out)
 	n := 0
-	err = stamp.NewClient(url, nil).Recovered(ctx, account, func(e stamp.RecoveredEntry) error {
+	err = stamp.NewClient(url, loc.HTTPClient()).Recovered(ctx, account, func(e stamp.RecoveredEntry) error {
 		n++
 		return enc.Encode(recoveredLine{Key: e.Key, Value: e.Value, LSN: e.LSN, Partition: e.Partition,
 			Epoch: e.Epoch, Op: e.Op, RecoveredAt: e.RecoveredAt})

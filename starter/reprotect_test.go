@@ -212,7 +212,7 @@ func TestReprotectAndFailBack(t *testing.T) {
 	s := startStamps(t)
 	const queue = "baton-starter-test"
 	w := worker.New(c, queue, worker.Options{})
-	acts := activities.New(s.url)
+	acts := activities.New(s.url, nil)
 	acts.Temporal = c
 	register.WorkflowsAndActivities(w, acts)
 	require.NoError(t, w.Start())

@@ -155,7 +155,7 @@ func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string
 	}
 	defer c.Close()
 	o.Client = c
-	loc := location.NewClient(g.location, nil)
+	loc := g.loc()
 	// The maintenance switches hold alerts about what they cover.
 	o.Fleet = loc
 	if checkAccounts {

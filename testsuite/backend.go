@@ -72,7 +72,7 @@ func (c *Cluster) startWorkers() error {
 		if i > 0 {
 			name = "worker-" + strconv.Itoa(i+1)
 		}
-		args := []string{"--location", c.LocationURL, "--log-format", "json"}
+		args := append([]string{"--location", c.LocationURL, "--log-format", "json"}, c.clientArgs(CertWorker)...)
 		if c.Opts.WorkerMetrics {
 			port, err := FreePort()
 			if err != nil {

@@ -88,7 +88,7 @@ func TestBadInputAtEveryEntryPoint(t *testing.T) {
 			req, err := http.NewRequestWithContext(ctx, tt.method, a+tt.path, bytes.NewReader(body))
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := c.HTTP().Do(req)
 			require.NoError(t, err)
 			defer resp.Body.Close()
 			var msg bytes.Buffer

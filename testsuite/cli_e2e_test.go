@@ -17,7 +17,7 @@ import (
 func baton(ctx context.Context, t *testing.T, c *Cluster, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, c.Bin.Baton, args...)
-	cmd.Env = append(cmd.Environ(), "TEMPORAL_ADDRESS="+c.Temporal.HostPort, "TEMPORAL_NAMESPACE=default", "BATON_LOCATION="+c.LocationURL)
+	cmd.Env = append(cmd.Environ(), c.CLIEnv()...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

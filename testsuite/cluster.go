@@ -2,6 +2,7 @@ package testsuite
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,10 @@ type Options struct {
 	WorkerMetrics bool
 	// Progress hears what the harness is doing (nil = silent).
 	Progress io.Writer
+	// Insecure runs the services in plaintext without authentication
+	// (stampd --insecure), to prove that path still works; by default
+	// everything speaks mutual TLS with certificates made in Dir/certs.
+	Insecure bool
 }
 
 // Cluster is a real Temporal dev server, a location service, two stamps
@@ -78,6 +83,10 @@ type Cluster struct {
 	StampURLs   map[string]string
 	Client      client.Client
 	Loc         *location.Client
+	// CertsDir holds the cluster's CA and certificates (makeCerts); TLS is
+	// how the tests call (every role). Both empty with Options.Insecure.
+	CertsDir string
+	TLS      *tls.Config
 }
 
 // Start builds what is needed and starts everything, in dependency order.
@@ -107,17 +116,22 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 
 	c.say("starting the location service and two stamps")
+	if !o.Insecure {
+		if err := c.makeCerts(); err != nil {
+			return c, err
+		}
+	}
 	port, err := FreePort()
 	if err != nil {
 		return c, err
 	}
-	c.LocationURL = "http://" + addr(port)
+	c.LocationURL = c.scheme() + addr(port)
+	c.Loc = location.NewTLSClient(c.LocationURL, c.TLS)
 	c.Location = &Process{Name: "location", Path: c.Bin.Stampd, Log: logPath(o.Dir, "location"),
-		Args: []string{"location", "--insecure", "--listen", addr(port), "--data", c.dataDir("location")}}
+		Args: append([]string{"location", "--listen", addr(port), "--data", c.dataDir("location")}, c.serverArgs()...)}
 	if err := c.startHTTP(ctx, c.Location, c.LocationURL+"/v1/stamps"); err != nil {
 		return c, err
 	}
-	c.Loc = location.NewClient(c.LocationURL, nil)
 	for _, name := range []string{StampA, StampB} {
 		if err := c.startStamp(ctx, name); err != nil {
 			return c, err
@@ -148,7 +162,7 @@ func (c *Cluster) startHTTP(ctx context.Context, p *Process, readyURL string) er
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := WaitHTTP(wctx, readyURL, p); err != nil {
+	if err := WaitHTTPWith(wctx, c.HTTP(), readyURL, p); err != nil {
 		return fmt.Errorf("%s not ready: %w", p.Name, err)
 	}
 	return nil
@@ -159,7 +173,7 @@ func (c *Cluster) startStamp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	url := "http://" + addr(port)
+	url := c.scheme() + addr(port)
 	data := ""
 	if c.Opts.Durable {
 		data = c.dataDir(name)
@@ -167,9 +181,10 @@ func (c *Cluster) startStamp(ctx context.Context, name string) error {
 			return fmt.Errorf("create %s: %w", data, err)
 		}
 	}
-	// Plaintext, and fault injection on: the tests strike the stamps.
-	args := []string{"serve", "--name", name, "--insecure", "--enable-faults", "--listen", addr(port), "--data", data,
+	// Fault injection on: the tests strike the stamps.
+	args := []string{"serve", "--name", name, "--enable-faults", "--listen", addr(port), "--data", data,
 		"--location", c.LocationURL}
+	args = append(args, c.serverArgs()...)
 	if c.Opts.ReplicationBatch > 0 {
 		args = append(args, "--replication-batch", strconv.Itoa(c.Opts.ReplicationBatch))
 	}
@@ -203,7 +218,7 @@ func (c *Cluster) startStamp(ctx context.Context, name string) error {
 
 // StampClient is a client for the named stamp.
 func (c *Cluster) StampClient(name string) *stamp.Client {
-	return stamp.NewClient(c.StampURLs[name], nil)
+	return stamp.NewClient(c.StampURLs[name], c.HTTP())
 }
 
 // Provision creates an account with its primary on stamp-a, replicating to
@@ -241,7 +256,7 @@ func (c *Cluster) RestartStamp(ctx context.Context, name string) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return WaitHTTP(wctx, c.StampURLs[name]+"/v1/health", p)
+	return WaitHTTPWith(wctx, c.HTTP(), c.StampURLs[name]+"/v1/health", p)
 }
 
 // Close stops everything, worker first.

@@ -146,11 +146,17 @@ func FreePort() (int, error) {
 
 // WaitHTTP polls url until it answers 200 or ctx ends.
 func WaitHTTP(ctx context.Context, url string, p *Process) error {
+	return WaitHTTPWith(ctx, http.DefaultClient, url, p)
+}
+
+// WaitHTTPWith is WaitHTTP calling with hc (e.g. over TLS with a client
+// certificate).
+func WaitHTTPWith(ctx context.Context, hc *http.Client, url string, p *Process) error {
 	return Poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		if p != nil && !p.Running() {
 			return false, fmt.Errorf("%s exited before it was ready: see %s", p.Name, p.Log)
 		}
-		resp, err := http.Get(url)
+		resp, err := hc.Get(url)
 		if err != nil {
 			return false, nil
 		}

@@ -91,7 +91,7 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	whURL := "http://" + addr(whPort)
 	wh := &Process{Name: "webhook", Path: c.Bin.Baton, Log: logPath(dir, "webhook"),
 		Args: []string{"webhook", "--listen", addr(whPort), "--config", cfg, "--token-file", token, "--location", c.LocationURL},
-		Env:  []string{"TEMPORAL_ADDRESS=" + c.Temporal.HostPort, "TEMPORAL_NAMESPACE=default"}}
+		Env:  c.CLIEnv()}
 	require.NoError(t, c.startHTTP(ctx, wh, whURL+"/healthz"))
 	t.Cleanup(func() { wh.Stop(10 * time.Second) })
 	require.NoError(t, WaitHTTP(ctx, whURL+"/readyz", wh), "the receiver reaches Temporal")

@@ -15,7 +15,7 @@ import (
 
 // AuditConfig tunes Audit; the zero value is fine.
 type AuditConfig struct {
-	// HTTPClient is used for stamp reads (default stamp.DefaultHTTPClient()).
+	// HTTPClient is used for stamp reads (default: the location client's).
 	HTTPClient *http.Client
 	// BatchSize is the number of keys per read call (default and max 5000).
 	BatchSize int
@@ -123,7 +123,7 @@ func Audit(ctx context.Context, loc *location.Client, account string, acks []Ack
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = stamp.DefaultHTTPClient()
+		hc = loc.HTTPClient() // the caller's TLS and certificate serve for the stamps too
 	}
 	rep := AuditReport{Account: account, Acks: len(acks), SplitBrain: CheckSplitBrain(acks)}
 

@@ -47,7 +47,7 @@ type Config struct {
 	Workers int
 	// RunID prefixes every key so runs never collide (default: random).
 	RunID string
-	// HTTPClient is used for stamp calls (default stamp.DefaultHTTPClient()).
+	// HTTPClient is used for stamp calls (default: the Location client's).
 	HTTPClient *http.Client
 	// MaxBackoff bounds the pause between retries of one write (default 100ms).
 	MaxBackoff time.Duration
@@ -145,8 +145,8 @@ func New(cfg Config) *Generator {
 		cfg.RunID = "r" + hex.EncodeToString(b[:])
 	}
 	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = stamp.DefaultHTTPClient()
+	if hc == nil && cfg.Location != nil {
+		hc = cfg.Location.HTTPClient()
 	}
 	log := cfg.Logger
 	if log == nil {

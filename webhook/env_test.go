@@ -146,7 +146,7 @@ func startEnv() (*tenv, error) {
 		e.stamp[name] = stamp.NewClient(s.URL(), nil)
 	}
 	w := worker.New(c, testTaskQueue, worker.Options{})
-	register.WorkflowsAndActivities(w, activities.New(locSrv.URL()))
+	register.WorkflowsAndActivities(w, activities.New(locSrv.URL(), nil))
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start the worker: %w", err)
 	}

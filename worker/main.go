@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/metrics"
@@ -28,8 +30,20 @@ import (
 	"github.com/batonhq/baton/internal/register"
 	"github.com/batonhq/baton/internal/temporalclient"
 	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/stamp"
 	"github.com/batonhq/baton/workflows"
 )
+
+// clientTLS is how the worker calls the location service and the stamps:
+// its client certificate, or plaintext (said loudly) without --certs-dir.
+func clientTLS(zl *zap.Logger, dir, name string) (*tls.Config, error) {
+	cfg, err := auth.ClientConfig(dir, name)
+	if err == nil && cfg == nil {
+		zl.Warn("INSECURE: calling the location service and the stamps in plaintext without a certificate; " +
+			"pass --certs-dir (or " + auth.EnvCertsDir + ") outside tests")
+	}
+	return cfg, err
+}
 
 func main() { cli.Exit("worker", run(os.Args[1:])) }
 
@@ -48,6 +62,11 @@ Flags:
 		fs.PrintDefaults()
 	}
 	locationURL := fs.String("location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
+	certsDir := fs.String("certs-dir", os.Getenv(auth.EnvCertsDir),
+		"certificates `dir`ectory: call the location service and the stamps over TLS with a client certificate "+
+			"(env "+auth.EnvCertsDir+"; empty: plaintext, for services started with --insecure)")
+	certName := fs.String("cert-name", envOr(auth.EnvCertName, "worker"),
+		"client certificate `name` in --certs-dir, with the control, admin and data roles (env "+auth.EnvCertName+")")
 	taskQueue := fs.String("task-queue", workflows.TaskQueue, "task queue to poll")
 	maxActivities := fs.Int("max-concurrent-activities", 200, "activities run at once")
 	maxWorkflowTasks := fs.Int("max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
@@ -76,6 +95,10 @@ Flags:
 		return err
 	}
 	defer func() { _ = zl.Sync() }()
+	tlsCfg, err := clientTLS(zl, *certsDir, *certName)
+	if err != nil {
+		return err
+	}
 
 	opts, err := temporalclient.OptionsFromEnv(zl)
 	if err != nil {
@@ -99,7 +122,7 @@ Flags:
 		zl.Info("serving metrics", zap.String("url", "http://"+bound+"/metrics"))
 		if *readyEvery > 0 {
 			r, err := metrics.NewReadiness(m.Registry, metrics.ReadinessOptions{
-				Location: location.NewClient(*locationURL, nil), Interval: *readyEvery, MaxAccounts: *readyMax,
+				Location: location.NewTLSClient(*locationURL, tlsCfg), HTTPClient: stamp.HTTPClient(tlsCfg), Interval: *readyEvery, MaxAccounts: *readyMax,
 				Budget: readiness.Budget{MaxLagOps: *readyMaxLag, MaxRPO: *readyMaxRPO}, Logger: zl,
 			})
 			if err != nil {
@@ -127,7 +150,7 @@ Flags:
 		MaxConcurrentActivityTaskPollers:       *pollers,
 		MaxConcurrentWorkflowTaskPollers:       *pollers,
 	})
-	acts := activities.New(*locationURL)
+	acts := activities.New(*locationURL, tlsCfg)
 	acts.Temporal = c // a reprotect asks whether a failover of the account runs
 	register.WorkflowsAndActivities(w, acts)
 

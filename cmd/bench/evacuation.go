@@ -335,8 +335,7 @@ func (s evacuationScenario) shellLoop(ctx context.Context, out io.Writer, c *tes
 		g.Go(func() error {
 			cmd := exec.CommandContext(gctx, c.Bin.Baton, "failover", name, "--to", testsuite.StampB, "--wait",
 				"--reason", "shell loop", "--output", "json")
-			cmd.Env = append(cmd.Environ(), "TEMPORAL_ADDRESS="+c.Temporal.HostPort, "TEMPORAL_NAMESPACE=default",
-				"BATON_LOCATION="+c.LocationURL)
+			cmd.Env = append(cmd.Environ(), c.CLIEnv()...)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				mu.Lock()
 				failed = append(failed, fmt.Sprintf("%s: %v: %s", name, err, b))

@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/batonhq/baton/internal/cli"
-	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/traffic"
 )
 
@@ -78,7 +77,7 @@ func newLogger(verbose bool) (*zap.Logger, error) {
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("load", "run", "run --location URL --account A [options]", stderr)
-	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
+	dial := locationFlags(fs)
 	account := fs.String("account", "", "account `name` (required)")
 	rate := fs.Float64("rate", 1000, "new keys per `second` across all workers; 0 = as fast as possible")
 	workers := fs.Int("workers", 16, "concurrent `writers`")
@@ -101,7 +100,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer func() { _ = log.Sync() }()
 
-	lc := location.NewClient(*loc, nil)
+	lc, err := dial()
+	if err != nil {
+		return err
+	}
 	cfg := traffic.Config{Location: lc, Account: *account, Rate: *rate, Workers: *workers, RunID: *runID, Logger: log}
 	var bw *bufio.Writer
 	if *out != "" {
@@ -235,7 +237,7 @@ func sortedKeys(m map[string]int64) []string {
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("load", "audit", "audit --location URL --account A --acks FILE", stderr)
-	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
+	dial := locationFlags(fs)
 	account := fs.String("account", "", "account `name` (required)")
 	acksPath := fs.String("acks", "acks.jsonl", "ack `file` written by load run --out")
 	list := fs.Int("list", 20, "list at most this many lost or changed `keys`")
@@ -259,7 +261,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep, err := traffic.Audit(ctx, location.NewClient(*loc, nil), *account, acks, traffic.AuditConfig{ListLimit: *list})
+	lc, err := dial()
+	if err != nil {
+		return err
+	}
+	rep, err := traffic.Audit(ctx, lc, *account, acks, traffic.AuditConfig{ListLimit: *list})
 	if err != nil {
 		return err
 	}

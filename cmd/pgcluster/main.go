@@ -86,8 +86,8 @@ func run(args []string, out io.Writer) error {
 		for i, w := range c.Workers {
 			fmt.Fprintf(out, "  %-16s pid %d, metrics %s\n", w.Name, w.PID(), c.WorkerMetricsURLs[i])
 		}
-		fmt.Fprintf(out, "the baton CLI against it:\n  export TEMPORAL_ADDRESS=%s TEMPORAL_NAMESPACE=default BATON_LOCATION=%s\n",
-			c.Server.HostPort, c.LocationURL)
+		fmt.Fprintf(out, "the baton CLI against it (over mutual TLS, as the operator):\n  export %s\n",
+			strings.Join(c.CLIEnv(), " "))
 
 		if *failover {
 			if err := failoverUnderTraffic(ctx, out, c, *account, *partitions, *rate, *latency, *kill); err != nil {

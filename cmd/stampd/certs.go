@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,10 +18,13 @@ import (
 const certsUsage = `stampd certs creates the certificates of a Baton cluster (docs/SECURITY.md).
 
 Usage:
+  stampd certs init          [--node NAME]... [--client NAME=ROLE[,ROLE]]... [--dir DIR]
   stampd certs create-ca     [--dir DIR] [--lifetime D]
   stampd certs create-node   NAME [--host H]... [--dir DIR] [--lifetime D]
   stampd certs create-client NAME --roles ROLE[,ROLE] [--dir DIR] [--lifetime D]
 
+init           the CA and every --node and --client certificate that DIR lacks
+               yet (what exists is kept): a cluster's certificates in one step
 create-ca      a new CA (ca.crt, ca.key) that signs every certificate below
 create-node    a stamp's (or the location service's) certificate: it serves as
                NAME (and every --host) and calls its peers as NAME
@@ -43,6 +48,7 @@ func certs(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "CA written to %s\n", *dir)
 			return nil
 		},
+		"init":          func(_ context.Context, args []string) error { return initCerts(args, stdout, stderr) },
 		"create-node":   func(_ context.Context, args []string) error { return createNode(args, stdout, stderr) },
 		"create-client": func(_ context.Context, args []string) error { return createClient(args, stdout, stderr) },
 	})
@@ -110,5 +116,54 @@ func createClient(args []string, stdout, stderr io.Writer) error {
 	}
 	f := auth.ClientFiles(*dir, name)
 	fmt.Fprintf(stdout, "client certificate of %s (%s) written to %s (key %s)\n", name, *roleList, f.Cert, f.Key)
+	return nil
+}
+
+// initCerts creates what dir lacks of the CA and the named certificates.
+func initCerts(args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("stampd certs", "init", "init [--node NAME]... [--client NAME=ROLE[,ROLE]]...", stderr)
+	dir, _ := certFlags(fs, auth.CertLifetime)
+	var nodes, clients hosts
+	fs.Var(&nodes, "node", "a node certificate `name` to create if missing (repeatable; it serves as that host name)")
+	fs.Var(&clients, "client", "a client certificate `NAME=ROLE[,ROLE]` to create if missing (repeatable)")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	made := 0
+	create := func(f auth.Files, what string, mk func() error) error {
+		if _, err := os.Stat(f.Key); err == nil {
+			return nil
+		}
+		if err := mk(); err != nil {
+			return fmt.Errorf("init: %s: %w", what, err)
+		}
+		made++
+		fmt.Fprintf(stdout, "created %s (%s)\n", what, f.Cert)
+		return nil
+	}
+	ca := auth.Files{Key: filepath.Join(*dir, auth.CAKey), Cert: filepath.Join(*dir, auth.CACert)}
+	if err := create(ca, "the CA", func() error { return auth.CreateCA(*dir, auth.CALifetime) }); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		err := create(auth.NodeFiles(*dir, n), "node "+n, func() error { return auth.CreateNode(*dir, n, nil, auth.CertLifetime) })
+		if err != nil {
+			return err
+		}
+	}
+	for _, c := range clients {
+		name, list, ok := strings.Cut(c, "=")
+		roles, err := auth.ParseRoles(list)
+		if !ok || err != nil {
+			return fmt.Errorf("init: --client %q: want NAME=ROLE[,ROLE] with roles of %s", c, auth.RoleList())
+		}
+		err = create(auth.ClientFiles(*dir, name), "client "+name, func() error {
+			return auth.CreateClient(*dir, name, roles, auth.CertLifetime)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "%s: %d certificate(s) created, the others kept\n", *dir, made)
 	return nil
 }

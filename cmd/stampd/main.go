@@ -262,7 +262,7 @@ func printJSON(w io.Writer, v any) error {
 
 func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("stampd", "register", "register --location URL --name NAME --url URL", stderr)
-	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
+	dial := adminFlags(fs)
 	name := fs.String("name", "", "stamp `name` (required)")
 	u := fs.String("url", "", "stamp base `URL`, e.g. http://127.0.0.1:7101 (required)")
 	if err := cli.Parse(fs, args); err != nil {
@@ -273,7 +273,11 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("register: --name and --url are required")
 	}
 	s := location.Stamp{Name: *name, URL: strings.TrimRight(*u, "/")}
-	if err := location.NewClient(*loc, nil).RegisterStamp(ctx, s); err != nil {
+	lc, err := dial()
+	if err != nil {
+		return err
+	}
+	if err := lc.RegisterStamp(ctx, s); err != nil {
 		return fmt.Errorf("register %s: %w", *name, err)
 	}
 	return printJSON(stdout, s)
@@ -281,7 +285,7 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func provision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("stampd", "provision", "provision --location URL --account A --partitions N --primary NAME --secondary NAME", stderr)
-	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
+	dial := adminFlags(fs)
 	account := fs.String("account", "", "account `name`, [a-z0-9-]{1,63} (required)")
 	partitions := fs.Int("partitions", 16, "number of `partitions`, 1..65536")
 	primary := fs.String("primary", "", "primary stamp `name`, registered in the location service (required)")
@@ -293,7 +297,10 @@ func provision(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errors.New("provision: --account, --primary and --secondary are required")
 	}
-	lc := location.NewClient(*loc, nil)
+	lc, err := dial()
+	if err != nil {
+		return err
+	}
 	stamps, err := lc.Stamps(ctx)
 	if err != nil {
 		return fmt.Errorf("provision: list stamps: %w", err)
@@ -304,11 +311,11 @@ func provision(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	for _, n := range []string{*primary, *secondary} {
 		if urls[n] == "" {
-			return fmt.Errorf("provision: stamp %s is not registered in %s; start it with --location or run stampd register", n, *loc)
+			return fmt.Errorf("provision: stamp %s is not registered in %s; start it with --location or run stampd register", n, lc.Base())
 		}
 	}
 	a, err := location.Provision(ctx, lc,
-		stamp.NewClient(urls[*primary], nil), stamp.NewClient(urls[*secondary], nil),
+		stamp.NewClient(urls[*primary], lc.HTTPClient()), stamp.NewClient(urls[*secondary], lc.HTTPClient()),
 		*primary, *secondary, *account, *partitions)
 	if err != nil {
 		return err

@@ -109,3 +109,29 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
+
+// TestCertsInitKeepsWhatExists: certs init creates the CA and the named
+// certificates once; run again it creates nothing and keeps the CA.
+func TestCertsInitKeepsWhatExists(t *testing.T) {
+	dir := t.TempDir()
+	args := strings.Fields("certs init --dir " + dir + " --node stamp-a --client worker=control,admin,data")
+	var out bytes.Buffer
+	if err := run(args, &out, &out); err != nil || !strings.Contains(out.String(), "3 certificate(s) created") {
+		t.Fatalf("first init: %v\n%s", err, out.String())
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, auth.CACert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(args, &out, &out); err != nil || !strings.Contains(out.String(), "0 certificate(s) created") {
+		t.Fatalf("second init: %v\n%s", err, out.String())
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, auth.CACert)); !bytes.Equal(ca, again) {
+		t.Fatal("a second init replaced the CA")
+	}
+	if err := run(strings.Fields("certs init --dir "+dir+" --client ops=root"), &out, &out); err == nil ||
+		!strings.Contains(err.Error(), "NAME=ROLE") {
+		t.Fatalf("a client with an unknown role: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -387,4 +388,30 @@ func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, status in
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+}
+
+// The environment a tool reads its client certificate from (when its
+// --certs-dir and --cert-name flags are not given).
+const (
+	EnvCertsDir = "BATON_CERTS_DIR"
+	EnvCertName = "BATON_CERT_NAME"
+)
+
+// ClientConfig is the TLS of a client presenting the certificate name in
+// dir (ClientFiles; "" presents none, trusting dir's CA only). dir ""
+// means plaintext: nil, for servers started with --insecure.
+func ClientConfig(dir, name string) (*tls.Config, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	f := Files{CA: filepath.Join(dir, CACert)}
+	if name != "" {
+		f = ClientFiles(dir, name)
+	}
+	cfg, err := ClientTLS(f)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate %q in %s (stampd certs create-client %s --dir %s): %w",
+			name, dir, name, dir, err)
+	}
+	return cfg, nil
 }
