@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/internal/auth"
+	"github.com/batonhq/baton/internal/auth/authtest"
 )
 
 // The benchmarks run on a durable DataDir (real fsync) unless noted.
@@ -20,19 +23,44 @@ var benchValue = strings.Repeat("v", 100)
 // BenchmarkWrite measures acknowledged writes/s through HTTP on one durable
 // stamp: single PUTs from many concurrent clients, and batches of 100 ops
 // ("batching on").
-func BenchmarkWrite(b *testing.B) {
+func BenchmarkWrite(b *testing.B) { benchWrites(b, false) }
+
+// BenchmarkWriteTLS is BenchmarkWrite over mutual TLS with authentication
+// (the default since issue 15).
+func BenchmarkWriteTLS(b *testing.B) { benchWrites(b, true) }
+
+func benchWrites(b *testing.B, secure bool) {
 	for _, parts := range []int{1, 1000} {
 		for _, batch := range []int{1, 100} {
 			b.Run(fmt.Sprintf("partitions=%d/batch=%d", parts, batch), func(b *testing.B) {
-				benchWrite(b, parts, batch)
+				benchWrite(b, parts, batch, secure)
 			})
 		}
 	}
 }
 
-func benchWrite(b *testing.B, parts, batch int) {
-	l := startLocal(b, Config{Name: "bench", DataDir: b.TempDir()})
-	c := NewClient(l.URL(), nil)
+// benchServer serves a durable-or-not stamp for a benchmark, over mutual
+// TLS with authentication when secure, and returns it with a client that
+// holds every role.
+func benchServer(b *testing.B, cfg Config, secure bool) (*Server, *Client) {
+	b.Helper()
+	if !secure {
+		l := startLocal(b, cfg)
+		return l.Server, NewClient(l.URL(), nil)
+	}
+	f := authtest.New(b)
+	f.AddNode(cfg.Name)
+	f.AddClient("bench", auth.Roles...)
+	cfg.Auth = f.Authenticator()
+	srv, err := Open(cfg)
+	must(b, err)
+	b.Cleanup(func() { srv.Close() }) // runs after the listener's cleanup, registered next
+	url := f.Serve(cfg.Name, srv.Handler())
+	return srv, NewClient(url, HTTPClient(f.TLS("bench")))
+}
+
+func benchWrite(b *testing.B, parts, batch int, secure bool) {
+	_, c := benchServer(b, Config{Name: "bench", DataDir: b.TempDir()}, secure)
 	ctx := context.Background()
 	// The peer does not exist: this measures the stamp alone; the shipper
 	// backs off in the background.
@@ -137,20 +165,25 @@ func loadWrites(b *testing.B, c *Client, acct string, n int) {
 // unreplayed entries on a durable, unthrottled secondary: from the call
 // until its long poll answers done. The entries are put straight into the
 // secondary's log, as a shipment would, without waking the replayer.
-func BenchmarkFlushReplay(b *testing.B) {
+func BenchmarkFlushReplay(b *testing.B) { benchFlushReplays(b, false) }
+
+// BenchmarkFlushReplayTLS is BenchmarkFlushReplay called over mutual TLS
+// with authentication.
+func BenchmarkFlushReplayTLS(b *testing.B) { benchFlushReplays(b, true) }
+
+func benchFlushReplays(b *testing.B, secure bool) {
 	const pending = 100000
 	for _, parts := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("ops=100000/partitions=%d", parts), func(b *testing.B) {
 			var total time.Duration
 			for range b.N {
 				b.StopTimer()
-				l := startLocal(b, Config{Name: "replay", DataDir: b.TempDir()})
-				c := NewClient(l.URL(), nil)
+				srv, c := benchServer(b, Config{Name: "replay", DataDir: b.TempDir()}, secure)
 				ctx := context.Background()
 				must(b, c.CreateAccount(ctx, AccountSpec{Account: "r", Partitions: parts, Role: RoleSecondary, Epoch: 1}))
-				a, err := l.Server.account("r")
+				a, err := srv.account("r")
 				must(b, err)
-				preloadReceived(b, l.Server, a, pending)
+				preloadReceived(b, srv, a, pending)
 				b.StartTimer()
 				start := time.Now()
 				res, err := c.FlushReplay(ctx, "r", ControlRequest{All: true, WaitMillis: 600000})
@@ -162,7 +195,7 @@ func BenchmarkFlushReplay(b *testing.B) {
 						b.Fatalf("partition %d not replayed: %+v", r.Partition, r)
 					}
 				}
-				l.Close()
+				must(b, srv.Close()) // the cleanup closes it again, harmlessly
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/flush")
 		})

@@ -75,6 +75,12 @@ func (f *Fixture) AddNode(name string) auth.Files {
 	return auth.NodeFiles(f.Dir, name)
 }
 
+// AddClient creates the client certificate of name with roles.
+func (f *Fixture) AddClient(name string, roles ...auth.Role) {
+	f.t.Helper()
+	f.must(auth.CreateClient(f.Dir, name, roles, time.Hour))
+}
+
 // Authenticator checks callers against the fixture's CA.
 func (f *Fixture) Authenticator() *auth.Authenticator {
 	f.t.Helper()
