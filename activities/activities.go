@@ -43,6 +43,9 @@ type Activities struct {
 	Location *location.Client
 	// HTTP is shared by every stamp client.
 	HTTP *http.Client
+	// ActionHTTP calls applications' endpoints for a plan's HTTP steps
+	// (nil: a plain client with the system's CAs).
+	ActionHTTP *http.Client
 	// Temporal, when set, lets a reprotect check that no failover of the
 	// account runs and read what the last one reported.
 	Temporal client.Client

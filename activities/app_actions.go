@@ -141,8 +141,8 @@ type HTTPResult struct {
 	Millis int64
 }
 
-// actionHTTP is the client of component HTTP actions; the activity's
-// context bounds each call.
+// actionHTTP is the default client of component HTTP actions
+// (Activities.ActionHTTP); the activity's context bounds each call.
 var actionHTTP = &http.Client{}
 
 // CallHTTP calls a component's endpoint and checks the answer's status. A
@@ -173,8 +173,12 @@ func (a *Activities) CallHTTP(ctx context.Context, in HTTPInput) (HTTPResult, er
 	for k, v := range in.Headers {
 		req.Header.Set(k, v)
 	}
+	hc := a.ActionHTTP
+	if hc == nil {
+		hc = actionHTTP
+	}
 	t0 := time.Now()
-	resp, err := actionHTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return HTTPResult{}, fmt.Errorf("%s: %s %s: %w", in.Step, method, in.URL, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,6 +44,17 @@ func clientTLS(zl *zap.Logger, dir, name string) (*tls.Config, error) {
 			"pass --certs-dir (or " + auth.EnvCertsDir + ") outside tests")
 	}
 	return cfg, err
+}
+
+// appHTTP is the client of a plan's HTTP steps: with certificates it
+// trusts the cluster's CA besides the system's and presents the worker's
+// certificate (a stamp's health is such a step); nil otherwise.
+func appHTTP(dir, name string) (*http.Client, error) {
+	cfg, err := auth.AppClientConfig(dir, name)
+	if cfg == nil || err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
 func main() { cli.Exit("worker", run(os.Args[1:])) }
@@ -151,6 +163,9 @@ Flags:
 		MaxConcurrentWorkflowTaskPollers:       *pollers,
 	})
 	acts := activities.New(*locationURL, tlsCfg)
+	if acts.ActionHTTP, err = appHTTP(*certsDir, *certName); err != nil {
+		return err
+	}
 	acts.Temporal = c // a reprotect asks whether a failover of the account runs
 	register.WorkflowsAndActivities(w, acts)
 

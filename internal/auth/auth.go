@@ -415,3 +415,27 @@ func ClientConfig(dir, name string) (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// AppClientConfig is ClientConfig for calls to applications' own endpoints
+// (a plan's HTTP steps): it trusts the system's CAs as well as dir's, so a
+// public endpoint and one signed by the cluster's CA both verify, and it
+// presents the certificate to a server that asks for one.
+func AppClientConfig(dir, name string) (*tls.Config, error) {
+	cfg, err := ClientConfig(dir, name)
+	if cfg == nil || err != nil {
+		return cfg, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots on this host: the cluster's CA only
+	}
+	b, err := os.ReadFile(filepath.Join(dir, CACert))
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA certificate %s: no PEM certificate in it", filepath.Join(dir, CACert))
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -121,4 +122,25 @@ func TestPlaintextIsNotServed(t *testing.T) {
 		defer resp.Body.Close()
 		require.NotEqual(t, http.StatusOK, resp.StatusCode)
 	}
+}
+
+// TestClientConfigs: no directory is plaintext; ClientConfig and
+// AppClientConfig both reach a server of the cluster's CA as the named
+// client; a missing certificate says how to make it.
+func TestClientConfigs(t *testing.T) {
+	c := newCluster(t)
+	cfg, err := ClientConfig("", "control")
+	require.NoError(t, err)
+	require.Nil(t, cfg)
+	for _, mk := range []func(string, string) (*tls.Config, error){ClientConfig, AppClientConfig} {
+		cfg, err := mk(c.dir, "control")
+		require.NoError(t, err)
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+		resp, err := hc.Post(c.srv.URL+"/v1/control", "application/json", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	_, err = ClientConfig(c.dir, "nobody")
+	require.ErrorContains(t, err, "stampd certs create-client nobody")
 }
