@@ -68,8 +68,17 @@ func faultsStruck(ctx context.Context, t *testing.T, c *Cluster) int64 {
 func (r chaosRun) log(t *testing.T) {
 	t.Helper()
 	t.Logf("RELIABILITY | %s | outcome %s | kills %d | faults %s | faults struck %d | time %s | fenced %s | longest ack gap %s | retries %d | acknowledged %d | lost %d | %s",
-		r.scenario, r.outcome, r.kills, r.faults, r.struck, r.elapsed.Round(10*time.Millisecond), (time.Duration(r.fencedMillis) * time.Millisecond).Round(10*time.Millisecond),
-		r.ackGap.Round(10*time.Millisecond), r.retries, r.acked, r.lost, r.note)
+		r.scenario, r.outcome, r.kills, r.faults, r.struck, measured(r.elapsed), measured(time.Duration(r.fencedMillis)*time.Millisecond),
+		measured(r.ackGap), r.retries, r.acked, r.lost, r.note)
+}
+
+// measured prints a duration a scenario measured, or "—" for one it did
+// not (zero): a row never claims a window of 0s it did not see.
+func measured(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return d.Round(10 * time.Millisecond).String()
 }
 
 // phase reads a failover's BatonPhase search attribute: it works while no
