@@ -124,14 +124,16 @@ func (t *targets) check(what string, ok bool) string {
 	return "MISSED"
 }
 
-// sizeTargets: partitions -> (wall time bound, largest history bound), for
-// accounts with nothing pending.
+// sizeTargets: partitions -> (wall time bound, largest history bound, and
+// a bound on the write-unavailability window, fence to promote, if any),
+// for accounts with nothing pending.
 var sizeTargets = map[int]struct {
 	wall   time.Duration
 	events int
+	window time.Duration
 }{
-	1000:  {3 * time.Second, 10_000},
-	10000: {30 * time.Second, 10_000},
+	1000:  {3 * time.Second, 10_000, 250 * time.Millisecond},
+	10000: {30 * time.Second, 10_000, 0},
 }
 
 func (t *targets) size(partitions int, m measure) string {
@@ -140,7 +142,12 @@ func (t *targets) size(partitions int, m measure) string {
 		return ""
 	}
 	what := fmt.Sprintf("%d partitions: total <= %s and largest history < %d events", partitions, st.wall, st.events)
-	return what + ": " + t.check(what, m.wall <= st.wall && m.maxEvents < st.events)
+	met := m.wall <= st.wall && m.maxEvents < st.events
+	if st.window > 0 {
+		what += fmt.Sprintf(" and fenced <= %s", st.window)
+		met = met && time.Duration(m.res.UnavailableMillis)*time.Millisecond <= st.window
+	}
+	return what + ": " + t.check(what, met)
 }
 
 func (t *targets) err() error {
