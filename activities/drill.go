@@ -88,10 +88,8 @@ func (a *Activities) DrillReadiness(ctx context.Context, in DrillReadinessInput)
 	defer keepAlive(ctx)()
 	res := DrillReadinessResult{Account: in.Account}
 	until := time.Now().Add(readinessProbe)
-	var acct location.Account
-	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
-		acct, err = a.Location.Lookup(ctx, in.Account)
-		return err
+	acct, err := retryFor(ctx, until, func(ctx context.Context) (location.Account, error) {
+		return a.Location.Lookup(ctx, in.Account)
 	})
 	switch {
 	case location.IsNotFound(err):

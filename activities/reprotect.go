@@ -85,10 +85,8 @@ type ReprotectPrecheckResult struct {
 func (a *Activities) ReprotectPrecheck(ctx context.Context, in ReprotectPrecheckInput) (ReprotectPrecheckResult, error) {
 	defer keepAlive(ctx)()
 	until := budget(ctx, time.Time{})
-	var acct location.Account
-	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
-		acct, err = a.Location.Lookup(ctx, in.Account)
-		return err
+	acct, err := retryFor(ctx, until, func(ctx context.Context) (location.Account, error) {
+		return a.Location.Lookup(ctx, in.Account)
 	})
 	switch {
 	case location.IsNotFound(err):

@@ -37,6 +37,17 @@ const (
 	maxBackoff   = 2 * time.Second
 )
 
+// retryFor is retryUntil for a call that returns a value: the value of the
+// attempt that succeeded, or fn's last error.
+func retryFor[T any](ctx context.Context, until time.Time, fn func(ctx context.Context) (T, error)) (T, error) {
+	var v T
+	err := retryUntil(ctx, until, func(ctx context.Context) (err error) {
+		v, err = fn(ctx)
+		return err
+	})
+	return v, err
+}
+
 // retryUntil calls fn until it succeeds, fails with an error retrying
 // cannot change, or the next attempt would start after until (or ctx
 // ends). It returns fn's last error.

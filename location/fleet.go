@@ -60,25 +60,10 @@ func (st *store) stampAccounts(stamp, after string, limit int) (AccountPage, err
 
 // setLabels replaces an account's labels.
 func (st *store) setLabels(account string, labels map[string]string, now time.Time) (Account, error) {
-	var a Account
-	err := st.db.Update(func(tx *bolt.Tx) error {
-		ab := tx.Bucket(bucketAccounts)
-		var r record
-		ok, err := getJSON(ab, account, &r)
-		switch {
-		case err != nil:
-			return err
-		case !ok:
-			return storeErr(404, "not_found", "account %s is not registered", account)
-		}
+	return st.updateAccount(account, func(_ *bolt.Tx, r *record) (bool, error) {
 		r.Labels, r.UpdatedAt = labels, now
-		if err := putJSON(ab, account, r); err != nil {
-			return err
-		}
-		a, err = view(tx, r)
-		return err
+		return true, nil
 	})
-	return a, err
 }
 
 // maintenance reads every switch.

@@ -265,50 +265,10 @@ func (st *store) accounts() ([]Account, error) {
 	return out, err
 }
 
-// move applies the compare-and-set documented on MoveRequest.
-func (st *store) move(account string, req MoveRequest, now time.Time) (Account, error) {
-	var a Account
-	err := st.db.Update(func(tx *bolt.Tx) error {
-		ab := tx.Bucket(bucketAccounts)
-		var r record
-		ok, err := getJSON(ab, account, &r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return storeErr(404, "not_found", "account %s is not registered", account)
-		}
-		// A repeat of the move that produced the current state answers the
-		// same, so a failover step that retries after a lost answer succeeds.
-		if r.LastMove != nil && *r.LastMove == req && r.Primary == req.To && r.Epoch == req.Epoch {
-			a, err = view(tx, r)
-			return err
-		}
-		if r.Primary != req.From || r.Epoch != req.ExpectedEpoch {
-			return storeErr(409, "conflict",
-				"account %s is on %s at epoch %d, not %s at epoch %d: re-resolve and retry",
-				account, r.Primary, r.Epoch, req.From, req.ExpectedEpoch)
-		}
-		if tx.Bucket(bucketStamps).Get([]byte(req.To)) == nil {
-			return storeErr(400, "bad_request", "stamp %s is not registered: PUT /v1/stamps/%s first", req.To, req.To)
-		}
-		m := req
-		r.Primary, r.Secondary, r.Epoch = req.To, req.From, req.Epoch
-		r.UpdatedAt = now
-		r.LastMove = &m
-		r.Unprotected = true // until a reprotect makes the old primary its replica
-		if err := putJSON(ab, account, r); err != nil {
-			return err
-		}
-		a, err = view(tx, r)
-		return err
-	})
-	return a, err
-}
-
-// protect records that the account's secondary replicates its primary
-// again, at epoch: a compare-and-set on the epoch, idempotent.
-func (st *store) protect(account string, req ProtectRequest, now time.Time) (Account, error) {
+// updateAccount runs change on the account's record in one transaction
+// (404 if the account is not registered), stores the record if change
+// says so, and returns the account as it then stands.
+func (st *store) updateAccount(account string, change func(tx *bolt.Tx, r *record) (write bool, err error)) (Account, error) {
 	var a Account
 	err := st.db.Update(func(tx *bolt.Tx) error {
 		ab := tx.Bucket(bucketAccounts)
@@ -319,11 +279,12 @@ func (st *store) protect(account string, req ProtectRequest, now time.Time) (Acc
 			return err
 		case !ok:
 			return storeErr(404, "not_found", "account %s is not registered", account)
-		case r.Epoch != req.Epoch:
-			return storeErr(409, "conflict", "account %s is at epoch %d, not %d: re-resolve and retry", account, r.Epoch, req.Epoch)
 		}
-		if r.Unprotected {
-			r.Unprotected, r.UpdatedAt = false, now
+		write, err := change(tx, &r)
+		if err != nil {
+			return err
+		}
+		if write {
 			if err := putJSON(ab, account, r); err != nil {
 				return err
 			}
@@ -332,6 +293,47 @@ func (st *store) protect(account string, req ProtectRequest, now time.Time) (Acc
 		return err
 	})
 	return a, err
+}
+
+// move applies the compare-and-set documented on MoveRequest.
+func (st *store) move(account string, req MoveRequest, now time.Time) (Account, error) {
+	return st.updateAccount(account, func(tx *bolt.Tx, r *record) (bool, error) {
+		// A repeat of the move that produced the current state answers the
+		// same, so a failover step that retries after a lost answer succeeds.
+		if r.LastMove != nil && *r.LastMove == req && r.Primary == req.To && r.Epoch == req.Epoch {
+			return false, nil
+		}
+		if r.Primary != req.From || r.Epoch != req.ExpectedEpoch {
+			return false, storeErr(409, "conflict",
+				"account %s is on %s at epoch %d, not %s at epoch %d: re-resolve and retry",
+				account, r.Primary, r.Epoch, req.From, req.ExpectedEpoch)
+		}
+		if tx.Bucket(bucketStamps).Get([]byte(req.To)) == nil {
+			return false, storeErr(400, "bad_request", "stamp %s is not registered: PUT /v1/stamps/%s first", req.To, req.To)
+		}
+		m := req
+		r.Primary, r.Secondary, r.Epoch = req.To, req.From, req.Epoch
+		r.UpdatedAt = now
+		r.LastMove = &m
+		r.Unprotected = true // until a reprotect makes the old primary its replica
+		return true, nil
+	})
+}
+
+// protect records that the account's secondary replicates its primary
+// again, at epoch: a compare-and-set on the epoch, idempotent.
+func (st *store) protect(account string, req ProtectRequest, now time.Time) (Account, error) {
+	return st.updateAccount(account, func(_ *bolt.Tx, r *record) (bool, error) {
+		if r.Epoch != req.Epoch {
+			return false, storeErr(409, "conflict", "account %s is at epoch %d, not %d: re-resolve and retry",
+				account, r.Epoch, req.Epoch)
+		}
+		if !r.Unprotected {
+			return false, nil
+		}
+		r.Unprotected, r.UpdatedAt = false, now
+		return true, nil
+	})
 }
 
 func isStoreErr(err error) (*errStore, bool) {

@@ -449,15 +449,8 @@ func evacuationLine(p workflows.EvacuationProgress, now time.Time) (line, key st
 		bar(p.Done, total, 10), p.Done, total, p.Running, p.Waiting, p.Retrying, p.Failed, admission(p))
 	var tiers []string
 	for _, t := range p.Tiers {
-		var n []string
-		for _, f := range []struct {
-			v    int
-			what string
-		}{{t.Done, "done"}, {t.Running, "running"}, {t.Waiting, "retrying"}, {t.Failed, "failed"}} {
-			if f.v > 0 {
-				n = append(n, fmt.Sprintf("%d %s", f.v, f.what))
-			}
-		}
+		n := report.Counts(report.Count{N: t.Done, What: "done"}, report.Count{N: t.Running, What: "running"},
+			report.Count{N: t.Waiting, What: "retrying"}, report.Count{N: t.Failed, What: "failed"})
 		if len(n) > 0 {
 			tiers = append(tiers, tierName(t.Tier)+" "+strings.Join(n, " "))
 		}

@@ -116,15 +116,7 @@ const (
 
 // WithDefaults fills the request's defaults.
 func (r EvacuationRequest) WithDefaults() EvacuationRequest {
-	if r.Mode == "" {
-		r.Mode = ModePlanned
-	}
-	if r.Trigger == "" {
-		r.Trigger = TriggerManual
-	}
-	if r.Approval.Timeout == 0 {
-		r.Approval.Timeout = DefaultApprovalTimeout
-	}
+	commonDefaults(&r.Mode, &r.Trigger, &r.Approval)
 	if r.MaxInFlight == 0 {
 		r.MaxInFlight = DefaultMaxInFlight
 	}

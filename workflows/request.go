@@ -10,20 +10,27 @@ import (
 // when the request sets no timeout.
 const DefaultApprovalTimeout = time.Hour
 
+// commonDefaults fills what a failover's and an evacuation's requests
+// share: planned, started by hand, waiting at most DefaultApprovalTimeout
+// for an approval.
+func commonDefaults(mode *Mode, trigger *Trigger, approval *ApprovalPolicy) {
+	if *mode == "" {
+		*mode = ModePlanned
+	}
+	if *trigger == "" {
+		*trigger = TriggerManual
+	}
+	if approval.Timeout == 0 {
+		approval.Timeout = DefaultApprovalTimeout
+	}
+}
+
 // WithDefaults returns the request with its defaults filled: a planned
 // failover, started by hand, waiting at most DefaultApprovalTimeout for an
 // approval. Options are defaulted by the workflow, which knows the
 // account's size.
 func (r FailoverRequest) WithDefaults() FailoverRequest {
-	if r.Mode == "" {
-		r.Mode = ModePlanned
-	}
-	if r.Trigger == "" {
-		r.Trigger = TriggerManual
-	}
-	if r.Approval.Timeout == 0 {
-		r.Approval.Timeout = DefaultApprovalTimeout
-	}
+	commonDefaults(&r.Mode, &r.Trigger, &r.Approval)
 	return r
 }
 

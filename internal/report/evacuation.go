@@ -167,18 +167,28 @@ func byOutcome(counts []workflows.OutcomeCount, t *workflows.EvacuationTable) st
 
 // byTier is "tier 0: 10 moved; tier 1: 9 moved, 1 left; no tier: 3
 // moved".
+// Count is a number and what it counts, e.g. {3, "moved"}.
+type Count struct {
+	N    int
+	What string
+}
+
+// Counts names the non-zero counts in order, e.g. ["3 moved", "1 left"].
+func Counts(cs ...Count) []string {
+	var out []string
+	for _, c := range cs {
+		if c.N > 0 {
+			out = append(out, fmt.Sprintf("%d %s", c.N, c.What))
+		}
+	}
+	return out
+}
+
 func byTier(tiers []workflows.TierCount) string {
 	var s []string
 	for _, c := range tiers {
-		var n []string
-		for _, f := range []struct {
-			v    int
-			what string
-		}{{c.Done, "moved"}, {c.Failed, "left"}, {c.Running, "running"}, {c.Waiting, "waiting to retry"}} {
-			if f.v > 0 {
-				n = append(n, fmt.Sprintf("%d %s", f.v, f.what))
-			}
-		}
+		n := Counts(Count{N: c.Done, What: "moved"}, Count{N: c.Failed, What: "left"}, Count{N: c.Running, What: "running"},
+			Count{N: c.Waiting, What: "waiting to retry"})
 		if len(n) > 0 {
 			s = append(s, tierLabel(c.Tier)+": "+strings.Join(n, ", "))
 		}
