@@ -225,6 +225,26 @@ func longestWindow(t *workflows.EvacuationTable) int {
 	return best
 }
 
+// tableRows picks the rows of the per-account table: every account (all)
+// if maxRows allows, else at most maxRows of those left on the stamp; and
+// how many were left.
+func tableRows(moved []bool, maxRows int) (rows []int, left int, all bool) {
+	n := len(moved)
+	for i := range n {
+		if !moved[i] {
+			left++
+		}
+	}
+	all = maxRows <= 0 || n <= maxRows
+	rows = make([]int, 0, min(n, max(maxRows, 0)))
+	for i := range n {
+		if all || !moved[i] && len(rows) < maxRows {
+			rows = append(rows, i)
+		}
+	}
+	return rows, left, all
+}
+
 // evacuationTable writes the per-account table, in the order the accounts
 // ended: all of them, or, past maxRows, the ones left on the stamp (at
 // most maxRows) and a count of the rest.
@@ -234,19 +254,7 @@ func evacuationTable(w io.Writer, res workflows.EvacuationResult, moved []bool, 
 	if n == 0 {
 		return
 	}
-	rows := make([]int, 0, n)
-	left := 0
-	for i := range n {
-		if !moved[i] {
-			left++
-		}
-	}
-	all := maxRows <= 0 || n <= maxRows
-	for i := range n {
-		if all || !moved[i] && len(rows) < maxRows {
-			rows = append(rows, i)
-		}
-	}
+	rows, left, all := tableRows(moved, maxRows)
 	switch {
 	case all:
 		fmt.Fprintf(w, "  %s, in the order they ended:\n", plural(n, "account"))
