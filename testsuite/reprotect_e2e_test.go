@@ -193,7 +193,7 @@ func TestReprotectRecoversWhatAPartitionLost(t *testing.T) {
 	auditNow(ctx, t, c, account, gen2, "the failback")
 	chaosRun{scenario: "reprotect after a network partition and kill -9 of the old primary", outcome: string(r.Outcome), kills: 1,
 		elapsed: time.Duration(r.TotalMillis) * time.Millisecond,
-		faults: "replication unreachable on stamp-b, then SIGKILL of stamp-a", acked: st.Acks, lost: rep.Lost,
+		faults:  "replication unreachable on stamp-b, then SIGKILL of stamp-a", acked: st.Acks, lost: rep.Lost,
 		note: fmt.Sprintf("recovered %d = audit's lost %d, key by key; the failover's ledger knew %d (missed %d); failback lost 0",
 			r.RecoveredOps, rep.Lost, r.LedgerLostOps, r.LedgerMissedOps)}.log(t)
 }
@@ -227,7 +227,7 @@ func TestReprotectOntoAWipedStamp(t *testing.T) {
 	rep := auditNow(ctx, t, c, account, gen, "the failback onto the seeded stamp")
 	chaosRun{scenario: "reprotect onto a wiped stamp (seed, then stream), then failback", outcome: string(r.Outcome),
 		elapsed: time.Duration(r.TotalMillis) * time.Millisecond,
-		faults: "stamp-a's data directory deleted", acked: st.Acks, lost: rep.Lost,
+		faults:  "stamp-a's data directory deleted", acked: st.Acks, lost: rep.Lost,
 		note: fmt.Sprintf("seeded %d partitions, %d bytes", len(r.Seeded), r.SeededBytes)}.log(t)
 }
 
@@ -310,6 +310,6 @@ func TestReprotectSurvivesCrashes(t *testing.T) {
 	require.GreaterOrEqual(t, total, rep.Lost, "every write the failover lost is recovered")
 	chaosRun{scenario: "reprotect: worker SIGKILL mid-rewind, then Temporal restart", outcome: string(r.Outcome), kills: 2,
 		elapsed: time.Duration(r.TotalMillis) * time.Millisecond,
-		faults: "reads on the new primary +3 s", retries: retries(ctx, t, c.Client, id, 0), acked: st.Acks, lost: rep.Lost,
+		faults:  "reads on the new primary +3 s", retries: retries(ctx, t, c.Client, id, 0), acked: st.Acks, lost: rep.Lost,
 		note: fmt.Sprintf("lost: by the unplanned failover before it; %d diverged writes recovered, each once", total)}.log(t)
 }
