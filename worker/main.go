@@ -59,7 +59,53 @@ func appHTTP(dir, name string) (*http.Client, error) {
 
 func main() { cli.Exit("worker", run(os.Args[1:])) }
 
+// config is the worker's command line.
+type config struct {
+	locationURL, certsDir, certName, taskQueue string
+	maxActivities, maxWorkflowTasks, pollers   int
+	logFormat, logLevel, metricsListen         string
+	readyEvery                                 time.Duration
+	readyMax                                   int
+	readyBudget                                readiness.Budget
+}
+
 func run(args []string) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	zl, err := logging.NewLogger(cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = zl.Sync() }()
+	tlsCfg, err := clientTLS(zl, cfg.certsDir, cfg.certName)
+	if err != nil {
+		return err
+	}
+	opts, err := temporalclient.OptionsFromEnv(zl)
+	if err != nil {
+		return err
+	}
+	metricsErr, stopMetrics, err := serveMetrics(cfg, zl, tlsCfg, &opts)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	c, err := connect(opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w, err := newWorker(cfg, c, tlsCfg)
+	if err != nil {
+		return err
+	}
+	return runUntilStopped(cfg, zl, w, metricsErr)
+}
+
+// parseFlags reads and checks the command line.
+func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: worker [flags]
@@ -73,102 +119,113 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	locationURL := fs.String("location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
-	certsDir := fs.String("certs-dir", os.Getenv(auth.EnvCertsDir),
+	var cfg config
+	fs.StringVar(&cfg.locationURL, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
+	fs.StringVar(&cfg.certsDir, "certs-dir", os.Getenv(auth.EnvCertsDir),
 		"certificates `dir`ectory: call the location service and the stamps over TLS with a client certificate "+
 			"(env "+auth.EnvCertsDir+"; empty: plaintext, for services started with --insecure)")
-	certName := fs.String("cert-name", envOr(auth.EnvCertName, "worker"),
+	fs.StringVar(&cfg.certName, "cert-name", envOr(auth.EnvCertName, "worker"),
 		"client certificate `name` in --certs-dir, with the control, admin and data roles (env "+auth.EnvCertName+")")
-	taskQueue := fs.String("task-queue", workflows.TaskQueue, "task queue to poll")
-	maxActivities := fs.Int("max-concurrent-activities", 200, "activities run at once")
-	maxWorkflowTasks := fs.Int("max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
-	pollers := fs.Int("pollers", 4, "pollers per task type")
-	logFormat := fs.String("log-format", "json", "log format: json or console")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	metricsListen := fs.String("metrics-listen", os.Getenv("BATON_METRICS_LISTEN"), "serve Prometheus metrics (the SDK's and Baton's) on http://`ADDR`/metrics, e.g. 0.0.0.0:9090; empty = off (env BATON_METRICS_LISTEN)")
-	readyEvery := fs.Duration("readiness-interval", metrics.DefaultReadinessInterval, "with --metrics-listen: check every account's readiness to fail over this often and export baton_account_ready; 0 = off")
-	readyMax := fs.Int("readiness-max-accounts", metrics.DefaultReadinessMaxAccounts, "at most this many baton_account_ready series (accounts not ready first); the counts cover every account")
-	readyMaxLag := fs.Uint64("readiness-max-lag", 0, "ready only if at most this many ops are unacknowledged or unreplayed (default max(1000, 2 x partitions))")
-	readyMaxRPO := fs.Duration("readiness-max-rpo", readiness.DefaultMaxRPO, "ready only if no partition with unacknowledged writes has gone longer without an acknowledgement")
+	fs.StringVar(&cfg.taskQueue, "task-queue", workflows.TaskQueue, "task queue to poll")
+	fs.IntVar(&cfg.maxActivities, "max-concurrent-activities", 200, "activities run at once")
+	fs.IntVar(&cfg.maxWorkflowTasks, "max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
+	fs.IntVar(&cfg.pollers, "pollers", 4, "pollers per task type")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.metricsListen, "metrics-listen", os.Getenv("BATON_METRICS_LISTEN"), "serve Prometheus metrics (the SDK's and Baton's) on http://`ADDR`/metrics, e.g. 0.0.0.0:9090; empty = off (env BATON_METRICS_LISTEN)")
+	fs.DurationVar(&cfg.readyEvery, "readiness-interval", metrics.DefaultReadinessInterval, "with --metrics-listen: check every account's readiness to fail over this often and export baton_account_ready; 0 = off")
+	fs.IntVar(&cfg.readyMax, "readiness-max-accounts", metrics.DefaultReadinessMaxAccounts, "at most this many baton_account_ready series (accounts not ready first); the counts cover every account")
+	fs.Uint64Var(&cfg.readyBudget.MaxLagOps, "readiness-max-lag", 0, "ready only if at most this many ops are unacknowledged or unreplayed (default max(1000, 2 x partitions))")
+	fs.DurationVar(&cfg.readyBudget.MaxRPO, "readiness-max-rpo", readiness.DefaultMaxRPO, "ready only if no partition with unacknowledged writes has gone longer without an acknowledgement")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: the worker takes flags only (see --help)", fs.Args())
+	switch {
+	case fs.NArg() > 0:
+		return cfg, fmt.Errorf("unexpected arguments %q: the worker takes flags only (see --help)", fs.Args())
+	case cfg.maxActivities <= 0 || cfg.maxWorkflowTasks <= 0 || cfg.pollers <= 0:
+		return cfg, errors.New("--max-concurrent-activities, --max-concurrent-workflow-tasks and --pollers must be positive")
+	case cfg.readyEvery < 0 || cfg.readyMax <= 0 || cfg.readyBudget.MaxRPO <= 0:
+		return cfg, errors.New("--readiness-interval must not be negative, --readiness-max-accounts and --readiness-max-rpo must be positive")
 	}
-	if *maxActivities <= 0 || *maxWorkflowTasks <= 0 || *pollers <= 0 {
-		return errors.New("--max-concurrent-activities, --max-concurrent-workflow-tasks and --pollers must be positive")
-	}
-	if *readyEvery < 0 || *readyMax <= 0 || *readyMaxRPO <= 0 {
-		return errors.New("--readiness-interval must not be negative, --readiness-max-accounts and --readiness-max-rpo must be positive")
-	}
-	zl, err := logging.NewLogger(*logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = zl.Sync() }()
-	tlsCfg, err := clientTLS(zl, *certsDir, *certName)
-	if err != nil {
-		return err
-	}
+	return cfg, nil
+}
 
-	opts, err := temporalclient.OptionsFromEnv(zl)
+// serveMetrics serves /metrics (with --metrics-listen), points the Temporal
+// client's metrics at it and starts the readiness checks; it returns the
+// endpoint's failures (nil channel when off) and how to stop it all.
+func serveMetrics(cfg config, zl *zap.Logger, tlsCfg *tls.Config, opts *client.Options) (<-chan error, func(), error) {
+	if cfg.metricsListen == "" {
+		return nil, func() {}, nil
+	}
+	m, err := metrics.NewExporter(zl)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var metricsErr <-chan error
-	if *metricsListen != "" {
-		m, err := metrics.NewExporter(zl)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = m.Close() }()
-		mctx, stopMetrics := context.WithCancel(context.Background())
-		defer stopMetrics()
-		bound, errc, err := metrics.Serve(mctx, *metricsListen, m)
-		if err != nil {
-			return err
-		}
-		metricsErr = errc
-		opts.MetricsHandler = m.Handler
-		zl.Info("serving metrics", zap.String("url", "http://"+bound+"/metrics"))
-		if *readyEvery > 0 {
-			r, err := metrics.NewReadiness(m.Registry, metrics.ReadinessOptions{
-				Location: location.NewTLSClient(*locationURL, tlsCfg), HTTPClient: stamp.HTTPClient(tlsCfg), Interval: *readyEvery, MaxAccounts: *readyMax,
-				Budget: readiness.Budget{MaxLagOps: *readyMaxLag, MaxRPO: *readyMaxRPO}, Logger: zl,
-			})
-			if err != nil {
-				return err
-			}
-			go r.Run(mctx)
-		}
+	mctx, cancel := context.WithCancel(context.Background())
+	stop := func() {
+		cancel()
+		_ = m.Close()
 	}
+	bound, errc, err := metrics.Serve(mctx, cfg.metricsListen, m)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	opts.MetricsHandler = m.Handler
+	zl.Info("serving metrics", zap.String("url", "http://"+bound+"/metrics"))
+	if cfg.readyEvery > 0 {
+		r, err := metrics.NewReadiness(m.Registry, metrics.ReadinessOptions{
+			Location: location.NewTLSClient(cfg.locationURL, tlsCfg), HTTPClient: stamp.HTTPClient(tlsCfg),
+			Interval: cfg.readyEvery, MaxAccounts: cfg.readyMax, Budget: cfg.readyBudget, Logger: zl,
+		})
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		go r.Run(mctx)
+	}
+	return errc, stop, nil
+}
+
+// connect dials Temporal and registers Baton's search attributes.
+func connect(opts client.Options) (client.Client, error) {
 	c, err := client.Dial(opts)
 	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
 	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = register.SearchAttributes(ctx, c, namespaceOr(opts.Namespace))
-	cancel()
-	if err != nil {
-		return err
+	defer cancel()
+	if err := register.SearchAttributes(ctx, c, namespaceOr(opts.Namespace)); err != nil {
+		c.Close()
+		return nil, err
 	}
+	return c, nil
+}
 
-	w := worker.New(c, *taskQueue, worker.Options{
-		MaxConcurrentActivityExecutionSize:     *maxActivities,
+// newWorker builds the worker with Baton's workflows and activities.
+func newWorker(cfg config, c client.Client, tlsCfg *tls.Config) (worker.Worker, error) {
+	w := worker.New(c, cfg.taskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     cfg.maxActivities,
 		WorkerStopTimeout:                      30 * time.Second,
-		MaxConcurrentWorkflowTaskExecutionSize: *maxWorkflowTasks,
-		MaxConcurrentActivityTaskPollers:       *pollers,
-		MaxConcurrentWorkflowTaskPollers:       *pollers,
+		MaxConcurrentWorkflowTaskExecutionSize: cfg.maxWorkflowTasks,
+		MaxConcurrentActivityTaskPollers:       cfg.pollers,
+		MaxConcurrentWorkflowTaskPollers:       cfg.pollers,
 	})
-	acts := activities.New(*locationURL, tlsCfg)
-	if acts.ActionHTTP, err = appHTTP(*certsDir, *certName); err != nil {
-		return err
+	acts := activities.New(cfg.locationURL, tlsCfg)
+	var err error
+	if acts.ActionHTTP, err = appHTTP(cfg.certsDir, cfg.certName); err != nil {
+		return nil, err
 	}
 	acts.Temporal = c // a reprotect asks whether a failover of the account runs
 	register.WorkflowsAndActivities(w, acts)
+	return w, nil
+}
 
+// runUntilStopped runs the worker until SIGINT/SIGTERM or a failed metrics
+// endpoint; it then stops polling and waits for running activities to
+// finish (graceful shutdown).
+func runUntilStopped(cfg config, zl *zap.Logger, w worker.Worker, metricsErr <-chan error) error {
 	stop := make(chan any, 1)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -184,9 +241,7 @@ Flags:
 			stop <- err
 		}
 	}()
-	zl.Info("worker started", zap.String("task_queue", *taskQueue), zap.String("location", *locationURL))
-	// Run blocks until stop; it then stops polling and waits for running
-	// activities to finish (graceful shutdown).
+	zl.Info("worker started", zap.String("task_queue", cfg.taskQueue), zap.String("location", cfg.locationURL))
 	if err := w.Run(stop); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
