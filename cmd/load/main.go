@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/batonhq/baton/internal/cli"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/traffic"
 )
 
@@ -136,24 +137,30 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := g.Err(); err != nil {
 		return err
 	}
-	acks := g.Acked()
+	return report(stdout, st, g.Acked(), lc, *account, *out, *doAudit)
+}
+
+// report prints a run's figures and its split-brain findings, and audits
+// it if asked; findings or a failed audit are errFindings.
+func report(stdout io.Writer, st traffic.Stats, acks []traffic.Ack, lc *location.Client, account, out string,
+	doAudit bool) error {
 	printStats(stdout, st)
-	if *out != "" {
-		fmt.Fprintf(stdout, "  acks written to:    %s\n", *out)
+	if out != "" {
+		fmt.Fprintf(stdout, "  acks written to:    %s\n", out)
 	}
 	sb := traffic.CheckSplitBrain(acks)
 	fmt.Fprintf(stdout, "  split-brain findings: %d\n", len(sb))
 	for _, v := range sb {
 		fmt.Fprintf(stdout, "    %s: %s\n", v.Kind, v.Message)
 	}
-	if *doAudit {
+	if doAudit {
 		// The run may have ended by Ctrl-C, which must not cancel the audit
 		// too: give it a fresh bound, and let a second Ctrl-C kill the
 		// process the default way.
 		signal.Reset(os.Interrupt, syscall.SIGTERM)
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		rep, err := traffic.Audit(actx, lc, *account, acks, traffic.AuditConfig{})
+		rep, err := traffic.Audit(actx, lc, account, acks, traffic.AuditConfig{})
 		if err != nil {
 			return err
 		}
