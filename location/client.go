@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/batonhq/baton/internal/auth"
@@ -38,14 +40,41 @@ func NewTLSClient(base string, tlsCfg *tls.Config) *Client {
 	return &Client{base: base, hc: hc}
 }
 
-// Dial is a client presenting the client certificate name in certsDir
-// (auth.ClientConfig; certsDir "": plaintext).
-func Dial(base, certsDir, name string) (*Client, error) {
-	cfg, err := auth.ClientConfig(certsDir, name)
+// DefaultURL is the location service's address unless a tool is told
+// another (--location, env BATON_LOCATION).
+const DefaultURL = "https://127.0.0.1:7100"
+
+// Dialer is a tool's way to the location service: its --location and how
+// it proves who it is (auth.ClientSecurity). load and stampd's admin
+// commands declare it with DialFlags; its client's HTTP client serves for the
+// stamps too.
+type Dialer struct {
+	URL      string
+	Security auth.ClientSecurity
+}
+
+// DialFlags declares --location and the client certificate flags (certName by
+// default, holding roles) on fs.
+func (d *Dialer) DialFlags(fs *flag.FlagSet, certName, roles string) {
+	fs.StringVar(&d.URL, "location", envOr("BATON_LOCATION", DefaultURL), "location service base `URL` (env BATON_LOCATION)")
+	d.Security.Flags(fs, certName, roles)
+}
+
+// Dial is the client: over TLS with the certificate, or plaintext with
+// --insecure, which it tells warn first (auth.ClientSecurity.Config).
+func (d *Dialer) Dial(warn func(string)) (*Client, error) {
+	cfg, err := d.Security.Config(d.URL, warn)
 	if err != nil {
 		return nil, err
 	}
-	return NewTLSClient(base, cfg), nil
+	return NewTLSClient(d.URL, cfg), nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 // HTTPClient is the client's HTTP client: the one a tool built for the

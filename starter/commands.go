@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/internal/auth"
+	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/readiness"
@@ -33,9 +33,9 @@ import (
 // globals are the flags every command shares.
 type globals struct {
 	location  string
-	certsDir  string
-	certName  string
-	tls       *tls.Config // from certsDir and certName; nil: plaintext
+	security  auth.ClientSecurity
+	client    *location.Client // made by loc, once
+	stderr    io.Writer
 	ui        string
 	taskQueue string
 	timeout   time.Duration
@@ -46,18 +46,29 @@ type globals struct {
 // json reports whether results are wanted as JSON (--output json).
 func (g *globals) json() bool { return g.output == "json" }
 
-func (g *globals) validate() error {
+func (g *globals) validate(stderr io.Writer) error {
 	if g.output != "text" && g.output != "json" {
 		return fmt.Errorf("--output %q: use text or json", g.output)
 	}
-	var err error
-	g.tls, err = auth.ClientConfig(g.certsDir, g.certName)
-	return err
+	g.stderr = stderr
+	return nil
 }
 
 // loc is a client of the location service (over TLS with the client
 // certificate, given --certs-dir); its HTTP client serves for the stamps.
-func (g *globals) loc() *location.Client { return location.NewTLSClient(g.location, g.tls) }
+//
+// Only the commands that call the location service or the stamps need a
+// certificate (or --insecure): the others talk to Temporal alone.
+func (g *globals) loc() (*location.Client, error) {
+	if g.client == nil {
+		cfg, err := g.security.Config(g.location, cli.Warner("baton", g.stderr))
+		if err != nil {
+			return nil, err
+		}
+		g.client = location.NewTLSClient(g.location, cfg)
+	}
+	return g.client, nil
+}
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
@@ -99,16 +110,12 @@ adds the whole error chain; with --output json the failure is a JSON object
 on stderr whose "chain" field holds it.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
-		PersistentPreRunE: func(*cobra.Command, []string) error { return g.validate() },
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error { return g.validate(c.ErrOrStderr()) },
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.location, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"),
+	pf.StringVar(&g.location, "location", envOr("BATON_LOCATION", location.DefaultURL),
 		"location service base URL (env BATON_LOCATION)")
-	pf.StringVar(&g.certsDir, "certs-dir", os.Getenv(auth.EnvCertsDir),
-		"certificates directory: call the location service and the stamps over TLS with a client certificate (env "+
-			auth.EnvCertsDir+"; empty: plaintext, for services started with --insecure)")
-	pf.StringVar(&g.certName, "cert-name", envOr(auth.EnvCertName, "operator"),
-		"client certificate name in --certs-dir (env "+auth.EnvCertName+")")
+	g.security.Flags(pf, "operator", "control and admin")
 	pf.StringVar(&g.ui, "ui", envOr("TEMPORAL_UI", "http://localhost:8233"),
 		"Temporal Web UI base URL, for links (env TEMPORAL_UI)")
 	pf.StringVar(&g.taskQueue, "task-queue", workflows.TaskQueue, "Temporal task queue of Baton's workers")
@@ -328,7 +335,11 @@ worker exports the same verdict as the gauge baton_account_ready.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			return printStatus(ctx, cmd.OutOrStdout(), g, g.loc(), account.value, budget)
+			loc, err := g.loc()
+			if err != nil {
+				return err
+			}
+			return printStatus(ctx, cmd.OutOrStdout(), g, loc, account.value, budget)
 		},
 	}
 	account = addAccountArg(cmd, "account to show", false)

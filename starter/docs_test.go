@@ -167,6 +167,8 @@ func TestDocCheckRefusesWhatTheProgramsRefuse(t *testing.T) {
 		"stampd provision --location $L --account acct --partitions N \\",
 		"  --primary stamp-a --secondary stamp-b",
 		"load run --account acct --rate 2000 --duration 30s | tee out   # a comment",
+		"load audit --certs-dir certs --cert-name load --account acct   # flags of a shared helper",
+		"bin/worker --insecure --location http://127.0.0.1:7100",
 		"```",
 	}, "\n")
 	require.NoError(t, os.WriteFile(path, []byte(good), 0o644))
@@ -177,7 +179,7 @@ func TestDocCheckRefusesWhatTheProgramsRefuse(t *testing.T) {
 			require.NoError(t, inv.check(tools), "%s: %s", l.where, l.text)
 		}
 	}
-	require.Equal(t, 16, n)
+	require.Equal(t, 18, n)
 }
 
 // docFiles are the documents whose command lines are checked.
@@ -590,8 +592,16 @@ func loadFlagTools(t *testing.T) map[string]*flagTool {
 	for _, d := range cmds {
 		dirs[filepath.Base(d)] = d
 	}
+	// The packages whose helpers declare flags shared by several programs
+	// (the client certificate flags, --location).
+	lib := map[string][]flagDef{}
+	for _, dir := range []string{"../internal/auth", "../location"} {
+		_, err := readFlagTool("", dir, lib)
+		require.NoError(t, err)
+	}
+	require.NotEmpty(t, lib["DialFlags"], "the shared flag helpers are no longer found")
 	for name, dir := range dirs {
-		tool, err := readFlagTool(name, dir)
+		tool, err := readFlagTool(name, dir, lib)
 		require.NoError(t, err)
 		n := 0
 		for _, defs := range tool.sets {
@@ -607,8 +617,10 @@ func loadFlagTools(t *testing.T) map[string]*flagTool {
 // makes (fs := flag.NewFlagSet("prog", ...), fs := cli.NewFlagSet("prog",
 // "sub", ...) or fs := newFlags("sub", ...))
 // and the flags defined on it (fs.String("name", ...), fs.DurationVar(&v,
-// "name", ...), ...).
-func readFlagTool(name, dir string) (*flagTool, error) {
+// "name", ...), ...). A helper taking a flag set lends its flags to every
+// set passed to it: the package's own, or lib's (helpers of other packages
+// by function or method name), to which it adds its own helpers.
+func readFlagTool(name, dir string, lib map[string][]flagDef) (*flagTool, error) {
 	fset := token.NewFileSet()
 	pkgs, err := parser.ParseDir(
 		fset,
@@ -645,10 +657,15 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 				}
 				ast.Inspect(fn.Body, func(n ast.Node) bool {
 					if c, ok := n.(*ast.CallExpr); ok && len(c.Args) > 0 {
-						fun, ok1 := c.Fun.(*ast.Ident)
-						arg, ok2 := c.Args[0].(*ast.Ident)
-						if ok1 && ok2 && sets[arg.Name] != "" && !strings.HasPrefix(sets[arg.Name], helperSet) {
-							calls = append(calls, helperCall{sets[arg.Name], fun.Name})
+						if arg, ok := c.Args[0].(*ast.Ident); ok {
+							if s, isSet := sets[arg.Name]; isSet {
+								switch fun := c.Fun.(type) {
+								case *ast.Ident: // helper(fs, ...)
+									calls = append(calls, helperCall{s, fun.Name})
+								case *ast.SelectorExpr: // x.Helper(fs, ...)
+									calls = append(calls, helperCall{s, fun.Sel.Name})
+								}
+							}
 						}
 					}
 					if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == 1 && len(as.Rhs) == 1 {
@@ -735,11 +752,26 @@ func readFlagTool(name, dir string) (*flagTool, error) {
 			}
 		}
 	}
-	for _, c := range calls {
-		tool.sets[c.sub] = append(tool.sets[c.sub], tool.sets[helperSet+c.helper]...)
+	// Helpers first (one may call another), then the program's sets.
+	lend := func(c helperCall) {
+		from, ok := tool.sets[helperSet+c.helper]
+		if !ok {
+			from = lib[c.helper]
+		}
+		tool.sets[c.sub] = append(tool.sets[c.sub], from...)
 	}
-	for sub := range tool.sets {
+	for _, helpers := range []bool{true, false} {
+		for _, c := range calls {
+			if strings.HasPrefix(c.sub, helperSet) == helpers {
+				lend(c)
+			}
+		}
+	}
+	for sub, defs := range tool.sets {
 		if strings.HasPrefix(sub, helperSet) {
+			if lib != nil && name == "" {
+				lib[strings.TrimPrefix(sub, helperSet)] = defs
+			}
 			delete(tool.sets, sub)
 		}
 	}
@@ -769,9 +801,13 @@ func (tool *flagTool) subcommand(call *ast.CallExpr, sub string, str func(ast.Ex
 // parameter, until they are lent to the sets passed to it.
 const helperSet = "\x00helper:"
 
-// flagSetParam is the name of fn's *flag.FlagSet parameter, if it has one.
+// flagSetParam is the name of fn's *flag.FlagSet parameter (or of a
+// flagSet, an interface of flag sets), if it has one.
 func flagSetParam(fn *ast.FuncDecl) string {
 	for _, f := range fn.Type.Params.List {
+		if id, ok := f.Type.(*ast.Ident); ok && id.Name == "flagSet" && len(f.Names) == 1 {
+			return f.Names[0].Name
+		}
 		star, ok := f.Type.(*ast.StarExpr)
 		if !ok {
 			continue

@@ -207,7 +207,10 @@ func inEvacuationFlags(err error) error {
 func checkStamp(ctx context.Context, g *globals, name string) (note string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	loc := g.loc()
+	loc, err := g.loc()
+	if err != nil {
+		return fmt.Sprintf("note: could not check that %s is a registered stamp: %v", name, err), nil
+	}
 	stamps, err := loc.Stamps(ctx)
 	if err != nil {
 		return fmt.Sprintf("note: could not check that %s is a registered stamp (location service at %s: %v)",

@@ -45,7 +45,7 @@ func TestEvacuateAndResult(t *testing.T) {
 	s := startStamps(t)
 	const queue = "baton-evacuate-test"
 	w := worker.New(c, queue, worker.Options{})
-	acts := activities.New(s.url, nil)
+	acts := activities.New(s.url, s.tls)
 	acts.Temporal = c
 	register.WorkflowsAndActivities(w, acts)
 	require.NoError(t, w.Start())

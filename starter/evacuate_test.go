@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/location"
-	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -101,14 +99,7 @@ func TestEvacuationCommandsRefuseBadInput(t *testing.T) {
 // mistyped name would complete, having moved nothing); a stamp's
 // maintenance switch likewise.
 func TestEvacuateRefusesAnUnknownStamp(t *testing.T) {
-	srv, err := locationtest.StartLocal(location.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	loc := location.NewClient(srv.URL(), nil)
-	ctx := context.Background()
-	for _, name := range []string{"stamp-b", "stamp-a"} {
-		require.NoError(t, loc.RegisterStamp(ctx, location.Stamp{Name: name, URL: "http://127.0.0.1:1"}))
-	}
+	s := startStamps(t) // registers stamp-a and stamp-b
 	for _, args := range [][]string{
 		{"evacuate", "stamp-z"},
 		{"maintenance", "on", "--stamp", "stamp-z", "--reason", "x"},
@@ -116,9 +107,9 @@ func TestEvacuateRefusesAnUnknownStamp(t *testing.T) {
 		var out, errOut bytes.Buffer
 		// TEMPORAL_ADDRESS unreachable: the refusal comes first.
 		t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
-		require.Equal(t, 1, execute(append(args, "--location", srv.URL()), &out, &errOut))
+		require.Equal(t, 1, execute(append(args, "--location", s.url), &out, &errOut))
 		require.Equal(t, fmt.Sprintf("baton: no stamp \"stamp-z\" is registered with the location service at %s "+
-			"(it knows stamp-a, stamp-b): check the name\n", srv.URL()), errOut.String(), "%v", args)
+			"(it knows stamp-a, stamp-b): check the name\n", s.url), errOut.String(), "%v", args)
 	}
 }
 

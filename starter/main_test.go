@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/workflows"
 )
 
@@ -166,7 +168,30 @@ func TestAccountArgumentOrAlias(t *testing.T) {
 
 	// The real status command looks up the account given either way.
 	for _, args := range [][]string{{"status", "acct-1"}, {"status", "--account", "acct-1"}} {
-		err := run(append(args, "--location", "http://127.0.0.1:1", "--timeout", "10s"))
+		err := run(append(args, "--insecure", "--location", "http://127.0.0.1:1", "--timeout", "10s"))
 		require.ErrorContains(t, err, "look up acct-1", "%v", args)
 	}
+}
+
+// TestNoSilentPlaintext: a command that calls the location service needs
+// a client certificate or an explicit --insecure, which it says loudly on
+// stderr; a URL that contradicts the choice is refused before any call.
+func TestNoSilentPlaintext(t *testing.T) {
+	t.Setenv(auth.EnvCertsDir, "")
+	t.Setenv(auth.EnvInsecure, "")
+	_, errOut, code := batonCLI("status", "acct-1", "--location", "http://127.0.0.1:1")
+	require.Equal(t, 1, code)
+	require.Equal(t, "baton: no client certificate: pass --certs-dir DIR (env BATON_CERTS_DIR; stampd certs create-client "+
+		"operator --dir DIR makes one), or --insecure (env BATON_INSECURE=true) for services started with --insecure\n", errOut)
+
+	_, errOut, code = batonCLI("status", "acct-1", "--insecure", "--location", "http://127.0.0.1:1", "--timeout", "5s")
+	require.Equal(t, 1, code)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	require.Len(t, lines, 2, errOut)
+	require.Equal(t, "baton: WARNING: "+auth.InsecureWarning, lines[0])
+	require.Contains(t, lines[1], "look up acct-1")
+
+	_, errOut, code = batonCLI("maintenance", "--insecure", "--location", "https://127.0.0.1:1")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "a service started with --insecure is http://")
 }

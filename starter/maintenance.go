@@ -48,7 +48,10 @@ func newMaintenanceCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			loc := g.loc()
+			loc, err := g.loc()
+			if err != nil {
+				return err
+			}
 			m, err := loc.Maintenance(ctx)
 			if err != nil {
 				return fmt.Errorf("read the maintenance switches from the location service at %s: %w", loc.Base(), err)
@@ -97,7 +100,10 @@ func newSwitchCmd(g *globals, on bool) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			loc := g.loc()
+			loc, err := g.loc()
+			if err != nil {
+				return err
+			}
 			// A stamp's switch is for a registered stamp (a mistyped name
 			// would hold nothing); the list also names the stamps printed.
 			stamps, err := loc.Stamps(ctx)

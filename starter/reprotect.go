@@ -152,8 +152,11 @@ A count goes to stderr, so stdout is only the JSON lines.`,
 		Example: `  baton recovered acct-1 > acct-1.recovered.jsonl
   baton recovered acct-1 --stamp stamp-a`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return printRecovered(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(),
-				g.loc(), account.value, stampName)
+			loc, err := g.loc()
+			if err != nil {
+				return err
+			}
+			return printRecovered(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), loc, account.value, stampName)
 		},
 	}
 	account = addAccountArg(cmd, "account whose recovered writes to print", false)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,36 +17,52 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/auth"
+	"github.com/batonhq/baton/internal/auth/authtest"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/register"
 	"github.com/batonhq/baton/location"
-	"github.com/batonhq/baton/location/locationtest"
 	"github.com/batonhq/baton/stamp"
-	"github.com/batonhq/baton/stamp/stamptest"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/workflows"
 )
 
-// stamps is a location service and two stamps in this process.
+// stamps is a location service and two stamps in this process, over
+// mutual TLS as in production: the tests' client (tls) has every role,
+// and the CLI run in the test presents it too (BATON_CERTS_DIR).
 type stamps struct {
 	loc    *location.Client
 	url    string
+	tls    *tls.Config
 	client map[string]*stamp.Client
 }
+
+// testCert is the client certificate the tests and their CLI present.
+const testCert = "tester"
 
 func startStamps(t *testing.T) *stamps {
 	t.Helper()
 	ctx := context.Background()
-	locSrv, err := locationtest.StartLocal(location.Config{})
+	f := authtest.New(t)
+	f.AddClient(testCert, auth.Roles...)
+	t.Setenv(auth.EnvCertsDir, f.Dir)
+	t.Setenv(auth.EnvCertName, testCert)
+	s := &stamps{tls: f.TLS(testCert), client: map[string]*stamp.Client{}}
+	f.AddNode("location")
+	locSrv, err := location.Open(location.Config{Auth: f.Authenticator()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = locSrv.Close() })
-	s := &stamps{loc: location.NewClient(locSrv.URL(), nil), url: locSrv.URL(), client: map[string]*stamp.Client{}}
+	s.url = f.Serve("location", locSrv.Handler())
+	s.loc = location.NewTLSClient(s.url, s.tls)
 	for _, name := range []string{testsuite.StampA, testsuite.StampB} {
-		st, err := stamptest.StartLocal(stamp.Config{Name: name, LocationURL: locSrv.URL(), EnableFaults: true})
+		f.AddNode(name)
+		st, err := stamp.Open(stamp.Config{Name: name, LocationURL: s.url, EnableFaults: true,
+			Auth: f.Authenticator(), ClientTLS: f.TLS(authtest.Node(name))})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
-		require.NoError(t, s.loc.RegisterStamp(ctx, location.Stamp{Name: name, URL: st.URL()}))
-		s.client[name] = stamp.NewClient(st.URL(), nil)
+		u := f.Serve(name, st.Handler())
+		require.NoError(t, s.loc.RegisterStamp(ctx, location.Stamp{Name: name, URL: u}))
+		s.client[name] = stamp.NewClient(u, stamp.HTTPClient(s.tls))
 	}
 	return s
 }
@@ -212,7 +229,7 @@ func TestReprotectAndFailBack(t *testing.T) {
 	s := startStamps(t)
 	const queue = "baton-starter-test"
 	w := worker.New(c, queue, worker.Options{})
-	acts := activities.New(s.url, nil)
+	acts := activities.New(s.url, s.tls)
 	acts.Temporal = c
 	register.WorkflowsAndActivities(w, acts)
 	require.NoError(t, w.Start())

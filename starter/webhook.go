@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/logging"
 	"github.com/batonhq/baton/internal/temporalclient"
 	"github.com/batonhq/baton/location"
@@ -30,6 +32,7 @@ const (
 // webhookFlags are baton webhook's flags.
 type webhookFlags struct {
 	listen, configFile, tokenFile, hmacFile, logFormat string
+	serveCert                                          string
 	maxBody                                            int64
 	timeout                                            time.Duration
 	checkAccounts                                      bool
@@ -80,7 +83,7 @@ cannot be reached (Alertmanager retries), 4xx for what a retry cannot fix.`,
 			}
 			defer func() { _ = zl.Sync() }()
 			o.Logger = zl
-			return serveWebhook(cmd.Context(), g, zl, wf.listen, o, wf.checkAccounts)
+			return serveWebhook(cmd.Context(), g, zl, wf, o)
 		},
 	}
 	wf.register(cmd)
@@ -91,6 +94,8 @@ cannot be reached (Alertmanager retries), 4xx for what a retry cannot fix.`,
 func (wf *webhookFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&wf.listen, "listen", "127.0.0.1:9095", "address to serve on")
+	f.StringVar(&wf.serveCert, "serve-cert", "webhook", "node certificate in --certs-dir the receiver serves TLS with "+
+		"(stampd certs create-node webhook --host HOST); with --insecure it serves plaintext")
 	f.StringVar(&wf.configFile, "config", "", "webhook config file, YAML (required)")
 	f.StringVar(&wf.tokenFile, "token-file", "", "file holding the bearer token (or env "+envWebhookToken+")")
 	f.StringVar(&wf.hmacFile, "hmac-secret-file", "",
@@ -141,8 +146,7 @@ func (wf *webhookFlags) options(g *globals) (webhook.Options, error) {
 
 // serveWebhook runs the receiver until ctx ends or SIGINT/SIGTERM, then
 // lets requests in flight finish.
-func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string, o webhook.Options,
-	checkAccounts bool) error {
+func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, wf *webhookFlags, o webhook.Options) error {
 	copts, err := temporalclient.OptionsFromEnv(zl.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
 	if err != nil {
 		return err
@@ -155,19 +159,29 @@ func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string
 	}
 	defer c.Close()
 	o.Client = c
-	loc := g.loc()
+	loc, err := g.loc()
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := wf.serverTLS(g, zl)
+	if err != nil {
+		return err
+	}
 	// The maintenance switches hold alerts about what they cover.
 	o.Fleet = loc
-	if checkAccounts {
+	if wf.checkAccounts {
 		o.Accounts = locationDirectory{loc}
 	}
 	h, err := webhook.New(o)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", wf.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", listen, err)
+		return fmt.Errorf("listen on %s: %w", wf.listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -182,10 +196,11 @@ func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string
 	go func() { served <- srv.Serve(ln) }()
 	zl.Info("webhook receiver listening",
 		zap.String("addr", ln.Addr().String()),
+		zap.Bool("tls", tlsCfg != nil),
 		zap.String("temporal", copts.HostPort),
 		zap.String("task_queue", o.TaskQueue),
 		zap.Int("rules", len(o.Config.Rules)),
-		zap.Bool("check_accounts", checkAccounts))
+		zap.Bool("check_accounts", wf.checkAccounts))
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -198,6 +213,23 @@ func serveWebhook(ctx context.Context, g *globals, zl *zap.Logger, listen string
 		return fmt.Errorf("shut down the webhook receiver: %w", err)
 	}
 	return nil
+}
+
+// serverTLS is the receiver's TLS: the node certificate --serve-cert in
+// --certs-dir (Alertmanager checks it against the cluster's CA), or nil,
+// plaintext, said loudly, with --insecure.
+func (wf *webhookFlags) serverTLS(g *globals, zl *zap.Logger) (*tls.Config, error) {
+	if g.security.Insecure {
+		zl.Warn("INSECURE: serving the alert receiver in plaintext: its bearer token crosses the network " +
+			"readable by anyone on the path; use --certs-dir outside tests")
+		return nil, nil
+	}
+	cfg, err := auth.ServerTLS(auth.NodeFiles(g.security.Dir, wf.serveCert))
+	if err != nil {
+		return nil, fmt.Errorf("the receiver's certificate %q in %s (stampd certs create-node %s --dir %s --host HOST): %w",
+			wf.serveCert, g.security.Dir, wf.serveCert, g.security.Dir, err)
+	}
+	return cfg, nil
 }
 
 // locationDirectory answers webhook.AccountDirectory from the location

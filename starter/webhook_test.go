@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/webhook"
 )
@@ -68,8 +70,9 @@ func TestServeWebhookShutsDownGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serveWebhook(ctx, &globals{location: "http://127.0.0.1:1"}, zap.NewNop(), listen,
-			webhook.Options{Config: cfg, Auth: webhook.Auth{Token: []byte("t")}, Timeout: time.Second}, true)
+		g := &globals{location: "http://127.0.0.1:1", security: auth.ClientSecurity{Insecure: true}, stderr: io.Discard}
+		done <- serveWebhook(ctx, g, zap.NewNop(), &webhookFlags{listen: listen, checkAccounts: true},
+			webhook.Options{Config: cfg, Auth: webhook.Auth{Token: []byte("t")}, Timeout: time.Second})
 	}()
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()

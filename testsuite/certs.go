@@ -24,6 +24,10 @@ const (
 	CertTest = "test"
 )
 
+// NodeWebhook is the node certificate the alert receiver serves TLS with
+// (baton webhook --serve-cert's default).
+const NodeWebhook = "webhook"
+
 // makeCerts creates the cluster's CA, the node certificates of the
 // location service and the stamps, and the client certificates, in
 // CertsDir, and the TLS the tests call with.
@@ -32,7 +36,7 @@ func (c *Cluster) makeCerts() error {
 	if err := auth.CreateCA(c.CertsDir, auth.CALifetime); err != nil {
 		return fmt.Errorf("harness certificates: %w", err)
 	}
-	for _, n := range []string{"location", StampA, StampB} {
+	for _, n := range []string{"location", StampA, StampB, NodeWebhook} {
 		if err := auth.CreateNode(c.CertsDir, n, nil, auth.CertLifetime); err != nil {
 			return fmt.Errorf("harness certificates: %w", err)
 		}
@@ -68,10 +72,11 @@ func (c *Cluster) serverArgs() []string {
 	return []string{"--certs-dir", c.CertsDir}
 }
 
-// clientArgs are the flags that give a worker its certificate.
+// clientArgs are the flags that give a worker its certificate, or
+// --insecure.
 func (c *Cluster) clientArgs(cert string) []string {
 	if c.Opts.Insecure {
-		return nil
+		return []string{"--insecure"}
 	}
 	return []string{"--certs-dir", c.CertsDir, "--cert-name", cert}
 }
@@ -81,9 +86,10 @@ func (c *Cluster) clientArgs(cert string) []string {
 // operator's certificate.
 func (c *Cluster) CLIEnv() []string {
 	env := []string{"TEMPORAL_ADDRESS=" + c.Temporal.HostPort, "TEMPORAL_NAMESPACE=default", "BATON_LOCATION=" + c.LocationURL}
-	if !c.Opts.Insecure {
-		env = append(env, auth.EnvCertsDir+"="+c.CertsDir, auth.EnvCertName+"="+CertOperator)
+	if c.Opts.Insecure {
+		return append(env, auth.EnvInsecure+"=true")
 	}
+	env = append(env, auth.EnvCertsDir+"="+c.CertsDir, auth.EnvCertName+"="+CertOperator)
 	return env
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/workflows"
 )
@@ -88,13 +89,13 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfg, []byte(webhookE2EConfig), 0o644))
 	whPort, err := FreePort()
 	require.NoError(t, err)
-	whURL := "http://" + addr(whPort)
+	whURL := c.scheme() + addr(whPort)
 	wh := &Process{Name: "webhook", Path: c.Bin.Baton, Log: logPath(dir, "webhook"),
 		Args: []string{"webhook", "--listen", addr(whPort), "--config", cfg, "--token-file", token, "--location", c.LocationURL},
 		Env:  c.CLIEnv()}
 	require.NoError(t, c.startHTTP(ctx, wh, whURL+"/healthz"))
 	t.Cleanup(func() { wh.Stop(10 * time.Second) })
-	require.NoError(t, WaitHTTP(ctx, whURL+"/readyz", wh), "the receiver reaches Temporal")
+	require.NoError(t, WaitHTTPWith(ctx, c.HTTP(), whURL+"/readyz", wh), "the receiver reaches Temporal")
 
 	// Alertmanager, with a webhook receiver pointing at Baton.
 	amURL := startAlertmanager(ctx, t, c, amBin, whURL, token, "[alertname, account]", "1h")
@@ -109,7 +110,7 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	require.NoError(t, err)
 	trig, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchTrigger)
 	require.Equal(t, workflows.TriggerAlert, workflows.Trigger(trig))
-	require.Equal(t, 1.0, metric(ctx, t, whURL+"/metrics", "baton_webhook_failovers_started_total", `mode="planned"`, `rule="stamp-down"`))
+	require.Equal(t, 1.0, metric(ctx, t, c.HTTP(), whURL+"/metrics", "baton_webhook_failovers_started_total", `mode="planned"`, `rule="stamp-down"`))
 
 	decide(ctx, t, c, approved, workflows.UpdateApprove)
 	var res workflows.FailoverResult
@@ -154,7 +155,7 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	require.NoError(t, err)
 	pushAlert(ctx, t, amURL, held, time.Time{})
 	require.NoError(t, Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-		n, _, err := scrape(ctx, whURL+"/metrics", "baton_webhook_alerts_held_total", `rule="stamp-down"`, `switch="global"`)
+		n, _, err := scrape(ctx, c.HTTP(), whURL+"/metrics", "baton_webhook_alerts_held_total", `rule="stamp-down"`, `switch="global"`)
 		return n >= 1, err
 	}), "the alert was never held")
 	_, err = c.Client.DescribeWorkflowExecution(ctx, workflows.FailoverWorkflowID(held), "")
@@ -164,9 +165,9 @@ func TestAlertmanagerStartsFailover(t *testing.T) {
 	require.NoError(t, err)
 
 	// Alertmanager delivered every notification on the first try.
-	require.Zero(t, metric(ctx, t, amURL+"/metrics", "alertmanager_notifications_failed_total", `integration="webhook"`))
-	require.GreaterOrEqual(t, metric(ctx, t, amURL+"/metrics", "alertmanager_notifications_total", `integration="webhook"`), 3.0)
-	require.Equal(t, 1.0, metric(ctx, t, whURL+"/metrics", "baton_webhook_resolved_cancels_total", `result="rejected"`, `rule="stamp-down"`))
+	require.Zero(t, metric(ctx, t, c.HTTP(), amURL+"/metrics", "alertmanager_notifications_failed_total", `integration="webhook"`))
+	require.GreaterOrEqual(t, metric(ctx, t, c.HTTP(), amURL+"/metrics", "alertmanager_notifications_total", `integration="webhook"`), 3.0)
+	require.Equal(t, 1.0, metric(ctx, t, c.HTTP(), whURL+"/metrics", "baton_webhook_resolved_cancels_total", `result="rejected"`, `rule="stamp-down"`))
 }
 
 // startAlertmanager runs Alertmanager (binary amBin) with one route, its
@@ -181,6 +182,10 @@ func startAlertmanager(ctx context.Context, t *testing.T, c *Cluster, amBin, rec
 	require.NoError(t, err)
 	amURL := "http://" + addr(amPort)
 	amCfg := filepath.Join(dir, "alertmanager.yml")
+	tlsConfig := "" // the receiver serves TLS with a certificate of the cluster's CA
+	if !c.Opts.Insecure {
+		tlsConfig = "\n          tls_config:\n            ca_file: " + filepath.Join(c.CertsDir, auth.CACert)
+	}
 	require.NoError(t, os.WriteFile(amCfg, []byte(fmt.Sprintf(`route:
   receiver: baton
   group_by: %s
@@ -195,8 +200,8 @@ receivers:
         http_config:
           authorization:
             type: Bearer
-            credentials_file: %s
-`, groupBy, repeat, receiverURL, token)), 0o644))
+            credentials_file: %s%s
+`, groupBy, repeat, receiverURL, token, tlsConfig)), 0o644))
 	am := &Process{Name: "alertmanager", Path: amBin, Log: logPath(dir, "alertmanager"),
 		Args: []string{"--config.file=" + amCfg, "--storage.path=" + filepath.Join(dir, "alertmanager-data"),
 			"--web.listen-address=" + addr(amPort), "--cluster.listen-address=", "--log.level=debug"}}
@@ -263,21 +268,21 @@ func decide(ctx context.Context, t *testing.T, c *Cluster, account, update strin
 // metric sums the samples of a Prometheus metric whose labels include
 // every `k="v"` of want (so that a newer exporter's extra labels do not
 // hide a series); it fails the test if there is none.
-func metric(ctx context.Context, t *testing.T, url, name string, want ...string) float64 {
+func metric(ctx context.Context, t *testing.T, hc *http.Client, url, name string, want ...string) float64 {
 	t.Helper()
-	sum, found, err := scrape(ctx, url, name, want...)
+	sum, found, err := scrape(ctx, hc, url, name, want...)
 	require.NoError(t, err)
 	require.True(t, found, "%s has no %s{%v}", url, name, want)
 	return sum
 }
 
 // scrape is metric's reading: the sum, and whether any series matched.
-func scrape(ctx context.Context, url, name string, want ...string) (float64, bool, error) {
+func scrape(ctx context.Context, hc *http.Client, url, name string, want ...string) (float64, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, false, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, false, err
 	}

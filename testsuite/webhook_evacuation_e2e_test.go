@@ -2,6 +2,7 @@ package testsuite
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/webhook"
 	"github.com/batonhq/baton/workflows"
@@ -88,10 +90,15 @@ func startStampReceiver(t *testing.T, c *Cluster, cfgFile, tokenFile string) (st
 	ans := &answers{h: h}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	if !c.Opts.Insecure { // TLS with the receiver's certificate, as baton webhook serves
+		cfg, err := auth.ServerTLS(auth.NodeFiles(c.CertsDir, NodeWebhook))
+		require.NoError(t, err)
+		ln = tls.NewListener(ln, cfg)
+	}
 	srv := &http.Server{Handler: ans, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String(), ans
+	return c.scheme() + ln.Addr().String(), ans
 }
 
 // evacuationRuns lists the run IDs of the stamp's evacuations in
@@ -152,7 +159,7 @@ func TestAlertmanagerEvacuatesStamp(t *testing.T) {
 	}
 	id := workflows.EvacuationWorkflowID(StampA)
 	notifications := func() float64 {
-		return metric(ctx, t, amURL+"/metrics", "alertmanager_notifications_total", `integration="webhook"`)
+		return metric(ctx, t, c.HTTP(), amURL+"/metrics", "alertmanager_notifications_total", `integration="webhook"`)
 	}
 	waitNotifications := func(n float64) {
 		require.NoError(t, Poll(ctx, 100*time.Millisecond, func() (bool, error) { return notifications() >= n, nil }))
@@ -178,9 +185,9 @@ func TestAlertmanagerEvacuatesStamp(t *testing.T) {
 		require.Equal(t, run, r.RunID)
 		require.Equal(t, StampA, r.Stamp)
 	}
-	require.Equal(t, 1.0, metric(ctx, t, whURL+"/metrics", "baton_webhook_evacuations_started_total",
+	require.Equal(t, 1.0, metric(ctx, t, c.HTTP(), whURL+"/metrics", "baton_webhook_evacuations_started_total",
 		`rule="stamp-down"`, `mode="planned"`))
-	require.Zero(t, metric(ctx, t, amURL+"/metrics", "alertmanager_notifications_failed_total", `integration="webhook"`))
+	require.Zero(t, metric(ctx, t, c.HTTP(), amURL+"/metrics", "alertmanager_notifications_failed_total", `integration="webhook"`))
 
 	// 2. Resolved at the gate: rejected, nothing touched.
 	resolve()
@@ -211,7 +218,7 @@ func TestAlertmanagerEvacuatesStamp(t *testing.T) {
 			r.Message)
 		require.Empty(t, r.WorkflowID)
 	}
-	require.GreaterOrEqual(t, metric(ctx, t, whURL+"/metrics", "baton_webhook_alerts_held_total",
+	require.GreaterOrEqual(t, metric(ctx, t, c.HTTP(), whURL+"/metrics", "baton_webhook_alerts_held_total",
 		`rule="stamp-down"`, `switch="stamp-a"`), 3.0)
 	latest, err := c.Client.DescribeWorkflow(ctx, id, "")
 	require.NoError(t, err)
@@ -249,7 +256,7 @@ func TestAlertmanagerEvacuatesStamp(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{run, second}, evacuationRuns(ctx, t, c, StampA, second),
 		"two evacuations in all: the rejected one and this one")
-	require.Equal(t, 2.0, metric(ctx, t, whURL+"/metrics", "baton_webhook_evacuations_started_total",
+	require.Equal(t, 2.0, metric(ctx, t, c.HTTP(), whURL+"/metrics", "baton_webhook_evacuations_started_total",
 		`rule="stamp-down"`, `mode="planned"`))
 	require.Empty(t, ans.with(webhook.OutcomeError), "no alert was answered with an error")
 }

@@ -36,22 +36,20 @@ import (
 )
 
 // clientTLS is how the worker calls the location service and the stamps:
-// its client certificate, or plaintext (said loudly) without --certs-dir.
-func clientTLS(zl *zap.Logger, dir, name string) (*tls.Config, error) {
-	cfg, err := auth.ClientConfig(dir, name)
-	if err == nil && cfg == nil {
-		zl.Warn("INSECURE: calling the location service and the stamps in plaintext without a certificate; " +
-			"pass --certs-dir (or " + auth.EnvCertsDir + ") outside tests")
-	}
-	return cfg, err
+// its client certificate, or plaintext with --insecure (said loudly).
+func clientTLS(zl *zap.Logger, cfg config) (*tls.Config, error) {
+	return cfg.security.Config(cfg.locationURL, func(msg string) { zl.Warn(msg) })
 }
 
 // appHTTP is the client of a plan's HTTP steps: with certificates it
 // trusts the cluster's CA besides the system's and presents the worker's
-// certificate (a stamp's health is such a step); nil otherwise.
-func appHTTP(dir, name string) (*http.Client, error) {
-	cfg, err := auth.AppClientConfig(dir, name)
-	if cfg == nil || err != nil {
+// certificate (a stamp's health is such a step); nil with --insecure.
+func appHTTP(sec auth.ClientSecurity) (*http.Client, error) {
+	if sec.Insecure {
+		return nil, nil
+	}
+	cfg, err := auth.AppClientConfig(sec.Dir, sec.Name)
+	if err != nil {
 		return nil, err
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
@@ -61,12 +59,13 @@ func main() { cli.Exit("worker", run(os.Args[1:])) }
 
 // config is the worker's command line.
 type config struct {
-	locationURL, certsDir, certName, taskQueue string
-	maxActivities, maxWorkflowTasks, pollers   int
-	logFormat, logLevel, metricsListen         string
-	readyEvery                                 time.Duration
-	readyMax                                   int
-	readyBudget                                readiness.Budget
+	locationURL, taskQueue                   string
+	security                                 auth.ClientSecurity
+	maxActivities, maxWorkflowTasks, pollers int
+	logFormat, logLevel, metricsListen       string
+	readyEvery                               time.Duration
+	readyMax                                 int
+	readyBudget                              readiness.Budget
 }
 
 func run(args []string) error {
@@ -79,7 +78,7 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = zl.Sync() }()
-	tlsCfg, err := clientTLS(zl, cfg.certsDir, cfg.certName)
+	tlsCfg, err := clientTLS(zl, cfg)
 	if err != nil {
 		return err
 	}
@@ -120,12 +119,8 @@ Flags:
 		fs.PrintDefaults()
 	}
 	var cfg config
-	fs.StringVar(&cfg.locationURL, "location", envOr("BATON_LOCATION", "http://127.0.0.1:7100"), "location service base URL (env BATON_LOCATION)")
-	fs.StringVar(&cfg.certsDir, "certs-dir", os.Getenv(auth.EnvCertsDir),
-		"certificates `dir`ectory: call the location service and the stamps over TLS with a client certificate "+
-			"(env "+auth.EnvCertsDir+"; empty: plaintext, for services started with --insecure)")
-	fs.StringVar(&cfg.certName, "cert-name", envOr(auth.EnvCertName, "worker"),
-		"client certificate `name` in --certs-dir, with the control, admin and data roles (env "+auth.EnvCertName+")")
+	fs.StringVar(&cfg.locationURL, "location", envOr("BATON_LOCATION", location.DefaultURL), "location service base URL (env BATON_LOCATION)")
+	cfg.security.Flags(fs, "worker", "control, admin and data")
 	fs.StringVar(&cfg.taskQueue, "task-queue", workflows.TaskQueue, "task queue to poll")
 	fs.IntVar(&cfg.maxActivities, "max-concurrent-activities", 200, "activities run at once")
 	fs.IntVar(&cfg.maxWorkflowTasks, "max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
@@ -214,7 +209,7 @@ func newWorker(cfg config, c client.Client, tlsCfg *tls.Config) (worker.Worker, 
 	})
 	acts := activities.New(cfg.locationURL, tlsCfg)
 	var err error
-	if acts.ActionHTTP, err = appHTTP(cfg.certsDir, cfg.certName); err != nil {
+	if acts.ActionHTTP, err = appHTTP(cfg.security); err != nil {
 		return nil, err
 	}
 	acts.Temporal = c // a reprotect asks whether a failover of the account runs

@@ -78,7 +78,8 @@ func newLogger(verbose bool) (*zap.Logger, error) {
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("load", "run", "run --location URL --account A [options]", stderr)
-	dial := locationFlags(fs)
+	var loc location.Dialer
+	loc.DialFlags(fs, "load", "data")
 	account := fs.String("account", "", "account `name` (required)")
 	rate := fs.Float64("rate", 1000, "new keys per `second` across all workers; 0 = as fast as possible")
 	workers := fs.Int("workers", 16, "concurrent `writers`")
@@ -101,7 +102,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer func() { _ = log.Sync() }()
 
-	lc, err := dial()
+	lc, err := loc.Dial(cli.Warner("load", stderr))
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,8 @@ func sortedKeys(m map[string]int64) []string {
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("load", "audit", "audit --location URL --account A --acks FILE", stderr)
-	dial := locationFlags(fs)
+	var loc location.Dialer
+	loc.DialFlags(fs, "load", "data")
 	account := fs.String("account", "", "account `name` (required)")
 	acksPath := fs.String("acks", "acks.jsonl", "ack `file` written by load run --out")
 	list := fs.Int("list", 20, "list at most this many lost or changed `keys`")
@@ -268,7 +270,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	lc, err := dial()
+	lc, err := loc.Dial(cli.Warner("load", stderr))
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func TestRunAuditExitStatus(t *testing.T) {
 	}
 	acks := filepath.Join(t.TempDir(), "acks.jsonl")
 	var out bytes.Buffer
-	err = run([]string{"run", "--location", loc.URL(), "--account", "acct", "--rate", "0", "--workers", "2",
+	err = run([]string{"run", "--insecure", "--location", loc.URL(), "--account", "acct", "--rate", "0", "--workers", "2",
 		"--duration", "300ms", "--progress", "0", "--out", acks, "--audit"}, &out, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
@@ -51,7 +51,7 @@ func TestRunAuditExitStatus(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run([]string{"audit", "--location", loc.URL(), "--account", "acct", "--acks", acks}, &out, &out); err != nil {
+	if err := run([]string{"audit", "--insecure", "--location", loc.URL(), "--account", "acct", "--acks", acks}, &out, &out); err != nil {
 		t.Fatalf("audit: %v\n%s", err, out.String())
 	}
 
@@ -69,7 +69,7 @@ func TestRunAuditExitStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	err = run([]string{"audit", "--location", loc.URL(), "--account", "acct", "--acks", acks}, &out, &out)
+	err = run([]string{"audit", "--insecure", "--location", loc.URL(), "--account", "acct", "--acks", acks}, &out, &out)
 	if !errors.Is(err, errFindings) || !strings.Contains(out.String(), "lost:               1") ||
 		!strings.Contains(out.String(), recs[0].Key) {
 		t.Fatalf("audit after a loss: %v\n%s", err, out.String())
@@ -81,7 +81,7 @@ func TestRunAuditExitStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	err = run([]string{"audit", "--location", loc.URL(), "--account", "acct", "--acks", empty}, &out, &out)
+	err = run([]string{"audit", "--insecure", "--location", loc.URL(), "--account", "acct", "--acks", empty}, &out, &out)
 	if !errors.Is(err, errFindings) || !strings.Contains(err.Error(), "nothing was acknowledged") ||
 		!strings.Contains(out.String(), "audit FAIL") {
 		t.Fatalf("audit of no acks: %v\n%s", err, out.String())

@@ -262,7 +262,8 @@ func printJSON(w io.Writer, v any) error {
 
 func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("stampd", "register", "register --location URL --name NAME --url URL", stderr)
-	dial := adminFlags(fs)
+	var loc location.Dialer
+	loc.DialFlags(fs, "admin", "admin")
 	name := fs.String("name", "", "stamp `name` (required)")
 	u := fs.String("url", "", "stamp base `URL`, e.g. http://127.0.0.1:7101 (required)")
 	if err := cli.Parse(fs, args); err != nil {
@@ -273,7 +274,7 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("register: --name and --url are required")
 	}
 	s := location.Stamp{Name: *name, URL: strings.TrimRight(*u, "/")}
-	lc, err := dial()
+	lc, err := loc.Dial(cli.Warner("stampd", stderr))
 	if err != nil {
 		return err
 	}
@@ -285,7 +286,8 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func provision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("stampd", "provision", "provision --location URL --account A --partitions N --primary NAME --secondary NAME", stderr)
-	dial := adminFlags(fs)
+	var loc location.Dialer
+	loc.DialFlags(fs, "admin", "admin")
 	account := fs.String("account", "", "account `name`, [a-z0-9-]{1,63} (required)")
 	partitions := fs.Int("partitions", 16, "number of `partitions`, 1..65536")
 	primary := fs.String("primary", "", "primary stamp `name`, registered in the location service (required)")
@@ -297,7 +299,7 @@ func provision(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errors.New("provision: --account, --primary and --secondary are required")
 	}
-	lc, err := dial()
+	lc, err := loc.Dial(cli.Warner("stampd", stderr))
 	if err != nil {
 		return err
 	}

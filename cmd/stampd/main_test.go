@@ -26,15 +26,18 @@ func TestRegisterAndProvision(t *testing.T) {
 		}
 		defer l.Close()
 		var out bytes.Buffer
-		if err := run([]string{"register", "--location", loc.URL(), "--name", name, "--url", l.URL() + "/"}, &out, &out); err != nil {
+		if err := run([]string{"register", "--insecure", "--location", loc.URL(), "--name", name, "--url", l.URL() + "/"}, &out, &out); err != nil {
 			t.Fatalf("register %s: %v\n%s", name, err, out.String())
 		}
 	}
-	args := []string{"provision", "--location", loc.URL(), "--account", "acct", "--partitions", "3", "--primary", "stamp-a", "--secondary", "stamp-b"}
+	args := []string{"provision", "--insecure", "--location", loc.URL(), "--account", "acct", "--partitions", "3", "--primary", "stamp-a", "--secondary", "stamp-b"}
 	for i := range 2 { // idempotent
-		var out bytes.Buffer
-		if err := run(args, &out, &out); err != nil {
-			t.Fatalf("provision #%d: %v\n%s", i+1, err, out.String())
+		var out, errOut bytes.Buffer
+		if err := run(args, &out, &errOut); err != nil {
+			t.Fatalf("provision #%d: %v\n%s", i+1, err, errOut.String())
+		}
+		if !strings.Contains(errOut.String(), "stampd: WARNING: INSECURE") {
+			t.Fatalf("--insecure was not said loudly on stderr: %q", errOut.String())
 		}
 		var a location.Account
 		if err := json.Unmarshal(out.Bytes(), &a); err != nil || a.Primary != "stamp-a" || a.Partitions != 3 {

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/internal/auth"
-	"github.com/batonhq/baton/location"
 )
 
 // security is how a server of stampd proves who it is and checks its
@@ -71,23 +69,4 @@ func (sec *security) client(name string) (*tls.Config, error) {
 		return nil, fmt.Errorf("node certificate of %s as a client: %w", name, err)
 	}
 	return cfg, nil
-}
-
-// adminFlags declares --location and the client certificate that register
-// and provision call it and the stamps with (the admin role); the func
-// returned makes the client.
-func adminFlags(fs *flag.FlagSet) func() (*location.Client, error) {
-	loc := fs.String("location", "http://127.0.0.1:7100", "location service base `URL`")
-	dir := fs.String("certs-dir", os.Getenv(auth.EnvCertsDir), "certificates `dir`ectory: TLS with a client certificate "+
-		"(env "+auth.EnvCertsDir+"; empty: plaintext, for services started with --insecure)")
-	name := fs.String("cert-name", envOr(auth.EnvCertName, "admin"),
-		"client certificate `name` in --certs-dir, with the admin role (env "+auth.EnvCertName+")")
-	return func() (*location.Client, error) { return location.Dial(*loc, *dir, *name) }
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

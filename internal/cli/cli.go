@@ -77,3 +77,8 @@ func Dispatch(args []string, usage string, stdout, stderr io.Writer, cmds Subcom
 		return cmd(ctx, rest)
 	}
 }
+
+// Warner is a program's loud line on stderr (e.g. --insecure at start).
+func Warner(prog string, stderr io.Writer) func(string) {
+	return func(msg string) { fmt.Fprintf(stderr, "%s: WARNING: %s\n", prog, msg) }
+}
