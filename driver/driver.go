@@ -1,0 +1,128 @@
+// Package driver is the contract between Baton's failover and a replicated
+// store: what a failover needs of each side of an account, whatever the
+// store (the reference stamp, PostgreSQL streaming replication, Redis
+// replication). An account is a set of partitions (a stamp's partitions, a
+// database's shards), each with a primary on one site and a replica on the
+// other; a failover fences every primary, flush-sends what each wrote,
+// flush-replays it on the replica, and promotes the replicas.
+//
+// Every call takes a list of partitions and answers each on its own (one
+// partition's failure does not hide the others'), and every call is
+// idempotent: a repeat answers what the first did, so an activity's retry
+// does the work once. Errors are classified once per driver: Final marks
+// what no retry can fix (a server that is not what the call expects, bad
+// credentials); everything else may go away and is retried.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind names a store; the location service records each account's.
+type Kind string
+
+// The stores Baton drives.
+const (
+	KindStamp Kind = "stamp"
+	KindRedis Kind = "redis"
+)
+
+// Side is one site of an account: the server of each partition.
+type Side struct {
+	Account string
+	// Endpoints[i] serves partition i (a store's address: a stamp's base
+	// URL, Redis's host:port); a single endpoint serves every partition.
+	Endpoints []string
+}
+
+// Endpoint is the server of partition p.
+func (s Side) Endpoint(p int) string {
+	if len(s.Endpoints) == 1 {
+		return s.Endpoints[0]
+	}
+	return s.Endpoints[p]
+}
+
+// Result is one partition's answer. Position is in the store's own unit
+// (a stamp's LSN, Redis's replication offset): the final written position
+// after a fence, the position the replica confirmed after a flush-send,
+// the replayed one after a flush-replay or a promote.
+type Result struct {
+	Partition int
+	Position  uint64
+	Err       error
+}
+
+// Positions is where a partition's replication stands.
+type Positions struct {
+	Partition int
+	// Primary is true when the server answering takes writes.
+	Primary bool
+	// Written: the primary's last position; Acked: what its replica
+	// confirmed it received; Replayed: what the replica applied (on a
+	// replica's side, its own).
+	Written, Acked, Replayed uint64
+	Err                      error
+}
+
+// Store is what a failover needs of a replicated store.
+type Store interface {
+	Kind() Kind
+	// Positions reads each partition's positions on side.
+	Positions(ctx context.Context, side Side, ps []int) []Positions
+	// Fence stops the primaries of ps taking writes for at most lease (a
+	// fence outlives no crashed orchestrator); after it answers, no write
+	// commits there. Position: the final written position.
+	Fence(ctx context.Context, primary Side, ps []int, lease time.Duration) []Result
+	// Unfence lets the primaries take writes again (a rollback).
+	Unfence(ctx context.Context, primary Side, ps []int) []Result
+	// FlushSend returns once each replica (on the replica side) confirmed
+	// it received every write of its fenced primary. Position: the
+	// confirmed position.
+	FlushSend(ctx context.Context, primary, replica Side, ps []int) []Result
+	// FlushReplay waits until each replica applied targets[p] (a
+	// flush-send's position), telling progress each partition that did.
+	FlushReplay(ctx context.Context, replica Side, targets map[int]uint64, progress func(p int)) []Result
+	// Promote makes the replicas primaries. Position: their position.
+	Promote(ctx context.Context, replica Side, ps []int) []Result
+	// Rejoin makes the old primaries replicas of the new ones (reprotect)
+	// and lifts their fence: a write held by it is refused, not applied.
+	Rejoin(ctx context.Context, old, primary Side, ps []int) []Result
+}
+
+// FinalError is an answer no retry can change.
+type FinalError struct{ Err error }
+
+func (e *FinalError) Error() string { return e.Err.Error() }
+func (e *FinalError) Unwrap() error { return e.Err }
+
+// Final marks err as final (nil stays nil).
+func Final(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FinalError{Err: err}
+}
+
+// Finalf is Final(fmt.Errorf(...)).
+func Finalf(format string, args ...any) error { return Final(fmt.Errorf(format, args...)) }
+
+// IsFinal reports whether err, or an error it wraps, is final.
+func IsFinal(err error) bool {
+	var fe *FinalError
+	return errors.As(err, &fe)
+}
+
+// Failed is the results that carry an error.
+func Failed(rs []Result) []Result {
+	var out []Result
+	for _, r := range rs {
+		if r.Err != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}

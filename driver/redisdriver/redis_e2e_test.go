@@ -1,0 +1,268 @@
+package redisdriver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/redisdriver"
+	"github.com/batonhq/baton/internal/auth"
+	"github.com/batonhq/baton/testsuite"
+)
+
+// redisBinary skips without redis-server on a developer machine and fails
+// in CI (CI=true), where .ci/run installs it.
+func redisBinary(t *testing.T) {
+	t.Helper()
+	if _, err := testsuite.RedisBinary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v: .ci/run installs it", err)
+		}
+		t.Skipf("skipped: %v; with CI=true this fails", err)
+	}
+}
+
+// account is a Redis account of shards: site a's primaries, site b's
+// replicas, over TLS with a password.
+type account struct {
+	a, b     driver.Side
+	servers  map[string]*testsuite.Redis // by address
+	certs    string
+	password string
+}
+
+func startAccount(ctx context.Context, t *testing.T, shards int) *account {
+	t.Helper()
+	dir := t.TempDir()
+	acct := &account{certs: dir + "/certs", password: "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		servers: map[string]*testsuite.Redis{}, a: driver.Side{Account: "cache"}, b: driver.Side{Account: "cache"}}
+	require.NoError(t, auth.CreateCA(acct.certs, auth.CALifetime))
+	require.NoError(t, auth.CreateNode(acct.certs, "baton", nil, auth.CertLifetime))
+	for s := range shards {
+		p, err := testsuite.StartRedis(ctx, testsuite.RedisOptions{Name: fmt.Sprintf("a%d", s), Dir: dir,
+			CertsDir: acct.certs, Password: acct.password})
+		require.NoError(t, err)
+		t.Cleanup(func() { p.Stop(10 * time.Second) })
+		r, err := testsuite.StartRedis(ctx, testsuite.RedisOptions{Name: fmt.Sprintf("b%d", s), Dir: dir,
+			CertsDir: acct.certs, Password: acct.password, ReplicaOf: p.Addr})
+		require.NoError(t, err)
+		t.Cleanup(func() { r.Stop(10 * time.Second) })
+		acct.a.Endpoints = append(acct.a.Endpoints, p.Addr)
+		acct.b.Endpoints = append(acct.b.Endpoints, r.Addr)
+		acct.servers[p.Addr], acct.servers[r.Addr] = p, r
+	}
+	return acct
+}
+
+func (acct *account) driver(t *testing.T) *redisdriver.Driver {
+	t.Helper()
+	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	require.NoError(t, err)
+	d := redisdriver.New(redisdriver.Options{TLS: cfg, Password: acct.password})
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func (acct *account) client(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	require.NoError(t, err)
+	// Long reads: a write held by a fence waits for its answer.
+	c := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: cfg, Password: acct.password,
+		ReadTimeout: time.Minute, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// writers write unique keys to each shard's current primary and record
+// every acknowledged one; a write refused (a fenced primary demoted) is
+// not acknowledged, and the writer follows primary to the new one.
+type writers struct {
+	primary []atomic.Value // shard -> address
+	mu      sync.Mutex
+	acked   map[string]int // key -> shard
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startWriters(t *testing.T, acct *account, side driver.Side) *writers {
+	w := &writers{primary: make([]atomic.Value, len(side.Endpoints)), acked: map[string]int{}, stop: make(chan struct{})}
+	for s := range side.Endpoints {
+		w.primary[s].Store(side.Endpoints[s])
+		w.wg.Go(func() {
+			clients := map[string]*redis.Client{}
+			for n := 0; ; n++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				addr := w.primary[s].Load().(string)
+				c, ok := clients[addr]
+				if !ok {
+					c = acct.client(t, addr)
+					clients[addr] = c
+				}
+				key := fmt.Sprintf("k-%d-%d", s, n)
+				if c.Set(context.Background(), key, key, 0).Err() == nil {
+					w.mu.Lock()
+					w.acked[key] = s
+					w.mu.Unlock()
+				}
+			}
+		})
+	}
+	return w
+}
+
+// follow points the writers at side's servers.
+func (w *writers) follow(side driver.Side) {
+	for s := range w.primary {
+		w.primary[s].Store(side.Endpoints[s])
+	}
+}
+
+// audit stops the writers and checks every acknowledged write on side.
+func (w *writers) audit(ctx context.Context, t *testing.T, acct *account, side driver.Side) int {
+	t.Helper()
+	close(w.stop)
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lost := 0
+	for key, s := range w.acked {
+		v, err := acct.client(t, side.Endpoints[s]).Get(ctx, key).Result()
+		if err != nil || v != key {
+			lost++
+		}
+	}
+	require.NotZero(t, len(w.acked), "nothing was acknowledged: the audit would prove nothing")
+	return lost
+}
+
+// TestRedisFailoverAndFailBack: an 8-shard Redis account (sixteen real
+// redis-server processes over TLS) under live writes fails over from site a
+// to site b by fence, flush-send, flush-replay, promote and rejoin; every
+// acknowledged write is on the new primaries, a write sent after the fence
+// is refused (READONLY), never applied; then it fails back the same way,
+// again losing nothing.
+func TestRedisFailoverAndFailBack(t *testing.T) {
+	redisBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const shards = 8
+	acct := startAccount(ctx, t, shards)
+	d := acct.driver(t)
+	all := make([]int, shards)
+	for i := range all {
+		all[i] = i
+	}
+	waitOnline(ctx, t, d, acct.a, all)
+
+	w := startWriters(t, acct, acct.a)
+	waitAcked(ctx, t, w, 200)
+	failOver(ctx, t, d, acct.a, acct.b, all, acct, w)
+	require.Zero(t, w.audit(ctx, t, acct, acct.b), "acknowledged writes lost in the failover")
+
+	// Fail back: site a rejoined as the replica; the same steps, back.
+	waitOnline(ctx, t, d, acct.b, all)
+	w = startWriters(t, acct, acct.b)
+	waitAcked(ctx, t, w, 200)
+	failOver(ctx, t, d, acct.b, acct.a, all, acct, w)
+	require.Zero(t, w.audit(ctx, t, acct, acct.a), "acknowledged writes lost in the failback")
+}
+
+// failOver moves the account from the primaries of from to the replicas of
+// to, proving the fence by a write sent after it.
+func failOver(ctx context.Context, t *testing.T, d *redisdriver.Driver, from, to driver.Side, all []int,
+	acct *account, w *writers) {
+	t.Helper()
+	fenced := d.Fence(ctx, from, all, time.Minute)
+	require.Empty(t, driver.Failed(fenced))
+	probe := make(chan error, 1)
+	go func() { probe <- acct.client(t, from.Endpoints[0]).Set(ctx, "after-fence", "x", 0).Err() }()
+
+	sent := d.FlushSend(ctx, from, to, all)
+	require.Empty(t, driver.Failed(sent))
+	targets := map[int]uint64{}
+	for i, r := range sent {
+		require.GreaterOrEqual(t, r.Position, fenced[i].Position, "partition %d confirmed less than it wrote", r.Partition)
+		targets[r.Partition] = r.Position
+	}
+	var replayed atomic.Int32
+	require.Empty(t, driver.Failed(d.FlushReplay(ctx, to, targets, func(int) { replayed.Add(1) })))
+	require.EqualValues(t, len(all), replayed.Load())
+	require.Empty(t, driver.Failed(d.Promote(ctx, to, all)))
+	w.follow(to)
+	require.Empty(t, driver.Failed(d.Rejoin(ctx, from, to, all)))
+
+	err := <-probe
+	require.Error(t, err, "a write sent after the fence was acknowledged")
+	require.Contains(t, err.Error(), "READONLY")
+	for _, addr := range []string{from.Endpoints[0], to.Endpoints[0]} {
+		n, err := acct.client(t, addr).Exists(ctx, "after-fence").Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "the write held by the fence was applied on %s", addr)
+	}
+	for _, p := range d.Positions(ctx, to, all) {
+		require.NoError(t, p.Err)
+		require.True(t, p.Primary, "shard %d of the new site is not a primary", p.Partition)
+	}
+}
+
+// waitOnline waits until every primary of side has its replica online.
+func waitOnline(ctx context.Context, t *testing.T, d *redisdriver.Driver, side driver.Side, ps []int) {
+	t.Helper()
+	require.NoError(t, testsuite.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		for _, p := range d.Positions(ctx, side, ps) {
+			if p.Err != nil || !p.Primary || p.Acked == 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}), "replicas never came online")
+}
+
+// waitAcked waits until the writers have n acknowledged writes.
+func waitAcked(ctx context.Context, t *testing.T, w *writers, n int) {
+	t.Helper()
+	require.NoError(t, testsuite.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.acked) >= n, nil
+	}))
+}
+
+// TestRedisFinalAnswers: a fence of a replica, and calls with a wrong
+// password, are final (no retry changes them) and change nothing.
+func TestRedisFinalAnswers(t *testing.T) {
+	redisBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	acct := startAccount(ctx, t, 1)
+	d := acct.driver(t)
+	rs := d.Fence(ctx, acct.b, []int{0}, time.Minute)
+	require.True(t, driver.IsFinal(rs[0].Err), "%v", rs[0].Err)
+	require.Contains(t, rs[0].Err.Error(), "replica")
+
+	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	require.NoError(t, err)
+	bad := redisdriver.New(redisdriver.Options{TLS: cfg, Password: "wrong"})
+	defer bad.Close()
+	rs = bad.Fence(ctx, acct.a, []int{0}, time.Minute)
+	require.True(t, driver.IsFinal(rs[0].Err), "%v", rs[0].Err)
+	var fe *driver.FinalError
+	require.True(t, errors.As(rs[0].Err, &fe))
+	// The primary still takes writes: nothing was fenced.
+	require.NoError(t, acct.client(t, acct.a.Endpoints[0]).Set(ctx, "still-writable", "1", 0).Err())
+}
