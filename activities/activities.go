@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
+	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -49,6 +50,8 @@ type Activities struct {
 	// Temporal, when set, lets a reprotect check that no failover of the
 	// account runs and read what the last one reported.
 	Temporal client.Client
+	// Redis drives the accounts of kind redis (nil: they are refused).
+	Redis driver.Store
 
 	mu     sync.Mutex
 	stamps map[string]*stamp.Client

@@ -46,11 +46,17 @@ type CatchUpResult struct {
 // idempotent.
 func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResult, error) {
 	defer keepAlive(ctx)()
-	src, dst := a.stamp(in.FromURL), a.stamp(in.ToURL)
 	poll := in.Poll
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
+		if err != nil {
+			return CatchUpResult{}, classify("catch up "+in.Account, err)
+		}
+		return a.catchUpStore(ctx, ss, in, poll)
+	}
+	src, dst := a.stamp(in.FromURL), a.stamp(in.ToURL)
 	deadline := budget(ctx, time.Now().Add(in.Timeout))
 	var res CatchUpResult
 	var settle settling

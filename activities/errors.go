@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -43,6 +44,14 @@ func classify(what string, err error) error {
 			details = append(details, PartitionFailure{Partition: rf.Partition, Error: rf.Err.Error()})
 		}
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), typ, err, details...)
+	}
+	if driver.IsFinal(err) {
+		var details []any
+		var rf *Refusal
+		if errors.As(err, &rf) {
+			details = append(details, PartitionFailure{Partition: rf.Partition, Error: rf.Err.Error()})
+		}
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), ErrTypeRefused, err, details...)
 	}
 	var le *location.APIError
 	if errors.As(err, &le) && le.Status/100 == 4 {

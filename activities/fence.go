@@ -144,12 +144,18 @@ type FenceResult struct {
 func (a *Activities) Fence(ctx context.Context, in FenceInput) (res FenceResult, err error) {
 	defer keepAlive(ctx)()
 	defer res.Timing.record(ctx)
-	src := a.stamp(in.FromURL)
-	res = FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
 	ps := in.Only
 	if ps == nil {
 		ps = AllPartitions(in.Partitions)
 	}
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
+		if err != nil {
+			return res, classify("fence "+in.Account, err)
+		}
+		return a.fenceStore(ctx, ss, in, ps)
+	}
+	src := a.stamp(in.FromURL)
+	res = FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
 	done, failed, err := controlAll(
 		ctx,
 		budget(ctx, in.Until),
@@ -189,6 +195,12 @@ type UnfenceInput struct {
 // the activity's deadline; then it fails (retryably) naming them.
 func (a *Activities) Unfence(ctx context.Context, in UnfenceInput) error {
 	defer keepAlive(ctx)()
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
+		if err != nil {
+			return classify("unfence "+in.Account, err)
+		}
+		return a.unfenceStore(ctx, ss, in)
+	}
 	src := a.stamp(in.FromURL)
 	_, failed, err := controlAll(
 		ctx,

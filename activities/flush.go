@@ -54,6 +54,12 @@ func (r *FlushSendResult) fail(p int, err error) {
 func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (res FlushSendResult, err error) {
 	defer keepAlive(ctx)()
 	defer res.Timing.record(ctx)
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
+		if err != nil {
+			return res, classify("flush-send "+in.Account, err)
+		}
+		return a.flushSendStore(ctx, ss, in)
+	}
 	src := a.stamp(in.FromURL)
 	what := fmt.Sprintf("flush-send %s (%d partitions from %d)", in.Account, len(in.Partitions), in.Partitions[0])
 	r, err := src.FlushSend(ctx, in.Account, stamp.ControlRequest{Partitions: in.Partitions})
@@ -157,6 +163,12 @@ type FlushReplayResult struct {
 func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (FlushReplayResult, error) {
 	// A slow answer must not look like a dead worker.
 	defer keepAlive(ctx)()
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.ToURL); ok || err != nil {
+		if err != nil {
+			return FlushReplayResult{}, classify("flush-replay "+in.Account, err)
+		}
+		return a.flushReplayStore(ctx, ss, in)
+	}
 	rp := replayPoll{dst: a.stamp(in.ToURL), in: in}
 	rp.wait, rp.retryFor = in.Wait, in.RetryFor
 	if rp.wait <= 0 {

@@ -116,6 +116,12 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 	} else if err != nil {
 		return PrecheckResult{}, err
 	}
+	if pc.acct.Kind != "" {
+		if err := pc.precheckStore(ctx); err != nil {
+			return PrecheckResult{}, err
+		}
+		return pc.res, pc.checkResume()
+	}
 	if err := pc.checkDestination(ctx); err != nil {
 		return PrecheckResult{}, err
 	}

@@ -42,6 +42,12 @@ type PromoteResult struct {
 // the activity's deadline.
 func (a *Activities) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
 	defer keepAlive(ctx)()
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.ToURL); ok || err != nil {
+		if err != nil {
+			return PromoteResult{}, classify("promote "+in.Account, err)
+		}
+		return a.promoteStore(ctx, ss, in)
+	}
 	dst := a.stamp(in.ToURL)
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
 	done, failed, err := controlAll(

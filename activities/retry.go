@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/internal/clock"
 
 	"github.com/batonhq/baton/location"
@@ -19,6 +20,9 @@ import (
 // service is the system refusing the request as asked (bad input, stale
 // epoch, conflict): asking again cannot change it.
 func retryable(err error) bool {
+	if driver.IsFinal(err) {
+		return false
+	}
 	var se *stamp.APIError
 	if errors.As(err, &se) {
 		return se.Retryable()

@@ -6,7 +6,10 @@
 package location
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"time"
 )
 
@@ -34,7 +37,18 @@ type Account struct {
 	// MovedBy is the operation of the move that made Primary the primary
 	// (MoveRequest.Operation), if it named one.
 	MovedBy string `json:"moved_by,omitempty"`
+	// Kind is the store the account lives in: "" (Baton's reference
+	// stamps) or KindRedis, whose partitions are shards with their own
+	// servers: PrimaryEndpoints[i] and SecondaryEndpoints[i] serve shard i
+	// on the primary's and the secondary's site (they follow a move).
+	Kind               string   `json:"kind,omitempty"`
+	PrimaryEndpoints   []string `json:"primary_endpoints,omitempty"`
+	SecondaryEndpoints []string `json:"secondary_endpoints,omitempty"`
 }
+
+// KindRedis is an account of Redis shards (driver/redisdriver); its sites
+// are registered with a redis:// URL naming the site (redis://site-a).
+const KindRedis = "redis"
 
 // LabelTier is the label that ranks an account in a stamp evacuation:
 // "0" (first) to "3"; an account without it comes last.
@@ -145,6 +159,45 @@ type CreateRequest struct {
 	Primary    string `json:"primary"`
 	Secondary  string `json:"secondary"`
 	Epoch      uint64 `json:"epoch"` // starting epoch, default 1
+	// Kind "" is a stamp account; KindRedis takes each shard's server on
+	// both sites (host:port, Partitions of each).
+	Kind               string   `json:"kind,omitempty"`
+	PrimaryEndpoints   []string `json:"primary_endpoints,omitempty"`
+	SecondaryEndpoints []string `json:"secondary_endpoints,omitempty"`
+}
+
+// same reports whether two create requests ask the same (a repeat).
+func (c CreateRequest) same(o CreateRequest) bool {
+	return c.Account == o.Account && c.Partitions == o.Partitions && c.Primary == o.Primary &&
+		c.Secondary == o.Secondary && c.Epoch == o.Epoch && c.Kind == o.Kind &&
+		slices.Equal(c.PrimaryEndpoints, o.PrimaryEndpoints) && slices.Equal(c.SecondaryEndpoints, o.SecondaryEndpoints)
+}
+
+// validateKind checks the store-specific half of a create request.
+func (c CreateRequest) validateKind() error {
+	switch c.Kind {
+	case "":
+		if len(c.PrimaryEndpoints)+len(c.SecondaryEndpoints) > 0 {
+			return errors.New("endpoints are for accounts of kind redis: a stamp serves every partition of its accounts")
+		}
+		return nil
+	case KindRedis:
+		for side, eps := range func(yield func(string, []string) bool) {
+			_ = yield("primary_endpoints", c.PrimaryEndpoints) && yield("secondary_endpoints", c.SecondaryEndpoints)
+		} {
+			if len(eps) != c.Partitions {
+				return fmt.Errorf("%s: %d given for %d partitions: one host:port per shard", side, len(eps), c.Partitions)
+			}
+			for i, ep := range eps {
+				if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
+					return fmt.Errorf("%s[%d] %q is not host:port", side, i, ep)
+				}
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("kind %q: use \"\" (stamps) or %q", c.Kind, KindRedis)
+	}
 }
 
 // MoveRequest points an account at a new primary

@@ -160,8 +160,9 @@ func (s *Server) putStamp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := url.Parse(st.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		badRequest(w, "stamp url %q must be an absolute http(s) URL such as http://127.0.0.1:7101", st.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "redis") || u.Host == "" {
+		badRequest(w, "stamp url %q must be an absolute http(s) URL such as https://127.0.0.1:7101 "+
+			"(or redis://SITE for a site of Redis servers)", st.URL)
 		return
 	}
 	if err := s.st.putStamp(st); err != nil {
@@ -215,6 +216,10 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Primary == req.Secondary {
 		badRequest(w, "primary and secondary must be different stamps, both are %q", req.Primary)
+		return
+	}
+	if err := req.validateKind(); err != nil {
+		badRequest(w, "%v", err)
 		return
 	}
 	a, created, err := s.st.create(req, s.now())

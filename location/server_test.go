@@ -432,3 +432,60 @@ func TestStampAccountsPagesLabelsAndMaintenance(t *testing.T) {
 		t.Fatal("switched off, the global switch holds nothing")
 	}
 }
+
+// TestRedisAccountEndpointsFollowAMove: an account of kind redis records
+// each shard's server on both sites (registered with redis:// URLs); a
+// move swaps which are the primary's; requests that mix kinds, miscount
+// shards or repeat with other endpoints are refused.
+func TestRedisAccountEndpointsFollowAMove(t *testing.T) {
+	_, hs := newTestServer(t, "")
+	c := NewClient(hs.URL, hs.Client())
+	setupStamps(t, c)
+	ctx := context.Background()
+	for _, s := range []Stamp{{"site-a", "redis://site-a"}, {"site-b", "redis://site-b"}} {
+		if err := c.RegisterStamp(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := CreateRequest{Account: "cache", Partitions: 2, Primary: "site-a", Secondary: "site-b", Kind: KindRedis,
+		PrimaryEndpoints: []string{"127.0.0.1:6001", "127.0.0.1:6002"}, SecondaryEndpoints: []string{"127.0.0.1:6101", "127.0.0.1:6102"}}
+	a, err := c.CreateAccount(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Kind != KindRedis || a.PrimaryURL != "redis://site-a" || a.PrimaryEndpoints[1] != "127.0.0.1:6002" ||
+		a.SecondaryEndpoints[0] != "127.0.0.1:6101" {
+		t.Fatalf("created %+v", a)
+	}
+	if _, err := c.CreateAccount(ctx, req); err != nil {
+		t.Fatalf("a repeat is answered the same: %v", err)
+	}
+	moved, err := c.Move(ctx, "cache", MoveRequest{From: "site-a", To: "site-b", ExpectedEpoch: 1, Epoch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.PrimaryEndpoints[0] != "127.0.0.1:6101" || moved.SecondaryEndpoints[0] != "127.0.0.1:6001" {
+		t.Fatalf("endpoints did not follow the move: %+v", moved)
+	}
+
+	other := req
+	other.PrimaryEndpoints = []string{"127.0.0.1:7001", "127.0.0.1:7002"}
+	for _, tc := range []struct {
+		req  CreateRequest
+		want string
+	}{
+		{other, "already exists"},
+		{CreateRequest{Account: "c2", Partitions: 3, Primary: "site-a", Secondary: "site-b", Kind: KindRedis,
+			PrimaryEndpoints: req.PrimaryEndpoints, SecondaryEndpoints: req.SecondaryEndpoints}, "primary_endpoints: 2 given for 3 partitions"},
+		{CreateRequest{Account: "c3", Partitions: 2, Primary: "stamp-a", Secondary: "stamp-b", Kind: KindRedis,
+			PrimaryEndpoints: req.PrimaryEndpoints, SecondaryEndpoints: req.SecondaryEndpoints}, "needs sites registered with redis:// URLs"},
+		{CreateRequest{Account: "c4", Partitions: 2, Primary: "site-a", Secondary: "site-b"}, "needs sites registered with http(s):// URLs"},
+		{CreateRequest{Account: "c5", Partitions: 2, Primary: "stamp-a", Secondary: "stamp-b", PrimaryEndpoints: req.PrimaryEndpoints},
+			"endpoints are for accounts of kind redis"},
+		{CreateRequest{Account: "c6", Partitions: 2, Primary: "site-a", Secondary: "site-b", Kind: "mysql"}, `kind "mysql"`},
+	} {
+		if _, err := c.CreateAccount(ctx, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("create %+v: %v, want %q", tc.req, err, tc.want)
+		}
+	}
+}

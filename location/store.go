@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +36,8 @@ type record struct {
 	Unprotected bool `json:"unprotected,omitempty"`
 	// Labels are the operator's (e.g. tier: 0..3, an evacuation's priority).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Endpoints are a Redis account's servers per site, shard by shard.
+	Endpoints map[string][]string `json:"endpoints,omitempty"`
 }
 
 // errStore is a store answer the HTTP layer maps to a status code.
@@ -170,6 +173,7 @@ func view(tx *bolt.Tx, r record) (Account, error) {
 		Account: r.Account, Partitions: r.Partitions,
 		Primary: r.Primary, Secondary: r.Secondary,
 		Epoch: r.Epoch, UpdatedAt: r.UpdatedAt, Unprotected: r.Unprotected, Labels: r.Labels,
+		Kind: r.Create.Kind, PrimaryEndpoints: r.Endpoints[r.Primary], SecondaryEndpoints: r.Endpoints[r.Secondary],
 	}
 	if m := r.LastMove; m != nil && m.To == r.Primary && m.Epoch == r.Epoch {
 		a.MovedBy = m.Operation
@@ -201,7 +205,7 @@ func (st *store) create(req CreateRequest, now time.Time) (a Account, created bo
 			return err
 		}
 		if ok {
-			if r.Create != req {
+			if !r.Create.same(req) {
 				return storeErr(409, "conflict",
 					"account %s already exists with partitions=%d primary=%s secondary=%s epoch=%d; "+
 						"this request asks partitions=%d primary=%s secondary=%s epoch=%d",
@@ -213,14 +217,28 @@ func (st *store) create(req CreateRequest, now time.Time) (a Account, created bo
 		}
 		sb := tx.Bucket(bucketStamps)
 		for _, name := range []string{req.Primary, req.Secondary} {
-			if sb.Get([]byte(name)) == nil {
+			var s Stamp
+			if ok, err := getJSON(sb, name, &s); err != nil {
+				return err
+			} else if !ok {
 				return storeErr(400, "bad_request", "stamp %s is not registered: PUT /v1/stamps/%s first", name, name)
+			}
+			if redisSite := strings.HasPrefix(s.URL, "redis://"); redisSite != (req.Kind == KindRedis) {
+				want := "http(s)://"
+				if req.Kind == KindRedis {
+					want = "redis://"
+				}
+				return storeErr(400, "bad_request", "site %s is registered as %s: an account of kind %q needs "+
+					"sites registered with %s URLs", name, s.URL, req.Kind, want)
 			}
 		}
 		r = record{
 			Account: req.Account, Partitions: req.Partitions,
 			Primary: req.Primary, Secondary: req.Secondary,
 			Epoch: req.Epoch, UpdatedAt: now, Create: req,
+		}
+		if req.Kind == KindRedis {
+			r.Endpoints = map[string][]string{req.Primary: req.PrimaryEndpoints, req.Secondary: req.SecondaryEndpoints}
 		}
 		if err := putJSON(ab, req.Account, r); err != nil {
 			return err

@@ -23,6 +23,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/logging"
@@ -55,11 +57,26 @@ func appHTTP(sec auth.ClientSecurity) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
+// redisDriver drives the accounts of kind redis: over TLS with the
+// worker's client certificate (the servers trust the cluster's CA) and the
+// password in --redis-password-file; nil without it.
+func redisDriver(cfg config, tlsCfg *tls.Config) (driver.Store, error) {
+	if cfg.redisPasswordFile == "" {
+		return nil, nil
+	}
+	pw, err := auth.ReadSecretFile(cfg.redisPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-password-file: %w", err)
+	}
+	return redisdriver.New(redisdriver.Options{TLS: tlsCfg, Password: pw}), nil
+}
+
 func main() { cli.Exit("worker", run(os.Args[1:])) }
 
 // config is the worker's command line.
 type config struct {
 	locationURL, taskQueue                   string
+	redisPasswordFile                        string
 	security                                 auth.ClientSecurity
 	maxActivities, maxWorkflowTasks, pollers int
 	logFormat, logLevel, metricsListen       string
@@ -121,6 +138,9 @@ Flags:
 	var cfg config
 	fs.StringVar(&cfg.locationURL, "location", envOr("BATON_LOCATION", location.DefaultURL), "location service base URL (env BATON_LOCATION)")
 	cfg.security.Flags(fs, "worker", "control, admin and data")
+	fs.StringVar(&cfg.redisPasswordFile, "redis-password-file", os.Getenv("BATON_REDIS_PASSWORD_FILE"),
+		"`file` holding the password of the Redis servers of accounts of kind redis (mode 0600; env BATON_REDIS_PASSWORD_FILE); "+
+			"empty: such accounts are refused")
 	fs.StringVar(&cfg.taskQueue, "task-queue", workflows.TaskQueue, "task queue to poll")
 	fs.IntVar(&cfg.maxActivities, "max-concurrent-activities", 200, "activities run at once")
 	fs.IntVar(&cfg.maxWorkflowTasks, "max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
@@ -213,6 +233,9 @@ func newWorker(cfg config, c client.Client, tlsCfg *tls.Config) (worker.Worker, 
 		return nil, err
 	}
 	acts.Temporal = c // a reprotect asks whether a failover of the account runs
+	if acts.Redis, err = redisDriver(cfg, tlsCfg); err != nil {
+		return nil, err
+	}
 	register.WorkflowsAndActivities(w, acts)
 	return w, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/testsuite"
+	"github.com/batonhq/baton/traffic"
 )
 
 // redisBinary skips without redis-server on a developer machine and fails
@@ -84,70 +84,42 @@ func (acct *account) client(t *testing.T, addr string) *redis.Client {
 	return c
 }
 
-// writers write unique keys to each shard's current primary and record
-// every acknowledged one; a write refused (a fenced primary demoted) is
-// not acknowledged, and the writer follows primary to the new one.
-type writers struct {
-	primary []atomic.Value // shard -> address
-	mu      sync.Mutex
-	acked   map[string]int // key -> shard
-	stop    chan struct{}
-	wg      sync.WaitGroup
+// route is where the test's writers send: the site whose servers are
+// primaries (a test without a location service points them by hand).
+type route struct{ v atomic.Value }
+
+func newRoute(site string, side driver.Side) *route {
+	r := &route{}
+	r.set(site, side)
+	return r
 }
 
-func startWriters(t *testing.T, acct *account, side driver.Side) *writers {
-	w := &writers{primary: make([]atomic.Value, len(side.Endpoints)), acked: map[string]int{}, stop: make(chan struct{})}
-	for s := range side.Endpoints {
-		w.primary[s].Store(side.Endpoints[s])
-		w.wg.Go(func() {
-			clients := map[string]*redis.Client{}
-			for n := 0; ; n++ {
-				select {
-				case <-w.stop:
-					return
-				default:
-				}
-				addr := w.primary[s].Load().(string)
-				c, ok := clients[addr]
-				if !ok {
-					c = acct.client(t, addr)
-					clients[addr] = c
-				}
-				key := fmt.Sprintf("k-%d-%d", s, n)
-				if c.Set(context.Background(), key, key, 0).Err() == nil {
-					w.mu.Lock()
-					w.acked[key] = s
-					w.mu.Unlock()
-				}
-			}
-		})
-	}
-	return w
+func (r *route) set(site string, side driver.Side) {
+	r.v.Store(traffic.RedisRoute{Site: site, Endpoints: side.Endpoints})
 }
 
-// follow points the writers at side's servers.
-func (w *writers) follow(side driver.Side) {
-	for s := range w.primary {
-		w.primary[s].Store(side.Endpoints[s])
-	}
+func (r *route) resolve(context.Context) (traffic.RedisRoute, error) {
+	return r.v.Load().(traffic.RedisRoute), nil
 }
 
-// audit stops the writers and checks every acknowledged write on side.
-func (w *writers) audit(ctx context.Context, t *testing.T, acct *account, side driver.Side) int {
+// writeTo starts live writes to the account through rt.
+func writeTo(ctx context.Context, t *testing.T, acct *account, rt *route) (*traffic.RedisWriter, traffic.RedisConfig) {
 	t.Helper()
-	close(w.stop)
-	w.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	lost := 0
-	for key, s := range w.acked {
-		v, err := acct.client(t, side.Endpoints[s]).Get(ctx, key).Result()
-		if err != nil || v != key {
-			lost++
-		}
-	}
-	require.NotZero(t, len(w.acked), "nothing was acknowledged: the audit would prove nothing")
-	return lost
+	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	require.NoError(t, err)
+	rc := traffic.RedisConfig{Account: "cache", Resolve: rt.resolve, TLS: cfg, Password: acct.password}
+	w := traffic.NewRedis(rc)
+	require.NoError(t, w.Start(ctx))
+	require.NoError(t, testsuite.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 200, nil }))
+	return w, rc
+}
+
+// audit stops w and checks every acknowledged write where rc resolves.
+func audit(ctx context.Context, t *testing.T, w *traffic.RedisWriter, rc traffic.RedisConfig) {
+	t.Helper()
+	rep, err := traffic.AuditRedis(ctx, rc, w.Stop())
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
 }
 
 // TestRedisFailoverAndFailBack: an 8-shard Redis account (sixteen real
@@ -169,23 +141,23 @@ func TestRedisFailoverAndFailBack(t *testing.T) {
 	}
 	waitOnline(ctx, t, d, acct.a, all)
 
-	w := startWriters(t, acct, acct.a)
-	waitAcked(ctx, t, w, 200)
-	failOver(ctx, t, d, acct.a, acct.b, all, acct, w)
-	require.Zero(t, w.audit(ctx, t, acct, acct.b), "acknowledged writes lost in the failover")
+	rt := newRoute("a", acct.a)
+	w, rc := writeTo(ctx, t, acct, rt)
+	failOver(ctx, t, d, acct.a, acct.b, all, acct, func() { rt.set("b", acct.b) })
+	audit(ctx, t, w, rc)
 
 	// Fail back: site a rejoined as the replica; the same steps, back.
 	waitOnline(ctx, t, d, acct.b, all)
-	w = startWriters(t, acct, acct.b)
-	waitAcked(ctx, t, w, 200)
-	failOver(ctx, t, d, acct.b, acct.a, all, acct, w)
-	require.Zero(t, w.audit(ctx, t, acct, acct.a), "acknowledged writes lost in the failback")
+	w, rc = writeTo(ctx, t, acct, rt)
+	failOver(ctx, t, d, acct.b, acct.a, all, acct, func() { rt.set("a", acct.a) })
+	audit(ctx, t, w, rc)
 }
 
 // failOver moves the account from the primaries of from to the replicas of
-// to, proving the fence by a write sent after it.
+// to (repoint tells the writers once they are promoted), proving the fence
+// by a write sent after it.
 func failOver(ctx context.Context, t *testing.T, d *redisdriver.Driver, from, to driver.Side, all []int,
-	acct *account, w *writers) {
+	acct *account, repoint func()) {
 	t.Helper()
 	fenced := d.Fence(ctx, from, all, time.Minute)
 	require.Empty(t, driver.Failed(fenced))
@@ -203,7 +175,7 @@ func failOver(ctx context.Context, t *testing.T, d *redisdriver.Driver, from, to
 	require.Empty(t, driver.Failed(d.FlushReplay(ctx, to, targets, func(int) { replayed.Add(1) })))
 	require.EqualValues(t, len(all), replayed.Load())
 	require.Empty(t, driver.Failed(d.Promote(ctx, to, all)))
-	w.follow(to)
+	repoint()
 	require.Empty(t, driver.Failed(d.Rejoin(ctx, from, to, all)))
 
 	err := <-probe
@@ -231,16 +203,6 @@ func waitOnline(ctx context.Context, t *testing.T, d *redisdriver.Driver, side d
 		}
 		return true, nil
 	}), "replicas never came online")
-}
-
-// waitAcked waits until the writers have n acknowledged writes.
-func waitAcked(ctx context.Context, t *testing.T, w *writers, n int) {
-	t.Helper()
-	require.NoError(t, testsuite.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return len(w.acked) >= n, nil
-	}))
 }
 
 // TestRedisFinalAnswers: a fence of a replica, and calls with a wrong

@@ -246,6 +246,20 @@ func readPrivate(path string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadSecretFile reads a password or token from a file that others may
+// not read (mode 0600), without surrounding whitespace; empty is an error.
+func ReadSecretFile(path string) (string, error) {
+	b, err := readPrivate(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("secret file %s is empty", path)
+	}
+	return s, nil
+}
+
 func serial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {

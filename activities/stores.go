@@ -1,0 +1,331 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/internal/clock"
+	"github.com/batonhq/baton/location"
+)
+
+// An account of another store than the reference stamps (location.Account
+// Kind) has its sites registered with a URL naming the store and the site,
+// redis://site-a; its shards' servers are the account's endpoints. The
+// activities below take the same inputs and give the same results as for
+// stamps, through that store's driver (package driver): the workflows do
+// not know the difference.
+
+// redisFenceLease bounds a Redis fence nobody lifts (the orchestrator lost
+// for good): the pause ends by itself then. A failover's promote, which
+// rejoins the old primaries, ends it long before; the flush deadline
+// (2 minutes by default) bounds the steps in between.
+const redisFenceLease = 10 * time.Minute
+
+// storeSide is one site of an account served by a driver.
+type storeSide struct {
+	st   driver.Store
+	acct location.Account
+	side driver.Side
+	// other is the other site: the replicas of a primary side, the
+	// primaries of a replica side.
+	other driver.Side
+}
+
+// storeFor answers the driver and the side of siteURL when the account
+// lives in a driven store; ok is false for a stamp's URL (the stamp client
+// serves it).
+func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss storeSide, ok bool, err error) {
+	site, isRedis := strings.CutPrefix(siteURL, "redis://")
+	if !isRedis {
+		return ss, false, nil
+	}
+	if a.Redis == nil {
+		return ss, true, driver.Finalf("account %s lives in Redis (site %s) and this worker has no Redis driver: "+
+			"start it with --redis-password-file", account, site)
+	}
+	acct, err := retryFor(ctx, budget(ctx, time.Time{}), func(ctx context.Context) (location.Account, error) {
+		return a.Location.Lookup(ctx, account)
+	})
+	if err != nil {
+		return ss, true, fmt.Errorf("look up %s: %w", account, err)
+	}
+	ss = storeSide{st: a.Redis, acct: acct}
+	primary := driver.Side{Account: account, Endpoints: acct.PrimaryEndpoints}
+	secondary := driver.Side{Account: account, Endpoints: acct.SecondaryEndpoints}
+	switch site {
+	case acct.Primary:
+		ss.side, ss.other = primary, secondary
+	case acct.Secondary:
+		ss.side, ss.other = secondary, primary
+	default:
+		return ss, true, driver.Finalf("account %s is on %s and %s, not on site %s", account, acct.Primary, acct.Secondary, site)
+	}
+	if len(ss.side.Endpoints) != acct.Partitions || len(ss.other.Endpoints) != acct.Partitions {
+		return ss, true, driver.Finalf("account %s of kind %q has no endpoints for its %d shards on %s", account,
+			acct.Kind, acct.Partitions, site)
+	}
+	return ss, true, nil
+}
+
+// untilDone calls step on the partitions still failing until none is or
+// until passes, so that a partition that blips does not fail the whole
+// call; a final answer ends it at once. It returns the results that
+// succeeded and the last failure of each partition that never did.
+func untilDone(ctx context.Context, until time.Time, ps []int,
+	step func(ctx context.Context, ps []int) []driver.Result) (done []driver.Result, failed []PartitionFailure, final error) {
+	todo := ps
+	for backoff := firstBackoff; ; backoff = min(2*backoff, maxBackoff) {
+		var again []int
+		failed = failed[:0]
+		for _, r := range step(ctx, todo) {
+			switch {
+			case r.Err == nil:
+				done = append(done, r)
+			case driver.IsFinal(r.Err):
+				return done, nil, &Refusal{Partition: r.Partition, Err: r.Err}
+			default:
+				again = append(again, r.Partition)
+				failed = append(failed, PartitionFailure{Partition: r.Partition, Error: r.Err.Error()})
+			}
+		}
+		if len(again) == 0 || !time.Now().Add(backoff).Before(until) || !clock.Sleep(ctx, backoff) {
+			return done, failed, nil
+		}
+		todo = again
+	}
+}
+
+// fenceStore is Fence through the account's driver.
+func (a *Activities) fenceStore(ctx context.Context, ss storeSide, in FenceInput, ps []int) (FenceResult, error) {
+	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
+	what := fmt.Sprintf("fence %s", in.Account)
+	done, failed, final := untilDone(ctx, budget(ctx, in.Until), ps, func(ctx context.Context, ps []int) []driver.Result {
+		return ss.st.Fence(ctx, ss.side, ps, redisFenceLease)
+	})
+	if final != nil {
+		return res, classify(what, final)
+	}
+	for _, r := range done {
+		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.Position, true
+	}
+	if len(failed) > 0 && !in.BestEffort {
+		return res, stillFailing(what, failed)
+	}
+	for _, f := range failed {
+		res.Unreachable = append(res.Unreachable, f.Partition)
+		res.Errors = append(res.Errors, f.Error)
+		res.LastError = fmt.Sprintf("partition %d: %s", f.Partition, f.Error)
+	}
+	return res, nil
+}
+
+// unfenceStore is Unfence through the account's driver.
+func (a *Activities) unfenceStore(ctx context.Context, ss storeSide, in UnfenceInput) error {
+	what := fmt.Sprintf("unfence %s", in.Account)
+	_, failed, final := untilDone(ctx, budget(ctx, time.Time{}), AllPartitions(in.Partitions),
+		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Unfence(ctx, ss.side, ps) })
+	if final != nil {
+		return classify(what, final)
+	}
+	if len(failed) > 0 {
+		return stillFailing(what, failed)
+	}
+	return nil
+}
+
+// flushSendStore is FlushSend through the account's driver: each shard's
+// replica confirms it received its fenced primary's final position.
+func (a *Activities) flushSendStore(ctx context.Context, ss storeSide, in FlushSendInput) (FlushSendResult, error) {
+	var res FlushSendResult
+	for _, r := range ss.st.FlushSend(ctx, ss.side, ss.other, in.Partitions) {
+		switch {
+		case r.Err == nil:
+			res.Sent = append(res.Sent, PartitionLSN{Partition: r.Partition, LSN: r.Position})
+		case driver.IsFinal(r.Err):
+			return FlushSendResult{}, classify(fmt.Sprintf("flush-send %s", in.Account), &Refusal{Partition: r.Partition, Err: r.Err})
+		default:
+			res.fail(r.Partition, r.Err)
+		}
+	}
+	if len(res.Sent) == 0 {
+		return res, fmt.Errorf("flush-send %s: nothing sent: %s", in.Account, res.LastError)
+	}
+	return res, nil
+}
+
+// flushReplayStore is FlushReplay through the account's driver, a
+// heartbeat for each shard replayed.
+func (a *Activities) flushReplayStore(ctx context.Context, ss storeSide, in FlushReplayInput) (FlushReplayResult, error) {
+	targets := make(map[int]uint64, len(in.Targets))
+	for _, t := range in.Targets {
+		targets[t.Partition] = t.LSN
+	}
+	var res FlushReplayResult
+	progress := func(int) {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, len(targets))
+		}
+	}
+	for _, r := range ss.st.FlushReplay(ctx, ss.side, targets, progress) {
+		switch {
+		case r.Err == nil:
+			res.Replayed = append(res.Replayed, PartitionLSN{Partition: r.Partition, LSN: r.Position})
+		case driver.IsFinal(r.Err) || !in.ReportFailed:
+			return FlushReplayResult{}, classify(fmt.Sprintf("flush-replay %s", in.Account), &Refusal{Partition: r.Partition, Err: r.Err})
+		default:
+			res.Failed = append(res.Failed, r.Partition)
+			res.Errors = append(res.Errors, r.Err.Error())
+		}
+	}
+	res.Timing = timing(ctx)
+	return res, nil
+}
+
+// promoteStore is Promote through the account's driver: the replicas
+// become primaries, the location service points the account at them, and
+// the old primaries rejoin as their replicas, which ends their fence (the
+// writes it held are refused). Rejoined, the account is protected again;
+// an old primary that cannot rejoin (down) leaves it unprotected.
+func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteInput) (PromoteResult, error) {
+	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
+	what := fmt.Sprintf("promote %s at epoch %d", in.Account, in.Epoch)
+	until := budget(ctx, time.Time{})
+	done, failed, final := untilDone(ctx, until, AllPartitions(in.Partitions),
+		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Promote(ctx, ss.side, ps) })
+	if final != nil {
+		return res, classify(what, final)
+	}
+	if len(failed) > 0 {
+		return res, stillFailing(what, failed)
+	}
+	for _, r := range done {
+		res.StartLSN[r.Partition] = r.Position
+	}
+	var err error
+	res.Location, err = a.Location.Move(ctx, in.Account, location.MoveRequest{
+		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch, Operation: in.Operation,
+	})
+	if err != nil {
+		return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)
+	}
+	res.Timing = timing(ctx)
+	_, failed, final = untilDone(ctx, until, AllPartitions(in.Partitions),
+		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Rejoin(ctx, ss.other, ss.side, ps) })
+	if final != nil || len(failed) > 0 {
+		activity.GetLogger(ctx).Warn("old primaries did not rejoin: the account stays unprotected",
+			"account", in.Account, "final", fmt.Sprint(final), "failed", fmt.Sprint(failed))
+		return res, nil
+	}
+	if loc, err := a.Location.Protect(ctx, in.Account, in.Epoch); err == nil {
+		res.Location = loc
+	}
+	return res, nil
+}
+
+// catchUpStore is CatchUp through the account's driver: the lag is the
+// primaries' written positions less the replicas' replayed ones, in the
+// store's unit (bytes of Redis's replication stream).
+func (a *Activities) catchUpStore(ctx context.Context, ss storeSide, in CatchUpInput, poll time.Duration) (CatchUpResult, error) {
+	deadline := budget(ctx, time.Now().Add(in.Timeout))
+	ps := AllPartitions(in.Partitions)
+	var res CatchUpResult
+	for {
+		res.Polls++
+		send, err := storeLag(ctx, ss, ps)
+		switch {
+		case err != nil && driver.IsFinal(err):
+			return res, classify(fmt.Sprintf("catch up %s", in.Account), err)
+		case err != nil:
+			res.LastError = err.Error()
+		default:
+			res.SendLagOps = send
+			if send <= in.MaxLagOps {
+				res.CaughtUp = true
+				return res, nil
+			}
+		}
+		activity.RecordHeartbeat(ctx, res)
+		if !time.Now().Before(deadline) {
+			return res, nil
+		}
+		if !clock.Sleep(ctx, poll) {
+			return res, ctx.Err()
+		}
+	}
+}
+
+// storeLag sums, over ps, what each primary wrote that its replica has not
+// replayed.
+func storeLag(ctx context.Context, ss storeSide, ps []int) (uint64, error) {
+	src := ss.st.Positions(ctx, ss.side, ps)
+	dst := ss.st.Positions(ctx, ss.other, ps)
+	var lag uint64
+	for i := range ps {
+		if err := src[i].Err; err != nil {
+			return 0, err
+		}
+		if err := dst[i].Err; err != nil {
+			return 0, err
+		}
+		if src[i].Written > dst[i].Replayed {
+			lag += src[i].Written - dst[i].Replayed
+		}
+	}
+	return lag, nil
+}
+
+// precheckStore checks a driven account: a Redis driver is there, the
+// failover is planned (an unplanned one is for stamps only so far), every
+// shard of the source is a primary and every shard of the destination its
+// replica (or, resuming, already promoted), and it measures the lag.
+func (pc *precheck) precheckStore(ctx context.Context) error {
+	in, res := pc.in, &pc.res
+	ss, _, err := pc.a.storeFor(ctx, in.Account, res.FromURL)
+	if err != nil {
+		return precheckFailed("precheck of %s: %v", in.Account, err)
+	}
+	if in.Unplanned {
+		return precheckFailed("account %s is a %s account: unplanned failover is for stamp accounts only so far; "+
+			"fail it over planned", in.Account, pc.acct.Kind)
+	}
+	ps := AllPartitions(res.Partitions)
+	var src, dst []driver.Positions
+	err = retryUntil(ctx, pc.until, func(ctx context.Context) error {
+		src, dst = ss.st.Positions(ctx, ss.side, ps), ss.st.Positions(ctx, ss.other, ps)
+		for i := range ps {
+			for _, p := range []driver.Positions{src[i], dst[i]} {
+				if p.Err != nil {
+					return p.Err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return pc.spent(fmt.Sprintf("the shards of %s", in.Account), err)
+	}
+	for i, p := range ps {
+		switch {
+		case dst[i].Primary && !src[i].Primary:
+			res.PromotedAhead++ // a promote that began: the old primary rejoined already
+			res.AlreadyFenced++
+		case !src[i].Primary:
+			return precheckFailed("account %s shard %d on %s (%s) is not a primary", in.Account, p, res.From, ss.side.Endpoint(p))
+		case dst[i].Primary:
+			return precheckFailed("account %s shard %d on %s (%s) is a primary, expected a replica of %s", in.Account, p,
+				res.To, ss.other.Endpoint(p), ss.side.Endpoint(p))
+		default:
+			lag := src[i].Written - min(src[i].Written, dst[i].Replayed)
+			res.SendLagOps += lag
+			res.LagOps[p] = lag
+		}
+	}
+	res.SourceReachable, res.DestinationHealthy = true, true
+	res.EstimatedLossOps, res.KnownAsOf = res.SendLagOps, time.Now().UTC()
+	return nil
+}
