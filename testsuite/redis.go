@@ -14,7 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/internal/auth"
+	"github.com/batonhq/baton/location"
 )
 
 // ErrNoRedis: Debian's redis-server is not installed.
@@ -129,8 +131,83 @@ func redisConfig(o RedisOptions, dir string, port int) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-
 // RedisTLS is the client TLS of node certificate name in certsDir.
 func RedisTLS(certsDir, name string) (*tls.Config, error) {
 	return auth.ClientTLS(auth.NodeFiles(certsDir, name))
+}
+
+// The sites of the harness's Redis accounts (registered redis://SITE).
+const (
+	SiteA = "site-a"
+	SiteB = "site-b"
+)
+
+// RedisAccount is a Redis account the cluster serves: each shard a primary
+// on SiteA and its replica on SiteB, redis-server processes trusting the
+// cluster's CA.
+type RedisAccount struct {
+	Name     string
+	Password string
+	Servers  []*Redis
+}
+
+// StartRedisAccount starts the servers of a Redis account of shards
+// shards (password is theirs; the worker reads it from
+// --redis-password-file), registers the two sites and creates the account
+// in the location service.
+func (c *Cluster) StartRedisAccount(ctx context.Context, name string, shards int, password string) (*RedisAccount, error) {
+	ra := &RedisAccount{Name: name, Password: password}
+	req := location.CreateRequest{Account: name, Partitions: shards, Primary: SiteA, Secondary: SiteB, Kind: location.KindRedis}
+	for s := range shards {
+		p, err := StartRedis(ctx, RedisOptions{Name: fmt.Sprintf("%s-a%d", name, s), Dir: c.Opts.Dir, CertsDir: c.CertsDir, Password: password})
+		if err != nil {
+			return ra, err
+		}
+		ra.Servers = append(ra.Servers, p)
+		r, err := StartRedis(ctx, RedisOptions{Name: fmt.Sprintf("%s-b%d", name, s), Dir: c.Opts.Dir, CertsDir: c.CertsDir,
+			Password: password, ReplicaOf: p.Addr})
+		if err != nil {
+			return ra, err
+		}
+		ra.Servers = append(ra.Servers, r)
+		req.PrimaryEndpoints = append(req.PrimaryEndpoints, p.Addr)
+		req.SecondaryEndpoints = append(req.SecondaryEndpoints, r.Addr)
+	}
+	for _, site := range []string{SiteA, SiteB} {
+		if err := c.Loc.RegisterStamp(ctx, location.Stamp{Name: site, URL: "redis://" + site}); err != nil {
+			return ra, err
+		}
+	}
+	if _, err := c.Loc.CreateAccount(ctx, req); err != nil {
+		return ra, err
+	}
+	return ra, nil
+}
+
+// Stop stops the account's servers.
+func (ra *RedisAccount) Stop() {
+	for _, s := range ra.Servers {
+		s.Stop(10 * time.Second)
+	}
+}
+
+// WaitReplicasOnline waits until every primary of side has its replica
+// online (a full sync done), as an operator checks before a failover.
+func WaitReplicasOnline(ctx context.Context, d driver.Store, side driver.Side) error {
+	ps := make([]int, len(side.Endpoints))
+	for i := range ps {
+		ps[i] = i
+	}
+	err := Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		for _, p := range d.Positions(ctx, side, ps) {
+			if p.Err != nil || !p.Primary || p.Acked == 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the replicas of %s never came online: %w", side.Account, err)
+	}
+	return nil
 }

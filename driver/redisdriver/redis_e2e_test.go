@@ -139,7 +139,7 @@ func TestRedisFailoverAndFailBack(t *testing.T) {
 	for i := range all {
 		all[i] = i
 	}
-	waitOnline(ctx, t, d, acct.a, all)
+	waitOnline(ctx, t, d, acct.a)
 
 	rt := newRoute("a", acct.a)
 	w, rc := writeTo(ctx, t, acct, rt)
@@ -147,7 +147,7 @@ func TestRedisFailoverAndFailBack(t *testing.T) {
 	audit(ctx, t, w, rc)
 
 	// Fail back: site a rejoined as the replica; the same steps, back.
-	waitOnline(ctx, t, d, acct.b, all)
+	waitOnline(ctx, t, d, acct.b)
 	w, rc = writeTo(ctx, t, acct, rt)
 	failOver(ctx, t, d, acct.b, acct.a, all, acct, func() { rt.set("a", acct.a) })
 	audit(ctx, t, w, rc)
@@ -193,16 +193,9 @@ func failOver(ctx context.Context, t *testing.T, d *redisdriver.Driver, from, to
 }
 
 // waitOnline waits until every primary of side has its replica online.
-func waitOnline(ctx context.Context, t *testing.T, d *redisdriver.Driver, side driver.Side, ps []int) {
+func waitOnline(ctx context.Context, t *testing.T, d *redisdriver.Driver, side driver.Side) {
 	t.Helper()
-	require.NoError(t, testsuite.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		for _, p := range d.Positions(ctx, side, ps) {
-			if p.Err != nil || !p.Primary || p.Acked == 0 {
-				return false, nil
-			}
-		}
-		return true, nil
-	}), "replicas never came online")
+	require.NoError(t, testsuite.WaitReplicasOnline(ctx, d, side))
 }
 
 // TestRedisFinalAnswers: a fence of a replica, and calls with a wrong

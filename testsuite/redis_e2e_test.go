@@ -1,0 +1,82 @@
+package testsuite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/redisdriver"
+	"github.com/batonhq/baton/traffic"
+)
+
+// requireRedis skips without redis-server on a developer machine and fails
+// in CI (CI=true), where .ci/run installs it.
+func requireRedis(t *testing.T) {
+	t.Helper()
+	if _, err := RedisBinary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v: .ci/run installs it", err)
+		}
+		t.Skipf("skipped: %v; with CI=true this fails", err)
+	}
+}
+
+// TestRedisAccountFailsOverWithBaton is issue 16's Redis check through the
+// same path as a stamp account's: an 8-shard Redis account (sixteen
+// redis-server processes, TLS with the cluster's CA, a password) under
+// live writes that follow the location service; `baton failover --wait`
+// (the binary) runs the failover workflow on the worker process, which
+// fences with CLIENT PAUSE, flush-sends, flush-replays, promotes the
+// replicas, repoints the account and rejoins the old primaries. Every
+// acknowledged write is on the new primaries; the account is protected
+// again at once, so failing back is the same command the other way, and
+// loses nothing either.
+func TestRedisAccountFailsOverWithBaton(t *testing.T) {
+	requireRedis(t)
+	password := "redis-e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	pwFile := filepath.Join(t.TempDir(), "redis.password")
+	require.NoError(t, os.WriteFile(pwFile, []byte(password+"\n"), 0o600))
+	c := startCluster(t, Options{WorkerArgs: []string{"--redis-password-file", pwFile}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const account, shards = "cache", 8
+	ra, err := c.StartRedisAccount(ctx, account, shards, password)
+	t.Cleanup(ra.Stop)
+	require.NoError(t, err)
+	rc := traffic.RedisConfig{Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
+
+	for i, to := range []string{SiteB, SiteA} { // the failover, then the failback
+		waitReplicasOnline(ctx, t, c, rc)
+		w := traffic.NewRedis(rc)
+		require.NoError(t, w.Start(ctx))
+		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 500, nil }))
+		out, err := baton(ctx, t, c, "failover", account, "--to", to, "--wait", "--reason", "redis e2e")
+		require.NoError(t, err, out)
+		require.Contains(t, out, "completed", out)
+		rep, err := traffic.AuditRedis(ctx, rc, w.Stop())
+		require.NoError(t, err)
+		require.NoError(t, rep.Err(), "failover %d to %s", i+1, to)
+		acct, err := c.Loc.Lookup(ctx, account)
+		require.NoError(t, err)
+		require.Equal(t, to, acct.Primary)
+		require.False(t, acct.Unprotected, "the old primaries rejoined: the account is protected")
+		t.Logf("failover %d to %s: %d acknowledged writes, 0 lost", i+1, to, rep.Acks)
+	}
+}
+
+// waitReplicasOnline waits until the replicas of the account's primaries
+// are online.
+func waitReplicasOnline(ctx context.Context, t *testing.T, c *Cluster, rc traffic.RedisConfig) {
+	t.Helper()
+	d := redisdriver.New(redisdriver.Options{TLS: c.TLS, Password: rc.Password})
+	defer d.Close()
+	rt, err := rc.Resolve(ctx)
+	require.NoError(t, err)
+	require.NoError(t, WaitReplicasOnline(ctx, d, driver.Side{Account: rc.Account, Endpoints: rt.Endpoints}))
+}
