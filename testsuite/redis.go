@@ -2,7 +2,9 @@ package testsuite
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -211,3 +213,26 @@ func WaitReplicasOnline(ctx context.Context, d driver.Store, side driver.Side) e
 	}
 	return nil
 }
+
+// NewRedisPassword makes a random password for a cluster's Redis servers
+// and writes it, mode 0600, to dir/redis.password: the worker reads it
+// with --redis-password-file (RedisWorkerArgs).
+func NewRedisPassword(dir string) (password, file string, err error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	password = base64.RawURLEncoding.EncodeToString(b)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	file = filepath.Join(dir, "redis.password")
+	if err := os.WriteFile(file, []byte(password+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	return password, file, nil
+}
+
+// RedisWorkerArgs are the worker flags that let it drive Redis accounts
+// with the password in file.
+func RedisWorkerArgs(file string) []string { return []string{"--redis-password-file", file} }

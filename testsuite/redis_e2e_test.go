@@ -3,8 +3,6 @@ package testsuite
 import (
 	"context"
 	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -39,10 +37,9 @@ func requireRedis(t *testing.T) {
 // loses nothing either.
 func TestRedisAccountFailsOverWithBaton(t *testing.T) {
 	requireRedis(t)
-	password := "redis-e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	pwFile := filepath.Join(t.TempDir(), "redis.password")
-	require.NoError(t, os.WriteFile(pwFile, []byte(password+"\n"), 0o600))
-	c := startCluster(t, Options{WorkerArgs: []string{"--redis-password-file", pwFile}})
+	password, pwFile, err := NewRedisPassword(t.TempDir())
+	require.NoError(t, err)
+	c := startCluster(t, Options{WorkerArgs: RedisWorkerArgs(pwFile)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const account, shards = "cache", 8
