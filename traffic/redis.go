@@ -18,6 +18,8 @@ import (
 // each shard's server there.
 type RedisRoute struct {
 	Site      string
+	URL       string // the site's registered URL, redis://SITE
+	Epoch     uint64
 	Endpoints []string
 }
 
@@ -29,7 +31,7 @@ func LocationRoute(loc *location.Client, account string) func(context.Context) (
 		if err != nil {
 			return RedisRoute{}, err
 		}
-		return RedisRoute{Site: a.Primary, Endpoints: a.PrimaryEndpoints}, nil
+		return RedisRoute{Site: a.Primary, URL: a.PrimaryURL, Epoch: a.Epoch, Endpoints: a.PrimaryEndpoints}, nil
 	}
 }
 
@@ -148,7 +150,7 @@ func AuditRedis(ctx context.Context, cfg RedisConfig, acks []Ack) (AuditReport, 
 	if err != nil {
 		return rep, fmt.Errorf("audit %s: resolve: %w", cfg.Account, err)
 	}
-	rep.Stamp = rt.Site
+	rep.Stamp, rep.StampURL, rep.Epoch = rt.Site, rt.URL, rt.Epoch
 	w := NewRedis(cfg)
 	defer w.Stop()
 	byShard := map[int][]Ack{}

@@ -18,11 +18,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -34,105 +38,249 @@ func main() { cli.Exit("demo", run(os.Args[1:], os.Stdout)) }
 // (its worker.log is read by people); in production the worker logs JSON.
 var demoWorkerArgs = []string{"--log-format", "console"}
 
-func run(args []string, out io.Writer) error {
+// options are the demo's flags.
+type options struct {
+	store, account       string
+	partitions, uiPort   int
+	rate, replayRate     float64
+	warmup, after, delay time.Duration
+	dir                  string
+	exit                 bool
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	account := fs.String("account", "demo-account", "account to create and fail over")
-	partitions := fs.Int("partitions", 256, "partitions of the account")
-	rate := fs.Float64("rate", 2000, "live traffic, writes per second")
-	warmup := fs.Duration("warmup", 5*time.Second, "traffic before the failover")
-	after := fs.Duration("after", 3*time.Second, "traffic after the failover, on the new primary")
-	delay := fs.Duration("replication-delay", 50*time.Millisecond, "stamps' added WAN delay per shipment")
-	replayRate := fs.Float64("replay-rate", 2000, "secondary replay rate, ops/s per partition (0 = unthrottled)")
-	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port (0 = any free port)")
-	dir := fs.String("dir", "", "where logs and data go, kept (default: a new temporary directory, removed at the end unless something fails)")
-	exit := fs.Bool("exit", false, "exit after the report instead of keeping the UI up until Ctrl-C")
+	fs.StringVar(&o.store, "store", "stamp", "what the account lives in: stamp (Baton's reference stamps) or redis "+
+		"(Redis shards, redis-server from Debian's redis-server package)")
+	fs.StringVar(&o.account, "account", "demo-account", "account to create and fail over")
+	fs.IntVar(&o.partitions, "partitions", 256, "partitions of the account (with --store redis: shards, default 8)")
+	fs.Float64Var(&o.rate, "rate", 2000, "live traffic, writes per second (stamps; Redis writers go as fast as they can)")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "traffic before the failover")
+	fs.DurationVar(&o.after, "after", 3*time.Second, "traffic after the failover, on the new primary")
+	fs.DurationVar(&o.delay, "replication-delay", 50*time.Millisecond, "stamps' added WAN delay per shipment")
+	fs.Float64Var(&o.replayRate, "replay-rate", 2000, "secondary replay rate, ops/s per partition (0 = unthrottled)")
+	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port (0 = any free port)")
+	fs.StringVar(&o.dir, "dir", "", "where logs and data go, kept (default: a new temporary directory, removed at the end unless something fails)")
+	fs.BoolVar(&o.exit, "exit", false, "exit after the report instead of keeping the UI up until Ctrl-C")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, err
 	}
-	if *partitions < 1 || *rate < 0 || *warmup < 0 || *after < 0 {
-		return errors.New("--partitions must be >= 1, and --rate, --warmup and --after must not be negative")
+	if o.store == "redis" && !flagGiven(fs, "partitions") {
+		o.partitions = 8
+	}
+	switch {
+	case o.store != "stamp" && o.store != "redis":
+		return o, fmt.Errorf("--store %q: use stamp or redis", o.store)
+	case o.partitions < 1 || o.rate < 0 || o.warmup < 0 || o.after < 0:
+		return o, errors.New("--partitions must be >= 1, and --rate, --warmup and --after must not be negative")
+	}
+	return o, nil
+}
+
+func flagGiven(fs *flag.FlagSet, name string) (given bool) {
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+func run(args []string, out io.Writer) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
 	}
 	// Ctrl-C, SIGTERM or a closed terminal stop everything and remove its
 	// files; a failure keeps the logs and says where.
-	return testsuite.RunCommand(out, "demo", *dir, func(ctx context.Context, rd *testsuite.RunDir) (err error) {
+	return testsuite.RunCommand(out, "demo", o.dir, func(ctx context.Context, rd *testsuite.RunDir) (err error) {
 		fmt.Fprintf(out, "baton demo: logs and data in %s\n", rd)
-
-		c, err := testsuite.Start(ctx, testsuite.Options{
-			Dir: rd.Path, UI: true, UIPort: *uiPort, Durable: true,
-			ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out, WorkerArgs: demoWorkerArgs,
-		})
-		if err != nil && *uiPort != 0 {
-			// The usual UI port may be taken; any free one will do.
-			fmt.Fprintf(out, "baton: %v; retrying with a free UI port\n", err)
-			c, err = testsuite.Start(ctx, testsuite.Options{
-				Dir: filepath.Join(rd.Path, "retry"), UI: true, Durable: true,
-				ReplicationDelay: *delay, ReplayRate: *replayRate, Progress: out, WorkerArgs: demoWorkerArgs,
-			})
+		c, w, err := start(ctx, out, rd, o)
+		if c != nil {
+			defer c.Close()
+		}
+		if w != nil {
+			defer w.stop()
 		}
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		fmt.Fprintf(out, "baton: Temporal Web UI at %s\n", c.Temporal.UIURL)
-
-		if _, err := c.Provision(ctx, *account, *partitions); err != nil {
-			return fmt.Errorf("provision %s: %w", *account, err)
-		}
-		fmt.Fprintf(out, "baton: account %s with %d partitions, primary %s replicating to %s\n", *account, *partitions, testsuite.StampA, testsuite.StampB)
-
-		gen := traffic.New(traffic.Config{Location: c.Loc, Account: *account, Rate: *rate, Workers: 16})
-		if err := gen.Start(ctx); err != nil {
-			return fmt.Errorf("start traffic: %w", err)
-		}
-		defer gen.Stop()
-		fmt.Fprintf(out, "baton: live traffic at %.0f writes/s for %s before the failover\n", *rate, *warmup)
-		if err := pause(ctx, *warmup); err != nil {
+		fmt.Fprintf(out, "baton: live traffic for %s before the failover\n", o.warmup)
+		if err := pause(ctx, o.warmup); err != nil {
 			return err
 		}
-
-		run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
-			Account: *account, FromStamp: testsuite.StampA, ToStamp: testsuite.StampB,
-			Reason: "demo: planned failover under live traffic", RequestedBy: "baton demo",
-		})
-		if err != nil {
+		if err := failOver(ctx, out, c, o, w.destination()); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "baton: failover started, workflow %s\n        %s/namespaces/default/workflows/%s/%s/history\n",
-			run.GetID(), c.Temporal.UIURL, run.GetID(), run.GetRunID())
-		var res workflows.FailoverResult
-		if err := run.Get(ctx, &res); err != nil {
-			return fmt.Errorf("failover: %w", err)
-		}
-		fmt.Fprintln(out)
-		report.Failover(out, res, 10)
-
-		fmt.Fprintf(out, "\nbaton: traffic goes on for %s on the new primary\n", *after)
-		if err := pause(ctx, *after); err != nil {
+		fmt.Fprintf(out, "\nbaton: traffic goes on for %s on the new primary\n", o.after)
+		if err := pause(ctx, o.after); err != nil {
 			return err
 		}
-		st := gen.Stop()
-		if err := gen.Err(); err != nil {
-			return fmt.Errorf("traffic: %w", err)
-		}
-		fmt.Fprintf(out, "traffic: %d writes acknowledged (%v by stamp), %d retries %v, %d redirects\n",
-			st.Acks, st.AcksByStamp, sum(st.Retries), st.Retries, st.Redirects)
 		actx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
-		rep, err := traffic.Audit(actx, c.Loc, *account, gen.Acked(), traffic.AuditConfig{})
-		if err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		fmt.Fprint(out, rep.String())
-		if err := rep.Err(); err != nil {
+		if err := w.audit(actx, out); err != nil {
 			return err
 		}
-		if *exit {
+		if o.exit {
 			return nil
 		}
 		fmt.Fprintf(out, "\nbaton: the Temporal Web UI stays up at %s — Ctrl-C to stop everything\n", c.Temporal.UIURL)
 		<-ctx.Done()
 		return nil // the way this run ends: not a failure
 	})
+}
+
+// start starts the cluster (the usual UI port may be taken: then any
+// free one), the account and its live traffic.
+func start(ctx context.Context, out io.Writer, rd *testsuite.RunDir, o options) (*testsuite.Cluster, workload, error) {
+	workerArgs := demoWorkerArgs
+	var password string
+	if o.store == "redis" {
+		pw, file, err := testsuite.NewRedisPassword(filepath.Join(rd.Path, "redis"))
+		if err != nil {
+			return nil, nil, err
+		}
+		password, workerArgs = pw, append(slices.Clone(workerArgs), testsuite.RedisWorkerArgs(file)...)
+	}
+	opts := testsuite.Options{Dir: rd.Path, UI: true, UIPort: o.uiPort, Durable: true,
+		ReplicationDelay: o.delay, ReplayRate: o.replayRate, Progress: out, WorkerArgs: workerArgs}
+	c, err := testsuite.Start(ctx, opts)
+	if err != nil && o.uiPort != 0 {
+		fmt.Fprintf(out, "baton: %v; retrying with a free UI port\n", err)
+		opts.Dir, opts.UIPort = filepath.Join(rd.Path, "retry"), 0
+		c, err = testsuite.Start(ctx, opts)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(out, "baton: Temporal Web UI at %s\n", c.Temporal.UIURL)
+	var w workload
+	if o.store == "redis" {
+		w, err = startRedis(ctx, out, c, o, password)
+	} else {
+		w, err = startStamps(ctx, out, c, o)
+	}
+	return c, w, err
+}
+
+// failOver runs the planned failover to destination and prints its report.
+func failOver(ctx context.Context, out io.Writer, c *testsuite.Cluster, o options, destination string) error {
+	run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{
+		Account: o.account, ToStamp: destination,
+		Reason: "demo: planned failover under live traffic", RequestedBy: "baton demo",
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "baton: failover started, workflow %s\n        %s/namespaces/default/workflows/%s/%s/history\n",
+		run.GetID(), c.Temporal.UIURL, run.GetID(), run.GetRunID())
+	var res workflows.FailoverResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("failover: %w", err)
+	}
+	fmt.Fprintln(out)
+	report.Failover(out, res, 10)
+	return nil
+}
+
+// workload is the account's live traffic: where the failover goes, and the
+// audit of every acknowledged write at the end.
+type workload interface {
+	destination() string
+	audit(ctx context.Context, out io.Writer) error
+	stop()
+}
+
+// stampWorkload: an account on the reference stamps.
+type stampWorkload struct {
+	account string
+	loc     *location.Client
+	gen     *traffic.Generator
+}
+
+func startStamps(ctx context.Context, out io.Writer, c *testsuite.Cluster, o options) (workload, error) {
+	if _, err := c.Provision(ctx, o.account, o.partitions); err != nil {
+		return nil, fmt.Errorf("provision %s: %w", o.account, err)
+	}
+	fmt.Fprintf(out, "baton: account %s with %d partitions, primary %s replicating to %s\n", o.account, o.partitions,
+		testsuite.StampA, testsuite.StampB)
+	gen := traffic.New(traffic.Config{Location: c.Loc, Account: o.account, Rate: o.rate, Workers: 16})
+	if err := gen.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start traffic: %w", err)
+	}
+	fmt.Fprintf(out, "baton: live traffic at %.0f writes/s\n", o.rate)
+	return &stampWorkload{account: o.account, loc: c.Loc, gen: gen}, nil
+}
+
+func (w *stampWorkload) destination() string { return testsuite.StampB }
+func (w *stampWorkload) stop()               { w.gen.Stop() }
+
+func (w *stampWorkload) audit(ctx context.Context, out io.Writer) error {
+	st := w.gen.Stop()
+	if err := w.gen.Err(); err != nil {
+		return fmt.Errorf("traffic: %w", err)
+	}
+	fmt.Fprintf(out, "traffic: %d writes acknowledged (%v by stamp), %d retries %v, %d redirects\n",
+		st.Acks, st.AcksByStamp, sum(st.Retries), st.Retries, st.Redirects)
+	rep, err := traffic.Audit(ctx, w.loc, w.account, w.gen.Acked(), traffic.AuditConfig{})
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	fmt.Fprint(out, rep.String())
+	return rep.Err()
+}
+
+// redisWorkload: an account of Redis shards (docs/STORES.md).
+type redisWorkload struct {
+	rc   traffic.RedisConfig
+	ra   *testsuite.RedisAccount
+	w    *traffic.RedisWriter
+	done bool // w stopped
+}
+
+func startRedis(ctx context.Context, out io.Writer, c *testsuite.Cluster, o options, password string) (workload, error) {
+	ra, err := c.StartRedisAccount(ctx, o.account, o.partitions, password)
+	w := &redisWorkload{ra: ra}
+	if err != nil {
+		return w, fmt.Errorf("redis account %s: %w", o.account, err)
+	}
+	fmt.Fprintf(out, "baton: Redis account %s: %d shards, each a redis-server primary on %s replicating to one on %s\n",
+		o.account, o.partitions, testsuite.SiteA, testsuite.SiteB)
+	w.rc = traffic.RedisConfig{Account: o.account, Resolve: traffic.LocationRoute(c.Loc, o.account), TLS: c.TLS, Password: password}
+	d := redisdriver.New(redisdriver.Options{TLS: c.TLS, Password: password})
+	defer d.Close()
+	rt, err := w.rc.Resolve(ctx)
+	if err != nil {
+		return w, err
+	}
+	if err := testsuite.WaitReplicasOnline(ctx, d, driver.Side{Account: o.account, Endpoints: rt.Endpoints}); err != nil {
+		return w, err
+	}
+	w.w = traffic.NewRedis(w.rc)
+	if err := w.w.Start(ctx); err != nil {
+		return w, err
+	}
+	fmt.Fprintf(out, "baton: live SETs, one writer per shard, following the location service\n")
+	return w, nil
+}
+
+func (w *redisWorkload) destination() string { return testsuite.SiteB }
+
+func (w *redisWorkload) stop() {
+	if w.w != nil && !w.done {
+		w.w.Stop()
+		w.done = true
+	}
+	w.ra.Stop()
+}
+
+func (w *redisWorkload) audit(ctx context.Context, out io.Writer) error {
+	acks := w.w.Stop()
+	w.done = true
+	fmt.Fprintf(out, "traffic: %d SETs acknowledged\n", len(acks))
+	rep, err := traffic.AuditRedis(ctx, w.rc, acks)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	fmt.Fprint(out, rep.String())
+	return rep.Err()
 }
 
 // pause waits d or until ctx ends (the demo's own pacing, not a test wait).
