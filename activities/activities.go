@@ -50,8 +50,9 @@ type Activities struct {
 	// Temporal, when set, lets a reprotect check that no failover of the
 	// account runs and read what the last one reported.
 	Temporal client.Client
-	// Redis drives the accounts of kind redis (nil: they are refused).
-	Redis driver.Store
+	// Stores drive the accounts of other kinds than the stamps', by kind
+	// (an account of a kind without one is refused).
+	Stores map[driver.Kind]driver.Store
 
 	mu     sync.Mutex
 	stamps map[string]*stamp.Client

@@ -40,13 +40,14 @@ type storeSide struct {
 // lives in a driven store; ok is false for a stamp's URL (the stamp client
 // serves it).
 func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss storeSide, ok bool, err error) {
-	site, isRedis := strings.CutPrefix(siteURL, "redis://")
-	if !isRedis {
+	scheme, site, ok := strings.Cut(siteURL, "://")
+	if !ok || scheme == "http" || scheme == "https" {
 		return ss, false, nil
 	}
-	if a.Redis == nil {
-		return ss, true, driver.Finalf("account %s lives in Redis (site %s) and this worker has no Redis driver: "+
-			"start it with --redis-password-file", account, site)
+	st := a.Stores[driver.Kind(scheme)]
+	if st == nil {
+		return ss, true, driver.Finalf("account %s lives in %s (site %s) and this worker has no %s driver: "+
+			"start it with %s", account, scheme, site, scheme, PasswordFlag(driver.Kind(scheme)))
 	}
 	acct, err := retryFor(ctx, budget(ctx, time.Time{}), func(ctx context.Context) (location.Account, error) {
 		return a.Location.Lookup(ctx, account)
@@ -54,7 +55,7 @@ func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss 
 	if err != nil {
 		return ss, true, fmt.Errorf("look up %s: %w", account, err)
 	}
-	ss = storeSide{st: a.Redis, acct: acct}
+	ss = storeSide{st: st, acct: acct}
 	primary := driver.Side{Account: account, Endpoints: acct.PrimaryEndpoints}
 	secondary := driver.Side{Account: account, Endpoints: acct.SecondaryEndpoints}
 	switch site {
@@ -328,4 +329,12 @@ func (pc *precheck) precheckStore(ctx context.Context) error {
 	res.SourceReachable, res.DestinationHealthy = true, true
 	res.EstimatedLossOps, res.KnownAsOf = res.SendLagOps, time.Now().UTC()
 	return nil
+}
+
+// PasswordFlag is the worker flag that gives it the driver of kind.
+func PasswordFlag(kind driver.Kind) string {
+	if kind == driver.KindPostgres {
+		return "--pg-password-file"
+	}
+	return "--" + string(kind) + "-password-file"
 }

@@ -26,8 +26,9 @@ type Kind string
 
 // The stores Baton drives.
 const (
-	KindStamp Kind = "stamp"
-	KindRedis Kind = "redis"
+	KindStamp    Kind = "stamp"
+	KindRedis    Kind = "redis"
+	KindPostgres Kind = "postgres"
 )
 
 // Side is one site of an account: the server of each partition.

@@ -46,9 +46,18 @@ type Account struct {
 	SecondaryEndpoints []string `json:"secondary_endpoints,omitempty"`
 }
 
-// KindRedis is an account of Redis shards (driver/redisdriver); its sites
-// are registered with a redis:// URL naming the site (redis://site-a).
-const KindRedis = "redis"
+// Kinds of accounts besides the stamps' (""): shards of a store, each its
+// own server per site (driver/redisdriver, driver/pgdriver). Their sites
+// are registered with a URL of the kind's scheme naming the site
+// (redis://site-a, postgres://site-a).
+const (
+	KindRedis    = "redis"
+	KindPostgres = "postgres"
+)
+
+// SiteScheme is the URL scheme of the sites of an account of kind
+// ("": http or https, a stamp's).
+func SiteScheme(kind string) string { return kind }
 
 // LabelTier is the label that ranks an account in a stamp evacuation:
 // "0" (first) to "3"; an account without it comes last.
@@ -178,10 +187,10 @@ func (c CreateRequest) validateKind() error {
 	switch c.Kind {
 	case "":
 		if len(c.PrimaryEndpoints)+len(c.SecondaryEndpoints) > 0 {
-			return errors.New("endpoints are for accounts of kind redis: a stamp serves every partition of its accounts")
+			return errors.New("endpoints are for accounts of kind redis or postgres: a stamp serves every partition of its accounts")
 		}
 		return nil
-	case KindRedis:
+	case KindRedis, KindPostgres:
 		for side, eps := range func(yield func(string, []string) bool) {
 			_ = yield("primary_endpoints", c.PrimaryEndpoints) && yield("secondary_endpoints", c.SecondaryEndpoints)
 		} {
@@ -196,7 +205,7 @@ func (c CreateRequest) validateKind() error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("kind %q: use \"\" (stamps) or %q", c.Kind, KindRedis)
+		return fmt.Errorf("kind %q: use \"\" (stamps), %q or %q", c.Kind, KindRedis, KindPostgres)
 	}
 }
 

@@ -160,9 +160,9 @@ func (s *Server) putStamp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := url.Parse(st.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "redis") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != KindRedis && u.Scheme != KindPostgres) || u.Host == "" {
 		badRequest(w, "stamp url %q must be an absolute http(s) URL such as https://127.0.0.1:7101 "+
-			"(or redis://SITE for a site of Redis servers)", st.URL)
+			"(or redis://SITE, postgres://SITE for a site of Redis or PostgreSQL servers)", st.URL)
 		return
 	}
 	if err := s.st.putStamp(st); err != nil {

@@ -223,10 +223,10 @@ func (st *store) create(req CreateRequest, now time.Time) (a Account, created bo
 			} else if !ok {
 				return storeErr(400, "bad_request", "stamp %s is not registered: PUT /v1/stamps/%s first", name, name)
 			}
-			if redisSite := strings.HasPrefix(s.URL, "redis://"); redisSite != (req.Kind == KindRedis) {
+			if scheme, _, _ := strings.Cut(s.URL, "://"); siteScheme(scheme) != req.Kind {
 				want := "http(s)://"
-				if req.Kind == KindRedis {
-					want = "redis://"
+				if req.Kind != "" {
+					want = SiteScheme(req.Kind) + "://"
 				}
 				return storeErr(400, "bad_request", "site %s is registered as %s: an account of kind %q needs "+
 					"sites registered with %s URLs", name, s.URL, req.Kind, want)
@@ -237,7 +237,7 @@ func (st *store) create(req CreateRequest, now time.Time) (a Account, created bo
 			Primary: req.Primary, Secondary: req.Secondary,
 			Epoch: req.Epoch, UpdatedAt: now, Create: req,
 		}
-		if req.Kind == KindRedis {
+		if req.Kind != "" {
 			r.Endpoints = map[string][]string{req.Primary: req.PrimaryEndpoints, req.Secondary: req.SecondaryEndpoints}
 		}
 		if err := putJSON(ab, req.Account, r); err != nil {
@@ -358,4 +358,12 @@ func isStoreErr(err error) (*errStore, bool) {
 	var se *errStore
 	ok := errors.As(err, &se)
 	return se, ok
+}
+
+// siteScheme is the kind of account a site of URL scheme serves.
+func siteScheme(scheme string) string {
+	if scheme == "http" || scheme == "https" {
+		return ""
+	}
+	return scheme
 }

@@ -200,16 +200,25 @@ func WaitReplicasOnline(ctx context.Context, d driver.Store, side driver.Side) e
 	for i := range ps {
 		ps[i] = i
 	}
+	last := "not asked yet"
 	err := Poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		for _, p := range d.Positions(ctx, side, ps) {
-			if p.Err != nil || !p.Primary || p.Acked == 0 {
-				return false, nil
+			switch {
+			case p.Err != nil:
+				last = fmt.Sprintf("partition %d: %v", p.Partition, p.Err)
+			case !p.Primary:
+				last = fmt.Sprintf("partition %d on %s is not a primary", p.Partition, side.Endpoint(p.Partition))
+			case p.Acked == 0:
+				last = fmt.Sprintf("partition %d on %s: its replica acknowledged nothing yet", p.Partition, side.Endpoint(p.Partition))
+			default:
+				continue
 			}
+			return false, nil
 		}
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("the replicas of %s never came online: %w", side.Account, err)
+		return fmt.Errorf("the replicas of %s never came online (%s): %w", side.Account, last, err)
 	}
 	return nil
 }

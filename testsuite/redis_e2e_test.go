@@ -14,6 +14,7 @@ import (
 	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/launch"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
 )
@@ -51,17 +52,17 @@ func TestRedisAccountFailsOverWithBaton(t *testing.T) {
 	ra, err := c.StartRedisAccount(ctx, account, shards, password)
 	t.Cleanup(ra.Stop)
 	require.NoError(t, err)
-	rc := traffic.RedisConfig{Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
+	rc := traffic.ShardConfig{Kind: location.KindRedis, Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
 
 	for i, to := range []string{SiteB, SiteA} { // the failover, then the failback
 		waitReplicasOnline(ctx, t, c, rc)
-		w := traffic.NewRedis(rc)
+		w := traffic.NewShards(rc)
 		require.NoError(t, w.Start(ctx))
 		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 500, nil }))
 		out, err := baton(ctx, t, c, "failover", account, "--to", to, "--wait", "--reason", "redis e2e")
 		require.NoError(t, err, out)
 		require.Contains(t, out, "completed", out)
-		rep, err := traffic.AuditRedis(ctx, rc, w.Stop())
+		rep, err := traffic.AuditShards(ctx, rc, w.Stop())
 		require.NoError(t, err)
 		require.NoError(t, rep.Err(), "failover %d to %s", i+1, to)
 		acct, err := c.Loc.Lookup(ctx, account)
@@ -74,7 +75,7 @@ func TestRedisAccountFailsOverWithBaton(t *testing.T) {
 
 // waitReplicasOnline waits until the replicas of the account's primaries
 // are online.
-func waitReplicasOnline(ctx context.Context, t *testing.T, c *Cluster, rc traffic.RedisConfig) {
+func waitReplicasOnline(ctx context.Context, t *testing.T, c *Cluster, rc traffic.ShardConfig) {
 	t.Helper()
 	d := redisdriver.New(redisdriver.Options{TLS: c.TLS, Password: rc.Password})
 	defer d.Close()
@@ -99,9 +100,9 @@ func TestRedisWorkerKillMidFlush(t *testing.T) {
 	ra, err := c.StartRedisAccount(ctx, account, shards, password)
 	t.Cleanup(ra.Stop)
 	require.NoError(t, err)
-	rc := traffic.RedisConfig{Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
+	rc := traffic.ShardConfig{Kind: location.KindRedis, Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
 	waitReplicasOnline(ctx, t, c, rc)
-	w := traffic.NewRedis(rc)
+	w := traffic.NewShards(rc)
 	require.NoError(t, w.Start(ctx))
 	require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 500, nil }))
 
@@ -126,7 +127,7 @@ func TestRedisWorkerKillMidFlush(t *testing.T) {
 	var res workflows.FailoverResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
-	rep, err := traffic.AuditRedis(ctx, rc, w.Stop())
+	rep, err := traffic.AuditShards(ctx, rc, w.Stop())
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
 	require.Positive(t, retries(ctx, t, c.Client, run.GetID(), 0), "the killed worker's activity must have been retried")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/batonhq/baton/activities"
 	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/pgdriver"
 	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/auth"
 	"github.com/batonhq/baton/internal/cli"
@@ -57,18 +58,29 @@ func appHTTP(sec auth.ClientSecurity) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
-// redisDriver drives the accounts of kind redis: over TLS with the
-// worker's client certificate (the servers trust the cluster's CA) and the
-// password in --redis-password-file; nil without it.
-func redisDriver(cfg config, tlsCfg *tls.Config) (driver.Store, error) {
-	if cfg.redisPasswordFile == "" {
-		return nil, nil
+// storeDrivers are the drivers of the accounts of other kinds than the
+// stamps': over TLS with the worker's client certificate (the servers
+// trust the cluster's CA) and the password in --redis-password-file
+// (Redis) or --pg-password-file (PostgreSQL, role --pg-user); a kind
+// without its password file is not driven.
+func storeDrivers(cfg config, tlsCfg *tls.Config) (map[driver.Kind]driver.Store, error) {
+	stores := map[driver.Kind]driver.Store{}
+	if cfg.redisPasswordFile != "" {
+		pw, err := auth.ReadSecretFile(cfg.redisPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-password-file: %w", err)
+		}
+		stores[driver.KindRedis] = redisdriver.New(redisdriver.Options{TLS: tlsCfg, Password: pw})
 	}
-	pw, err := auth.ReadSecretFile(cfg.redisPasswordFile)
-	if err != nil {
-		return nil, fmt.Errorf("--redis-password-file: %w", err)
+	if cfg.pgPasswordFile != "" {
+		pw, err := auth.ReadSecretFile(cfg.pgPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--pg-password-file: %w", err)
+		}
+		stores[driver.KindPostgres] = pgdriver.New(pgdriver.Options{TLS: tlsCfg, User: cfg.pgUser, Password: pw,
+			AppRole: cfg.pgAppRole})
 	}
-	return redisdriver.New(redisdriver.Options{TLS: tlsCfg, Password: pw}), nil
+	return stores, nil
 }
 
 func main() { cli.Exit("worker", run(os.Args[1:])) }
@@ -77,6 +89,7 @@ func main() { cli.Exit("worker", run(os.Args[1:])) }
 type config struct {
 	locationURL, taskQueue                   string
 	redisPasswordFile                        string
+	pgPasswordFile, pgUser, pgAppRole        string
 	security                                 auth.ClientSecurity
 	maxActivities, maxWorkflowTasks, pollers int
 	logFormat, logLevel, metricsListen       string
@@ -141,6 +154,12 @@ Flags:
 	fs.StringVar(&cfg.redisPasswordFile, "redis-password-file", os.Getenv("BATON_REDIS_PASSWORD_FILE"),
 		"`file` holding the password of the Redis servers of accounts of kind redis (mode 0600; env BATON_REDIS_PASSWORD_FILE); "+
 			"empty: such accounts are refused")
+	fs.StringVar(&cfg.pgPasswordFile, "pg-password-file", os.Getenv("BATON_PG_PASSWORD_FILE"),
+		"`file` holding the password of --pg-user on the PostgreSQL servers of accounts of kind postgres (mode 0600; "+
+			"env BATON_PG_PASSWORD_FILE); empty: such accounts are refused")
+	fs.StringVar(&cfg.pgUser, "pg-user", "baton", "PostgreSQL `role` the worker connects as (superuser, or granted "+
+		"pg_signal_backend, pg_promote and CREATEROLE)")
+	fs.StringVar(&cfg.pgAppRole, "pg-app-role", "app", "PostgreSQL `role` of the application, which a fence shuts out")
 	fs.StringVar(&cfg.taskQueue, "task-queue", workflows.TaskQueue, "task queue to poll")
 	fs.IntVar(&cfg.maxActivities, "max-concurrent-activities", 200, "activities run at once")
 	fs.IntVar(&cfg.maxWorkflowTasks, "max-concurrent-workflow-tasks", 100, "workflow tasks run at once")
@@ -233,7 +252,7 @@ func newWorker(cfg config, c client.Client, tlsCfg *tls.Config) (worker.Worker, 
 		return nil, err
 	}
 	acts.Temporal = c // a reprotect asks whether a failover of the account runs
-	if acts.Redis, err = redisDriver(cfg, tlsCfg); err != nil {
+	if acts.Stores, err = storeDrivers(cfg, tlsCfg); err != nil {
 		return nil, err
 	}
 	register.WorkflowsAndActivities(w, acts)

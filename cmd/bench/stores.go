@@ -10,6 +10,7 @@ import (
 	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/launch"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
 	"github.com/batonhq/baton/workflows"
@@ -41,7 +42,7 @@ func redisScenarios(ctx context.Context, out io.Writer, dir string, t *targets) 
 	if err != nil {
 		return err
 	}
-	rc := traffic.RedisConfig{Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
+	rc := traffic.ShardConfig{Kind: location.KindRedis, Account: account, Resolve: traffic.LocationRoute(c.Loc, account), TLS: c.TLS, Password: password}
 	fmt.Fprintf(out, "\nRedis: a planned failover of an account of %d shards (primary and replica each a redis-server over TLS, "+
 		"AOF fsync every second) under live SETs from one writer per shard that follow the location service; "+
 		"the window is the longest time one shard's writer went without an acknowledged write.\n", shards)
@@ -62,7 +63,7 @@ func redisScenarios(ctx context.Context, out io.Writer, dir string, t *targets) 
 
 // redisFailover fails the account over to site under live writes and
 // answers its table row.
-func redisFailover(ctx context.Context, c *testsuite.Cluster, rc traffic.RedisConfig, site string, t *targets) (string, error) {
+func redisFailover(ctx context.Context, c *testsuite.Cluster, rc traffic.ShardConfig, site string, t *targets) (string, error) {
 	d := redisdriver.New(redisdriver.Options{TLS: c.TLS, Password: rc.Password})
 	defer d.Close()
 	rt, err := rc.Resolve(ctx)
@@ -72,7 +73,7 @@ func redisFailover(ctx context.Context, c *testsuite.Cluster, rc traffic.RedisCo
 	if err := testsuite.WaitReplicasOnline(ctx, d, driver.Side{Account: rc.Account, Endpoints: rt.Endpoints}); err != nil {
 		return "", err
 	}
-	w := traffic.NewRedis(rc)
+	w := traffic.NewShards(rc)
 	if err := w.Start(ctx); err != nil {
 		return "", err
 	}
@@ -98,7 +99,7 @@ func redisFailover(ctx context.Context, c *testsuite.Cluster, rc traffic.RedisCo
 	if err != nil {
 		return "", err
 	}
-	rep, err := traffic.AuditRedis(ctx, rc, acks)
+	rep, err := traffic.AuditShards(ctx, rc, acks)
 	if err != nil {
 		return "", err
 	}

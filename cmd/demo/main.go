@@ -229,9 +229,9 @@ func (w *stampWorkload) audit(ctx context.Context, out io.Writer) error {
 
 // redisWorkload: an account of Redis shards (docs/STORES.md).
 type redisWorkload struct {
-	rc   traffic.RedisConfig
+	rc   traffic.ShardConfig
 	ra   *testsuite.RedisAccount
-	w    *traffic.RedisWriter
+	w    *traffic.ShardWriter
 	done bool // w stopped
 }
 
@@ -243,7 +243,7 @@ func startRedis(ctx context.Context, out io.Writer, c *testsuite.Cluster, o opti
 	}
 	fmt.Fprintf(out, "baton: Redis account %s: %d shards, each a redis-server primary on %s replicating to one on %s\n",
 		o.account, o.partitions, testsuite.SiteA, testsuite.SiteB)
-	w.rc = traffic.RedisConfig{Account: o.account, Resolve: traffic.LocationRoute(c.Loc, o.account), TLS: c.TLS, Password: password}
+	w.rc = traffic.ShardConfig{Kind: location.KindRedis, Account: o.account, Resolve: traffic.LocationRoute(c.Loc, o.account), TLS: c.TLS, Password: password}
 	d := redisdriver.New(redisdriver.Options{TLS: c.TLS, Password: password})
 	defer d.Close()
 	rt, err := w.rc.Resolve(ctx)
@@ -253,7 +253,7 @@ func startRedis(ctx context.Context, out io.Writer, c *testsuite.Cluster, o opti
 	if err := testsuite.WaitReplicasOnline(ctx, d, driver.Side{Account: o.account, Endpoints: rt.Endpoints}); err != nil {
 		return w, err
 	}
-	w.w = traffic.NewRedis(w.rc)
+	w.w = traffic.NewShards(w.rc)
 	if err := w.w.Start(ctx); err != nil {
 		return w, err
 	}
@@ -275,7 +275,7 @@ func (w *redisWorkload) audit(ctx context.Context, out io.Writer) error {
 	acks := w.w.Stop()
 	w.done = true
 	fmt.Fprintf(out, "traffic: %d SETs acknowledged\n", len(acks))
-	rep, err := traffic.AuditRedis(ctx, w.rc, acks)
+	rep, err := traffic.AuditShards(ctx, w.rc, acks)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}

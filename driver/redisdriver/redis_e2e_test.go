@@ -16,6 +16,7 @@ import (
 	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/auth"
+	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
 )
@@ -95,29 +96,29 @@ func newRoute(site string, side driver.Side) *route {
 }
 
 func (r *route) set(site string, side driver.Side) {
-	r.v.Store(traffic.RedisRoute{Site: site, Endpoints: side.Endpoints})
+	r.v.Store(traffic.ShardRoute{Site: site, Endpoints: side.Endpoints})
 }
 
-func (r *route) resolve(context.Context) (traffic.RedisRoute, error) {
-	return r.v.Load().(traffic.RedisRoute), nil
+func (r *route) resolve(context.Context) (traffic.ShardRoute, error) {
+	return r.v.Load().(traffic.ShardRoute), nil
 }
 
 // writeTo starts live writes to the account through rt.
-func writeTo(ctx context.Context, t *testing.T, acct *account, rt *route) (*traffic.RedisWriter, traffic.RedisConfig) {
+func writeTo(ctx context.Context, t *testing.T, acct *account, rt *route) (*traffic.ShardWriter, traffic.ShardConfig) {
 	t.Helper()
 	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
 	require.NoError(t, err)
-	rc := traffic.RedisConfig{Account: "cache", Resolve: rt.resolve, TLS: cfg, Password: acct.password}
-	w := traffic.NewRedis(rc)
+	rc := traffic.ShardConfig{Kind: location.KindRedis, Account: "cache", Resolve: rt.resolve, TLS: cfg, Password: acct.password}
+	w := traffic.NewShards(rc)
 	require.NoError(t, w.Start(ctx))
 	require.NoError(t, testsuite.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 200, nil }))
 	return w, rc
 }
 
 // audit stops w and checks every acknowledged write where rc resolves.
-func audit(ctx context.Context, t *testing.T, w *traffic.RedisWriter, rc traffic.RedisConfig) {
+func audit(ctx context.Context, t *testing.T, w *traffic.ShardWriter, rc traffic.ShardConfig) {
 	t.Helper()
-	rep, err := traffic.AuditRedis(ctx, rc, w.Stop())
+	rep, err := traffic.AuditShards(ctx, rc, w.Stop())
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
 }
