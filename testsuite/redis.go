@@ -2,9 +2,7 @@ package testsuite
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -16,9 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/internal/auth"
-	"github.com/batonhq/baton/location"
 )
 
 // ErrNoRedis: Debian's redis-server is not installed.
@@ -137,111 +133,3 @@ func redisConfig(o RedisOptions, dir string, port int) string {
 func RedisTLS(certsDir, name string) (*tls.Config, error) {
 	return auth.ClientTLS(auth.NodeFiles(certsDir, name))
 }
-
-// The sites of the harness's Redis accounts (registered redis://SITE).
-const (
-	SiteA = "site-a"
-	SiteB = "site-b"
-)
-
-// RedisAccount is a Redis account the cluster serves: each shard a primary
-// on SiteA and its replica on SiteB, redis-server processes trusting the
-// cluster's CA.
-type RedisAccount struct {
-	Name     string
-	Password string
-	Servers  []*Redis
-}
-
-// StartRedisAccount starts the servers of a Redis account of shards
-// shards (password is theirs; the worker reads it from
-// --redis-password-file), registers the two sites and creates the account
-// in the location service.
-func (c *Cluster) StartRedisAccount(ctx context.Context, name string, shards int, password string) (*RedisAccount, error) {
-	ra := &RedisAccount{Name: name, Password: password}
-	req := location.CreateRequest{Account: name, Partitions: shards, Primary: SiteA, Secondary: SiteB, Kind: location.KindRedis}
-	for s := range shards {
-		p, err := StartRedis(ctx, RedisOptions{Name: fmt.Sprintf("%s-a%d", name, s), Dir: c.Opts.Dir, CertsDir: c.CertsDir, Password: password})
-		if err != nil {
-			return ra, err
-		}
-		ra.Servers = append(ra.Servers, p)
-		r, err := StartRedis(ctx, RedisOptions{Name: fmt.Sprintf("%s-b%d", name, s), Dir: c.Opts.Dir, CertsDir: c.CertsDir,
-			Password: password, ReplicaOf: p.Addr})
-		if err != nil {
-			return ra, err
-		}
-		ra.Servers = append(ra.Servers, r)
-		req.PrimaryEndpoints = append(req.PrimaryEndpoints, p.Addr)
-		req.SecondaryEndpoints = append(req.SecondaryEndpoints, r.Addr)
-	}
-	for _, site := range []string{SiteA, SiteB} {
-		if err := c.Loc.RegisterStamp(ctx, location.Stamp{Name: site, URL: "redis://" + site}); err != nil {
-			return ra, err
-		}
-	}
-	if _, err := c.Loc.CreateAccount(ctx, req); err != nil {
-		return ra, err
-	}
-	return ra, nil
-}
-
-// Stop stops the account's servers.
-func (ra *RedisAccount) Stop() {
-	for _, s := range ra.Servers {
-		s.Stop(10 * time.Second)
-	}
-}
-
-// WaitReplicasOnline waits until every primary of side has its replica
-// online (a full sync done), as an operator checks before a failover.
-func WaitReplicasOnline(ctx context.Context, d driver.Store, side driver.Side) error {
-	ps := make([]int, len(side.Endpoints))
-	for i := range ps {
-		ps[i] = i
-	}
-	last := "not asked yet"
-	err := Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		for _, p := range d.Positions(ctx, side, ps) {
-			switch {
-			case p.Err != nil:
-				last = fmt.Sprintf("partition %d: %v", p.Partition, p.Err)
-			case !p.Primary:
-				last = fmt.Sprintf("partition %d on %s is not a primary", p.Partition, side.Endpoint(p.Partition))
-			case p.Acked == 0:
-				last = fmt.Sprintf("partition %d on %s: its replica acknowledged nothing yet", p.Partition, side.Endpoint(p.Partition))
-			default:
-				continue
-			}
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("the replicas of %s never came online (%s): %w", side.Account, last, err)
-	}
-	return nil
-}
-
-// NewRedisPassword makes a random password for a cluster's Redis servers
-// and writes it, mode 0600, to dir/redis.password: the worker reads it
-// with --redis-password-file (RedisWorkerArgs).
-func NewRedisPassword(dir string) (password, file string, err error) {
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	password = base64.RawURLEncoding.EncodeToString(b)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", err
-	}
-	file = filepath.Join(dir, "redis.password")
-	if err := os.WriteFile(file, []byte(password+"\n"), 0o600); err != nil {
-		return "", "", err
-	}
-	return password, file, nil
-}
-
-// RedisWorkerArgs are the worker flags that let it drive Redis accounts
-// with the password in file.
-func RedisWorkerArgs(file string) []string { return []string{"--redis-password-file", file} }

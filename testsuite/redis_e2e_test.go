@@ -43,9 +43,9 @@ func requireRedis(t *testing.T) {
 // loses nothing either.
 func TestRedisAccountFailsOverWithBaton(t *testing.T) {
 	requireRedis(t)
-	password, pwFile, err := NewRedisPassword(t.TempDir())
+	password, pwFile, err := NewPassword(t.TempDir(), location.KindRedis)
 	require.NoError(t, err)
-	c := startCluster(t, Options{WorkerArgs: RedisWorkerArgs(pwFile)})
+	c := startCluster(t, Options{WorkerArgs: WorkerArgs(location.KindRedis, pwFile)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const account, shards = "cache", 8
@@ -91,9 +91,9 @@ func waitReplicasOnline(ctx context.Context, t *testing.T, c *Cluster, rc traffi
 // failover up, it finishes, and no acknowledged write is lost.
 func TestRedisWorkerKillMidFlush(t *testing.T) {
 	requireRedis(t)
-	password, pwFile, err := NewRedisPassword(t.TempDir())
+	password, pwFile, err := NewPassword(t.TempDir(), location.KindRedis)
 	require.NoError(t, err)
-	c := startCluster(t, Options{WorkerArgs: RedisWorkerArgs(pwFile)})
+	c := startCluster(t, Options{WorkerArgs: WorkerArgs(location.KindRedis, pwFile)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const account, shards = "cache-kill", 4

@@ -44,6 +44,8 @@ type ShardConfig struct {
 	Kind string
 	// Resolve answers the account's current route (LocationRoute).
 	Resolve func(context.Context) (ShardRoute, error)
+	// RunID prefixes every key so runs never collide (default: random).
+	RunID string
 	// TLS, User and Password are how the servers are called (User: the
 	// application's PostgreSQL role; Redis's default user).
 	TLS            *tls.Config
@@ -71,6 +73,9 @@ type ShardWriter struct {
 
 // NewShards returns a writer; nothing runs until Start.
 func NewShards(cfg ShardConfig) *ShardWriter {
+	if cfg.RunID == "" {
+		cfg.RunID = newRunID()
+	}
 	return &ShardWriter{cfg: cfg, clients: map[string]shardClient{}, stop: make(chan struct{})}
 }
 
@@ -89,7 +94,8 @@ func (w *ShardWriter) Start(ctx context.Context) error {
 	return nil
 }
 
-// write is shard's writer: keys ACCOUNT-<shard>-<n>, in order, until Stop.
+// write is shard's writer: keys ACCOUNT-RUN-<shard>-<n>, in order, until
+// Stop.
 func (w *ShardWriter) write(shard int, rt ShardRoute) {
 	ctx := context.Background()
 	for n := 0; ; n++ {
@@ -98,7 +104,7 @@ func (w *ShardWriter) write(shard int, rt ShardRoute) {
 			return
 		default:
 		}
-		key := fmt.Sprintf("%s-%d-%d", w.cfg.Account, shard, n)
+		key := fmt.Sprintf("%s-%s-%d-%d", w.cfg.Account, w.cfg.RunID, shard, n)
 		err := w.client(rt.Endpoints[shard]).set(ctx, key, ValueFor(key))
 		if err == nil {
 			w.mu.Lock()

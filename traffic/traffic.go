@@ -140,9 +140,7 @@ func New(cfg Config) *Generator {
 		cfg.MaxBackoff = 100 * time.Millisecond
 	}
 	if cfg.RunID == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-		cfg.RunID = "r" + hex.EncodeToString(b[:])
+		cfg.RunID = newRunID()
 	}
 	hc := cfg.HTTPClient
 	if hc == nil && cfg.Location != nil {
@@ -547,4 +545,11 @@ func CheckSplitBrain(acks []Ack) []Violation {
 		return out[i].Message < out[j].Message
 	})
 	return out
+}
+
+// newRunID is a random key prefix, so that runs never collide.
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return "r" + hex.EncodeToString(b[:])
 }

@@ -43,7 +43,7 @@ func run(args []string, out io.Writer) error {
 	sizes := fs.String("sizes", "1,100,1000,10000", "comma-separated partition counts")
 	lag := fs.Bool("lag", true, "also run the replication-lag scenarios")
 	reprotect := fs.Bool("reprotect", true, "also run the reprotect scenarios (1,000 partitions; seeding a wiped stamp)")
-	redis := fs.Bool("redis", true, "also run the Redis scenario (an 8-shard account failed over and back under live writes)")
+	stores := fs.Bool("stores", true, "also run the stores' scenarios (Redis 8 shards, PostgreSQL 1 and 4 shards, failed over and back under live writes)")
 	evacuation := fs.Bool("evacuation", true, "also run the stamp-evacuation scenarios (1,000 x 16, 10,000 x 1, 200 x 64 loaded)")
 	evacK := fs.Int("max-in-flight", 0, "K of the evacuations (0 = the workflow's default)")
 	evacScale := fs.Float64("evacuation-scale", 1, "scale the evacuations' account counts (targets apply at 1 only)")
@@ -104,8 +104,8 @@ func run(args []string, out io.Writer) error {
 				return err
 			}
 		}
-		if *redis {
-			if err := redisScenarios(ctx, out, rd.Path, &t); err != nil {
+		if *stores {
+			if err := storeScenarios(ctx, out, rd.Path, &t); err != nil {
 				return err
 			}
 		}

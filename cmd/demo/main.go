@@ -21,8 +21,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/batonhq/baton/driver"
-	"github.com/batonhq/baton/driver/redisdriver"
 	"github.com/batonhq/baton/internal/cli"
 	"github.com/batonhq/baton/internal/launch"
 	"github.com/batonhq/baton/internal/report"
@@ -51,10 +49,10 @@ type options struct {
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.StringVar(&o.store, "store", "stamp", "what the account lives in: stamp (Baton's reference stamps) or redis "+
-		"(Redis shards, redis-server from Debian's redis-server package)")
+	fs.StringVar(&o.store, "store", "stamp", "what the account lives in: stamp (Baton's reference stamps), redis "+
+		"(Redis shards, Debian's redis-server) or postgres (PostgreSQL shards with streaming standbys, Debian's postgresql)")
 	fs.StringVar(&o.account, "account", "demo-account", "account to create and fail over")
-	fs.IntVar(&o.partitions, "partitions", 256, "partitions of the account (with --store redis: shards, default 8)")
+	fs.IntVar(&o.partitions, "partitions", 256, "partitions of the account (with --store redis: shards, default 8; postgres: 4)")
 	fs.Float64Var(&o.rate, "rate", 2000, "live traffic, writes per second (stamps; Redis writers go as fast as they can)")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "traffic before the failover")
 	fs.DurationVar(&o.after, "after", 3*time.Second, "traffic after the failover, on the new primary")
@@ -66,12 +64,12 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.store == "redis" && !flagGiven(fs, "partitions") {
-		o.partitions = 8
+	if !flagGiven(fs, "partitions") {
+		o.partitions = map[string]int{"stamp": 256, location.KindRedis: 8, location.KindPostgres: 4}[o.store]
 	}
 	switch {
-	case o.store != "stamp" && o.store != "redis":
-		return o, fmt.Errorf("--store %q: use stamp or redis", o.store)
+	case o.store != "stamp" && o.store != location.KindRedis && o.store != location.KindPostgres:
+		return o, fmt.Errorf("--store %q: use stamp, redis or postgres", o.store)
 	case o.partitions < 1 || o.rate < 0 || o.warmup < 0 || o.after < 0:
 		return o, errors.New("--partitions must be >= 1, and --rate, --warmup and --after must not be negative")
 	}
@@ -132,12 +130,12 @@ func run(args []string, out io.Writer) error {
 func start(ctx context.Context, out io.Writer, rd *testsuite.RunDir, o options) (*testsuite.Cluster, workload, error) {
 	workerArgs := demoWorkerArgs
 	var password string
-	if o.store == "redis" {
-		pw, file, err := testsuite.NewRedisPassword(filepath.Join(rd.Path, "redis"))
+	if o.store != "stamp" {
+		pw, file, err := testsuite.NewPassword(filepath.Join(rd.Path, o.store), o.store)
 		if err != nil {
 			return nil, nil, err
 		}
-		password, workerArgs = pw, append(slices.Clone(workerArgs), testsuite.RedisWorkerArgs(file)...)
+		password, workerArgs = pw, append(slices.Clone(workerArgs), testsuite.WorkerArgs(o.store, file)...)
 	}
 	opts := testsuite.Options{Dir: rd.Path, UI: true, UIPort: o.uiPort, Durable: true,
 		ReplicationDelay: o.delay, ReplayRate: o.replayRate, Progress: out, WorkerArgs: workerArgs}
@@ -152,8 +150,8 @@ func start(ctx context.Context, out io.Writer, rd *testsuite.RunDir, o options) 
 	}
 	fmt.Fprintf(out, "baton: Temporal Web UI at %s\n", c.Temporal.UIURL)
 	var w workload
-	if o.store == "redis" {
-		w, err = startRedis(ctx, out, c, o, password)
+	if o.store != "stamp" {
+		w, err = startShards(ctx, out, c, o, password)
 	} else {
 		w, err = startStamps(ctx, out, c, o)
 	}
@@ -227,55 +225,58 @@ func (w *stampWorkload) audit(ctx context.Context, out io.Writer) error {
 	return rep.Err()
 }
 
-// redisWorkload: an account of Redis shards (docs/STORES.md).
-type redisWorkload struct {
-	rc   traffic.ShardConfig
-	ra   *testsuite.RedisAccount
+// shardWorkload: an account of Redis or PostgreSQL shards
+// (docs/STORES.md).
+type shardWorkload struct {
+	sa   *testsuite.ShardAccount
+	cfg  traffic.ShardConfig
 	w    *traffic.ShardWriter
 	done bool // w stopped
 }
 
-func startRedis(ctx context.Context, out io.Writer, c *testsuite.Cluster, o options, password string) (workload, error) {
-	ra, err := c.StartRedisAccount(ctx, o.account, o.partitions, password)
-	w := &redisWorkload{ra: ra}
-	if err != nil {
-		return w, fmt.Errorf("redis account %s: %w", o.account, err)
+func startShards(ctx context.Context, out io.Writer, c *testsuite.Cluster, o options, password string) (workload, error) {
+	start, what := c.StartRedisAccount, "a redis-server"
+	if o.store == location.KindPostgres {
+		start, what = c.StartPGAccount, "a PostgreSQL"
 	}
-	fmt.Fprintf(out, "baton: Redis account %s: %d shards, each a redis-server primary on %s replicating to one on %s\n",
-		o.account, o.partitions, testsuite.SiteA, testsuite.SiteB)
-	w.rc = traffic.ShardConfig{Kind: location.KindRedis, Account: o.account, Resolve: traffic.LocationRoute(c.Loc, o.account), TLS: c.TLS, Password: password}
-	d := redisdriver.New(redisdriver.Options{TLS: c.TLS, Password: password})
-	defer d.Close()
-	rt, err := w.rc.Resolve(ctx)
+	sa, err := start(ctx, o.account, o.partitions, password)
+	w := &shardWorkload{sa: sa}
 	if err != nil {
+		return w, fmt.Errorf("%s account %s: %w", o.store, o.account, err)
+	}
+	siteA, siteB := testsuite.Sites(sa.Kind)
+	fmt.Fprintf(out, "baton: %s account %s: %d shards, each %s primary on %s replicating to one on %s\n",
+		o.store, o.account, o.partitions, what, siteA, siteB)
+	if err := sa.WaitOnline(ctx, c); err != nil {
 		return w, err
 	}
-	if err := testsuite.WaitReplicasOnline(ctx, d, driver.Side{Account: o.account, Endpoints: rt.Endpoints}); err != nil {
-		return w, err
-	}
-	w.w = traffic.NewShards(w.rc)
+	w.cfg = sa.Config(c)
+	w.w = traffic.NewShards(w.cfg)
 	if err := w.w.Start(ctx); err != nil {
 		return w, err
 	}
-	fmt.Fprintf(out, "baton: live SETs, one writer per shard, following the location service\n")
+	fmt.Fprintf(out, "baton: live writes, one writer per shard, following the location service\n")
 	return w, nil
 }
 
-func (w *redisWorkload) destination() string { return testsuite.SiteB }
+func (w *shardWorkload) destination() string {
+	_, b := testsuite.Sites(w.sa.Kind)
+	return b
+}
 
-func (w *redisWorkload) stop() {
+func (w *shardWorkload) stop() {
 	if w.w != nil && !w.done {
 		w.w.Stop()
 		w.done = true
 	}
-	w.ra.Stop()
+	w.sa.Stop()
 }
 
-func (w *redisWorkload) audit(ctx context.Context, out io.Writer) error {
+func (w *shardWorkload) audit(ctx context.Context, out io.Writer) error {
 	acks := w.w.Stop()
 	w.done = true
-	fmt.Fprintf(out, "traffic: %d SETs acknowledged\n", len(acks))
-	rep, err := traffic.AuditShards(ctx, w.rc, acks)
+	fmt.Fprintf(out, "traffic: %d writes acknowledged\n", len(acks))
+	rep, err := traffic.AuditShards(ctx, w.cfg, acks)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
