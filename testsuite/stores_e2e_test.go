@@ -1,0 +1,186 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/batonhq/baton/activities"
+	"github.com/batonhq/baton/internal/launch"
+	"github.com/batonhq/baton/location"
+	"github.com/batonhq/baton/traffic"
+	"github.com/batonhq/baton/workflows"
+)
+
+// requireStore skips without the store's server (redis-server,
+// PostgreSQL's binaries) on a developer machine and fails in CI (CI=true),
+// where .ci/run installs them.
+func requireStore(t *testing.T, kind string) {
+	t.Helper()
+	_, err := RedisBinary()
+	if kind == location.KindPostgres {
+		_, err = PostgresBinDir()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v: .ci/run installs it", err)
+		}
+		t.Skipf("skipped: %v; with CI=true this fails", err)
+	}
+}
+
+// storeCluster is a cluster whose worker drives accounts of kind, and an
+// account of shards of that kind with live writes' configuration.
+func storeCluster(ctx context.Context, t *testing.T, kind, account string, shards int) (*Cluster, *ShardAccount) {
+	t.Helper()
+	requireStore(t, kind)
+	password, pwFile, err := NewPassword(t.TempDir(), kind)
+	require.NoError(t, err)
+	c := startCluster(t, Options{WorkerArgs: WorkerArgs(kind, pwFile)})
+	start := c.StartRedisAccount
+	if kind == location.KindPostgres {
+		start = c.StartPGAccount
+	}
+	sa, err := start(ctx, account, shards, password)
+	t.Cleanup(sa.Stop)
+	require.NoError(t, err)
+	return c, sa
+}
+
+// TestStoreAccountsFailOverWithBaton is issue 16's planned failover of a
+// 4-shard PostgreSQL account and an 8-shard Redis account, through the same
+// path as a stamp account's: real servers (TLS with the cluster's CA,
+// passwords), live writes that follow the location service, and `baton
+// failover --wait` (the binary) running the failover workflow on the worker
+// process through the store's driver. Every acknowledged write is on the
+// new primaries. Then the account fails back, after the old primaries
+// rejoined as replicas (Redis: in the failover itself; PostgreSQL: the
+// operator's pg_rewind), and loses nothing either.
+func TestStoreAccountsFailOverWithBaton(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		shards int
+	}{{location.KindPostgres, 4}, {location.KindRedis, 8}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			account := "shop-" + tc.kind
+			c, sa := storeCluster(ctx, t, tc.kind, account, tc.shards)
+			siteA, siteB := Sites(tc.kind)
+			for i, to := range []string{siteB, siteA} { // the failover, then the failback
+				require.NoError(t, sa.WaitOnline(ctx, c))
+				cfg := sa.Config(c)
+				w := traffic.NewShards(cfg)
+				require.NoError(t, w.Start(ctx))
+				require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 500, nil }))
+				out, err := baton(ctx, t, c, "failover", account, "--to", to, "--wait", "--reason", "stores e2e")
+				require.NoError(t, err, out)
+				require.Contains(t, out, "completed", out)
+				rep, err := traffic.AuditShards(ctx, cfg, w.Stop())
+				require.NoError(t, err)
+				require.NoError(t, rep.Err(), "failover %d to %s", i+1, to)
+				acct, err := c.Loc.Lookup(ctx, account)
+				require.NoError(t, err)
+				require.Equal(t, to, acct.Primary)
+				// Redis rejoined in the failover; PostgreSQL waits for the operator.
+				require.Equal(t, tc.kind == location.KindPostgres, acct.Unprotected)
+				t.Logf("failover %d to %s: %d acknowledged writes, 0 lost", i+1, to, rep.Acks)
+				require.NoError(t, sa.Rejoin(ctx, c))
+			}
+		})
+	}
+}
+
+// TestStoreWorkerKillMidFlush: on each driver, the worker process is
+// SIGKILLed while the failover waits in a flush step: Redis replicas
+// resyncing from scratch when the failover began (flush-send waits for
+// them), PostgreSQL standbys whose replay is paused (flush-replay waits).
+// A new worker process picks the failover up, it finishes once the replicas
+// catch up, and no acknowledged write is lost.
+func TestStoreWorkerKillMidFlush(t *testing.T) {
+	for _, tc := range []struct {
+		kind     string
+		activity string
+		stall    func(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount, acct location.Account) (release func())
+	}{
+		{location.KindRedis, activities.NameFlushSend, resyncRedisReplicas},
+		{location.KindPostgres, activities.NameFlushReplay, pausePGReplay},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			account := "kill-" + tc.kind
+			c, sa := storeCluster(ctx, t, tc.kind, account, 4)
+			require.NoError(t, sa.WaitOnline(ctx, c))
+			cfg := sa.Config(c)
+			w := traffic.NewShards(cfg)
+			require.NoError(t, w.Start(ctx))
+			require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= 500, nil }))
+			acct, err := c.Loc.Lookup(ctx, account)
+			require.NoError(t, err)
+			release := tc.stall(ctx, t, c, sa, acct)
+
+			run, err := launch.Failover(ctx, c.Client, workflows.TaskQueue, workflows.FailoverRequest{Account: account,
+				ToStamp: acct.Secondary, Reason: "worker kill", RequestedBy: t.Name(), Options: workflows.FailoverOptions{CatchUpTimeout: -1}})
+			require.NoError(t, err)
+			awaitRunning(ctx, t, c.Client, run.GetID(), run.GetID(), tc.activity)
+			c.Worker.Kill()
+			require.NoError(t, c.Worker.Restart())
+			release()
+
+			var res workflows.FailoverResult
+			require.NoError(t, run.Get(ctx, &res))
+			require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+			rep, err := traffic.AuditShards(ctx, cfg, w.Stop())
+			require.NoError(t, err)
+			require.NoError(t, rep.Err())
+			require.Positive(t, retries(ctx, t, c.Client, run.GetID(), 0), "the killed worker's activity must have been retried")
+		})
+	}
+}
+
+// resyncRedisReplicas starts a full resync of every replica that waits
+// 3 s on its primary: flush-send waits for it. It ends by itself.
+func resyncRedisReplicas(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount, acct location.Account) func() {
+	t.Helper()
+	for s := range acct.Partitions {
+		primary, replica := redisCLI(t, c, acct.PrimaryEndpoints[s], sa.Password), redisCLI(t, c, acct.SecondaryEndpoints[s], sa.Password)
+		require.NoError(t, primary.ConfigSet(ctx, "repl-diskless-sync-delay", "3").Err())
+		require.NoError(t, replica.Do(ctx, "REPLICAOF", "NO", "ONE").Err())
+		host, port, _ := strings.Cut(acct.PrimaryEndpoints[s], ":")
+		require.NoError(t, replica.Do(ctx, "REPLICAOF", host, port).Err())
+	}
+	return func() {}
+}
+
+// pausePGReplay pauses replay on every standby (they go on receiving):
+// flush-replay waits until release resumes it.
+func pausePGReplay(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount, acct location.Account) func() {
+	t.Helper()
+	exec := func(sql string) {
+		for s := range acct.Partitions {
+			db, err := PGPool(ctx, acct.SecondaryEndpoints[s], PGBatonRole, sa.Password, c.TLS)
+			require.NoError(t, err)
+			_, err = db.Exec(ctx, sql)
+			db.Close()
+			require.NoError(t, err, fmt.Sprintf("%s on %s", sql, acct.SecondaryEndpoints[s]))
+		}
+	}
+	exec("SELECT pg_wal_replay_pause()")
+	return func() { exec("SELECT pg_wal_replay_resume()") }
+}
+
+// redisCLI is a client of one of the cluster's Redis servers, as the
+// tests' certificate.
+func redisCLI(t *testing.T, c *Cluster, addr, password string) *redis.Client {
+	t.Helper()
+	r := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: c.TLS.Clone(), Password: password})
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
