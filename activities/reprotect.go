@@ -100,6 +100,9 @@ func (a *Activities) ReprotectPrecheck(ctx context.Context, in ReprotectPrecheck
 	if err := a.noFailoverRunning(ctx, in.Account); err != nil {
 		return res, err
 	}
+	if acct.Kind != "" {
+		return a.reprotectStore(ctx, acct, res)
+	}
 	if err := a.readNewPrimary(ctx, until, &res); err != nil {
 		return res, err
 	}

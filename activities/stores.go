@@ -338,3 +338,47 @@ func PasswordFlag(kind driver.Kind) string {
 	}
 	return "--" + string(kind) + "-password-file"
 }
+
+// reprotectStore is the reprotect of a driven account (baton reprotect):
+// the old primaries rejoin as replicas in the failover itself (Redis) or
+// by the operator's hand on their hosts (PostgreSQL: pg_rewind, then a
+// start as a standby, docs/STORES.md); this checks that every shard of the
+// primary site has its replica online, and records the account protected
+// (Protected: the workflow has nothing left to do). A shard whose replica
+// is not there refuses, naming it and what to do.
+func (a *Activities) reprotectStore(ctx context.Context, acct location.Account, res ReprotectPrecheckResult) (ReprotectPrecheckResult, error) {
+	ss, _, err := a.storeFor(ctx, acct.Account, acct.PrimaryURL)
+	if err != nil {
+		return res, precheckFailed("reprotect of %s: %v", acct.Account, err)
+	}
+	if res.Protected {
+		return res, nil
+	}
+	for _, p := range ss.st.Positions(ctx, ss.side, AllPartitions(acct.Partitions)) {
+		switch {
+		case p.Err != nil:
+			return res, precheckFailed("reprotect of %s: shard %d on %s (%s): %v", acct.Account, p.Partition, acct.Primary,
+				ss.side.Endpoint(p.Partition), p.Err)
+		case !p.Primary:
+			return res, precheckFailed("reprotect of %s: shard %d on %s (%s) is not a primary", acct.Account, p.Partition,
+				acct.Primary, ss.side.Endpoint(p.Partition))
+		case p.Acked == 0:
+			return res, precheckFailed("reprotect of %s: shard %d's old primary on %s (%s) does not replicate the new one "+
+				"(%s) yet: %s, then baton reprotect %s again", acct.Account, p.Partition, acct.Secondary,
+				ss.other.Endpoint(p.Partition), ss.side.Endpoint(p.Partition), rejoinHint(acct.Kind), acct.Account)
+		}
+	}
+	if _, err := a.Location.Protect(ctx, acct.Account, acct.Epoch); err != nil {
+		return res, classify("mark "+acct.Account+" protected", err)
+	}
+	res.Protected = true
+	return res, nil
+}
+
+// rejoinHint says how an old primary of kind rejoins by hand.
+func rejoinHint(kind string) string {
+	if kind == location.KindPostgres {
+		return "on its host, stop it, pg_rewind -R --source-server against the new primary, and start it"
+	}
+	return "REPLICAOF the new primary on it"
+}

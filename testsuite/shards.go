@@ -212,14 +212,28 @@ func WorkerArgs(kind, file string) []string {
 }
 
 // Rejoin is the operator's reprotect of a PostgreSQL account after a
-// failover (the driver cannot do it over SQL): each old primary is
-// rewound and restarted as the new primary's standby, then the location
-// service records the account protected. A Redis account rejoined in the
-// failover itself: nothing to do.
+// failover done by hand (RejoinOnly), then the location service records
+// the account protected, as baton reprotect does once it sees the
+// replicas. A Redis account rejoined in the failover itself.
 func (sa *ShardAccount) Rejoin(ctx context.Context, c *Cluster) error {
 	if sa.Kind != location.KindPostgres {
 		return nil
 	}
+	if err := sa.RejoinOnly(ctx, c); err != nil {
+		return err
+	}
+	a, err := c.Loc.Lookup(ctx, sa.Name)
+	if err != nil {
+		return err
+	}
+	_, err = c.Loc.Protect(ctx, sa.Name, a.Epoch)
+	return err
+}
+
+// RejoinOnly rewinds each old primary of a PostgreSQL account and
+// restarts it as the new primary's standby (the operator's steps on its
+// host; the driver cannot over SQL), and waits until they stream.
+func (sa *ShardAccount) RejoinOnly(ctx context.Context, c *Cluster) error {
 	a, err := c.Loc.Lookup(ctx, sa.Name)
 	if err != nil {
 		return err
@@ -232,9 +246,6 @@ func (sa *ShardAccount) Rejoin(ctx context.Context, c *Cluster) error {
 		if err := old.RejoinAsStandbyOf(ctx, primary, sa.Password); err != nil {
 			return fmt.Errorf("rejoin shard %d of %s: %w", s, sa.Name, err)
 		}
-	}
-	if _, err := c.Loc.Protect(ctx, sa.Name, a.Epoch); err != nil {
-		return err
 	}
 	return sa.WaitOnline(ctx, c)
 }

@@ -91,7 +91,7 @@ func TestStoreAccountsFailOverWithBaton(t *testing.T) {
 				// Redis rejoined in the failover; PostgreSQL waits for the operator.
 				require.Equal(t, tc.kind == location.KindPostgres, acct.Unprotected)
 				t.Logf("failover %d to %s: %d acknowledged writes, 0 lost", i+1, to, rep.Acks)
-				require.NoError(t, sa.Rejoin(ctx, c))
+				rejoinAndReprotect(ctx, t, c, sa)
 			}
 		})
 	}
@@ -183,4 +183,25 @@ func redisCLI(t *testing.T, c *Cluster, addr, password string) *redis.Client {
 	r := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: c.TLS.Clone(), Password: password})
 	t.Cleanup(func() { _ = r.Close() })
 	return r
+}
+
+// rejoinAndReprotect: the operator rejoins the old primaries (PostgreSQL:
+// pg_rewind; Redis did it in the failover), and baton reprotect checks
+// every shard's replica is online and records the account protected.
+// Before the rejoin, a PostgreSQL account's reprotect refuses, naming the
+// shard and what to do.
+func rejoinAndReprotect(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount) {
+	t.Helper()
+	if sa.Kind == location.KindPostgres {
+		out, err := baton(ctx, t, c, "reprotect", sa.Name, "--wait")
+		require.Error(t, err, out)
+		require.Contains(t, out, "does not replicate the new one", out)
+		require.Contains(t, out, "pg_rewind", out)
+		require.NoError(t, sa.RejoinOnly(ctx, c))
+	}
+	out, err := baton(ctx, t, c, "reprotect", sa.Name, "--wait")
+	require.NoError(t, err, out)
+	acct, err := c.Loc.Lookup(ctx, sa.Name)
+	require.NoError(t, err)
+	require.False(t, acct.Unprotected, out)
 }
