@@ -112,7 +112,7 @@ func (sh *PGShard) Stop() {
 }
 
 func newPGServer(bin string, cred *syscall.Credential) (*PGServer, error) {
-	data, err := os.MkdirTemp("", "baton-pgshard-")
+	data, err := os.MkdirTemp(pgBase(cred), "baton-pgshard-")
 	if err != nil {
 		return nil, err
 	}
@@ -148,10 +148,10 @@ func (s *PGServer) chown(path string) error {
 // run runs a PostgreSQL program as the server's user, with env.
 func (s *PGServer) run(ctx context.Context, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, name), args...)
-	cmd.Dir = os.TempDir()
+	cmd.Dir = pgBase(s.cred)
 	// HOME: libpq must not look in the caller's ~/.postgresql, which the
 	// server's user may not read.
-	cmd.Env = append(append(os.Environ(), "HOME="+os.TempDir()), env...)
+	cmd.Env = append(append(os.Environ(), "HOME="+pgBase(s.cred)), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w\n%s", name, err, out)
@@ -210,7 +210,7 @@ func (s *PGServer) writeFile(path, content string) error {
 func (s *PGServer) start(ctx context.Context, o PGShardOptions, role string) error {
 	name := fmt.Sprintf("pg-%s-%s", o.Name, role)
 	s.Process = &Process{Name: name, Path: filepath.Join(s.BinDir, "postgres"), Log: logPath(o.Dir, name),
-		Credential: s.cred, WorkDir: os.TempDir(), StopSignal: syscall.SIGINT, Env: []string{"HOME=" + os.TempDir()},
+		Credential: s.cred, WorkDir: pgBase(s.cred), StopSignal: syscall.SIGINT, Env: []string{"HOME=" + pgBase(s.cred)},
 		Args: []string{"-D", s.DataDir, "-p", strconv.Itoa(s.Port), "-k", s.sockDir()}}
 	return s.restart(ctx)
 }
@@ -304,3 +304,29 @@ func PGPool(ctx context.Context, addr, user, password string, tlsCfg *tls.Config
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pgBase is where a shard's directories go and its programs run: the temp
+// directory, unless the user PostgreSQL runs as (under a root harness)
+// cannot reach it (a private TMPDIR): then /tmp. Stop removes them either
+// way, and a signal's cleanup too.
+func pgBase(cred *syscall.Credential) string {
+	base := os.TempDir()
+	if cred == nil || othersMayTraverse(base) {
+		return base
+	}
+	return "/tmp"
+}
+
+// othersMayTraverse reports whether every directory up to dir lets others
+// through (o+x).
+func othersMayTraverse(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
