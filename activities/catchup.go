@@ -50,19 +50,24 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
+	measure := func(ctx context.Context) (uint64, uint64, error) {
+		return lag(ctx, a.stamp(in.FromURL), a.stamp(in.ToURL), in.Account)
+	}
 	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
 		if err != nil {
 			return CatchUpResult{}, classify("catch up "+in.Account, err)
 		}
-		return a.catchUpStore(ctx, ss, in, poll)
+		measure = func(ctx context.Context) (uint64, uint64, error) {
+			send, err := storeLag(ctx, ss, AllPartitions(in.Partitions))
+			return send, 0, err
+		}
 	}
-	src, dst := a.stamp(in.FromURL), a.stamp(in.ToURL)
 	deadline := budget(ctx, time.Now().Add(in.Timeout))
 	var res CatchUpResult
 	var settle settling
 	for {
 		res.Polls++
-		send, replay, err := lag(ctx, src, dst, in.Account)
+		send, replay, err := measure(ctx)
 		switch {
 		case err != nil && !retryable(err):
 			return res, classify(fmt.Sprintf("catch up %s", in.Account), err)

@@ -171,15 +171,21 @@ func (a *Activities) Fence(ctx context.Context, in FenceInput) (res FenceResult,
 	for _, r := range done {
 		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.LSN, true
 	}
-	if len(failed) > 0 && !in.BestEffort {
-		return res, stillFailing(what, failed)
+	return res, res.unreachable(what, in.BestEffort, failed)
+}
+
+// unreachable records the partitions still failing at the end of a fence:
+// best effort, as Unreachable with their errors; otherwise they fail it.
+func (res *FenceResult) unreachable(what string, bestEffort bool, failed []PartitionFailure) error {
+	if len(failed) > 0 && !bestEffort {
+		return stillFailing(what, failed)
 	}
 	for _, f := range failed {
 		res.Unreachable = append(res.Unreachable, f.Partition)
 		res.Errors = append(res.Errors, f.Error)
 		res.LastError = fmt.Sprintf("partition %d: %s", f.Partition, f.Error)
 	}
-	return res, nil
+	return nil
 }
 
 // UnfenceInput rolls a fence back.

@@ -114,15 +114,7 @@ func (a *Activities) fenceStore(ctx context.Context, ss storeSide, in FenceInput
 	for _, r := range done {
 		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.Position, true
 	}
-	if len(failed) > 0 && !in.BestEffort {
-		return res, stillFailing(what, failed)
-	}
-	for _, f := range failed {
-		res.Unreachable = append(res.Unreachable, f.Partition)
-		res.Errors = append(res.Errors, f.Error)
-		res.LastError = fmt.Sprintf("partition %d: %s", f.Partition, f.Error)
-	}
-	return res, nil
+	return res, res.unreachable(what, in.BestEffort, failed)
 }
 
 // unfenceStore is Unfence through the account's driver.
@@ -226,38 +218,6 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 		res.Location = loc
 	}
 	return res, nil
-}
-
-// catchUpStore is CatchUp through the account's driver: the lag is the
-// primaries' written positions less the replicas' replayed ones, in the
-// store's unit (bytes of Redis's replication stream).
-func (a *Activities) catchUpStore(ctx context.Context, ss storeSide, in CatchUpInput, poll time.Duration) (CatchUpResult, error) {
-	deadline := budget(ctx, time.Now().Add(in.Timeout))
-	ps := AllPartitions(in.Partitions)
-	var res CatchUpResult
-	for {
-		res.Polls++
-		send, err := storeLag(ctx, ss, ps)
-		switch {
-		case err != nil && driver.IsFinal(err):
-			return res, classify(fmt.Sprintf("catch up %s", in.Account), err)
-		case err != nil:
-			res.LastError = err.Error()
-		default:
-			res.SendLagOps = send
-			if send <= in.MaxLagOps {
-				res.CaughtUp = true
-				return res, nil
-			}
-		}
-		activity.RecordHeartbeat(ctx, res)
-		if !time.Now().Before(deadline) {
-			return res, nil
-		}
-		if !clock.Sleep(ctx, poll) {
-			return res, ctx.Err()
-		}
-	}
 }
 
 // storeLag sums, over ps, what each primary wrote that its replica has not

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -115,6 +116,16 @@ func Finalf(format string, args ...any) error { return Final(fmt.Errorf(format, 
 func IsFinal(err error) bool {
 	var fe *FinalError
 	return errors.As(err, &fe)
+}
+
+// Each calls f for every partition of ps at once (shards are independent)
+// and waits for all: i is the partition's index in ps.
+func Each(ps []int, f func(i, p int)) {
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() { f(i, p) })
+	}
+	wg.Wait()
 }
 
 // Failed is the results that carry an error.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/batonhq/baton/activities"
@@ -248,4 +249,21 @@ func (sa *ShardAccount) RejoinOnly(ctx context.Context, c *Cluster) error {
 		}
 	}
 	return sa.WaitOnline(ctx, c)
+}
+
+// RequireStore skips without the store's server (redis-server,
+// PostgreSQL's binaries) on a developer machine and fails in CI (CI=true),
+// where .ci/run installs them.
+func RequireStore(t testing.TB, kind string) {
+	t.Helper()
+	_, err := RedisBinary()
+	if kind == location.KindPostgres {
+		_, err = PostgresBinDir()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v: .ci/run installs it", err)
+		}
+		t.Skipf("skipped: %v; with CI=true this fails", err)
+	}
 }

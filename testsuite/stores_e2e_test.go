@@ -3,7 +3,6 @@ package testsuite
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,28 +17,11 @@ import (
 	"github.com/batonhq/baton/workflows"
 )
 
-// requireStore skips without the store's server (redis-server,
-// PostgreSQL's binaries) on a developer machine and fails in CI (CI=true),
-// where .ci/run installs them.
-func requireStore(t *testing.T, kind string) {
-	t.Helper()
-	_, err := RedisBinary()
-	if kind == location.KindPostgres {
-		_, err = PostgresBinDir()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v: .ci/run installs it", err)
-		}
-		t.Skipf("skipped: %v; with CI=true this fails", err)
-	}
-}
-
 // storeCluster is a cluster whose worker drives accounts of kind, and an
 // account of shards of that kind with live writes' configuration.
 func storeCluster(ctx context.Context, t *testing.T, kind, account string, shards int) (*Cluster, *ShardAccount) {
 	t.Helper()
-	requireStore(t, kind)
+	RequireStore(t, kind)
 	password, pwFile, err := NewPassword(t.TempDir(), kind)
 	require.NoError(t, err)
 	c := startCluster(t, Options{WorkerArgs: WorkerArgs(kind, pwFile)})

@@ -91,16 +91,7 @@ func TestDemoExitLeavesNothing(t *testing.T) {
 func TestDemoStoresExitLeaveNothing(t *testing.T) {
 	for _, store := range []string{"redis", "postgres"} {
 		t.Run(store, func(t *testing.T) {
-			_, err := testsuite.RedisBinary()
-			if store == "postgres" {
-				_, err = testsuite.PostgresBinDir()
-			}
-			if err != nil {
-				if os.Getenv("CI") == "true" {
-					t.Fatalf("CI=true and %v: .ci/run installs it", err)
-				}
-				t.Skipf("skipped: %v; with CI=true this fails", err)
-			}
+			testsuite.RequireStore(t, store)
 			bin := buildDemo(t)
 			r, exit := runDemo(t, bin, nil, "", "--store", store, "--exit", "--warmup", "500ms", "--after", "500ms")
 			if exit != nil {

@@ -37,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/internal/clock"
 )
 
 // Options are how the driver reaches the servers.
@@ -137,7 +138,7 @@ func PoolConfig(addr, user, password string, tlsCfg *tls.Config) (*pgxpool.Confi
 // Positions reads each shard's WAL positions.
 func (d *Driver) Positions(ctx context.Context, side driver.Side, ps []int) []driver.Positions {
 	out := make([]driver.Positions, len(ps))
-	each(ps, func(i, p int) {
+	driver.Each(ps, func(i, p int) {
 		out[i] = driver.Positions{Partition: p}
 		st, err := d.state(ctx, side.Endpoint(p))
 		if err != nil {
@@ -171,7 +172,7 @@ func (d *Driver) Fence(ctx context.Context, primary driver.Side, ps []int, _ tim
 			if left == 0 {
 				break
 			}
-			if !sleep(ctx, d.opts.Poll) {
+			if !clock.Sleep(ctx, d.opts.Poll) {
 				return 0, fmt.Errorf("fence %s: %d sessions of %s still there: %w", addr, left, d.opts.AppRole, ctx.Err())
 			}
 		}
@@ -327,7 +328,7 @@ func (d *Driver) waitFor(ctx context.Context, addr, fn string, target uint64, wh
 		if at >= target {
 			return at, nil
 		}
-		if !sleep(ctx, d.opts.Poll) {
+		if !clock.Sleep(ctx, d.opts.Poll) {
 			return 0, fmt.Errorf("%s %d of %d: %w", what, at, target, ctx.Err())
 		}
 	}
@@ -338,7 +339,7 @@ func (d *Driver) waitFor(ctx context.Context, addr, fn string, target uint64, wh
 func (d *Driver) onEach(ctx context.Context, side driver.Side, ps []int,
 	call func(ctx context.Context, db *pgxpool.Pool, addr string, p int) (uint64, error)) []driver.Result {
 	out := make([]driver.Result, len(ps))
-	each(ps, func(i, p int) {
+	driver.Each(ps, func(i, p int) {
 		addr := side.Endpoint(p)
 		out[i] = driver.Result{Partition: p}
 		db, err := d.pool(addr)
@@ -349,23 +350,6 @@ func (d *Driver) onEach(ctx context.Context, side driver.Side, ps []int,
 		out[i].Position, out[i].Err = call(ctx, db, addr, p)
 	})
 	return out
-}
-
-func each(ps []int, f func(i, p int)) {
-	var wg sync.WaitGroup
-	for i, p := range ps {
-		wg.Go(func() { f(i, p) })
-	}
-	wg.Wait()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
 }
 
 // classify says which of PostgreSQL's answers are final: bad credentials

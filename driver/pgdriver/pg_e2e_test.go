@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,18 +17,6 @@ import (
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
 )
-
-// requirePostgres skips without PostgreSQL's server binaries on a
-// developer machine and fails in CI (CI=true), where .ci/run installs them.
-func requirePostgres(t *testing.T) {
-	t.Helper()
-	if _, err := testsuite.PostgresBinDir(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v: .ci/run installs it", err)
-		}
-		t.Skipf("skipped: %v; with CI=true this fails", err)
-	}
-}
 
 // account is a PostgreSQL account of shards: site a's primaries, site b's
 // standbys.
@@ -88,7 +75,7 @@ func (r *route) resolve(context.Context) (traffic.ShardRoute, error) {
 // standbys, as an operator does, and the account fails back losing
 // nothing.
 func TestPostgresFailoverAndFailBack(t *testing.T) {
-	requirePostgres(t)
+	testsuite.RequireStore(t, location.KindPostgres)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	acct := startAccount(ctx, t, 2)

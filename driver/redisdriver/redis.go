@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/internal/clock"
 )
 
 // Options are how the driver reaches the servers.
@@ -99,7 +100,7 @@ func (d *Driver) client(addr string) *redis.Client {
 // Positions reads each shard's replication state from INFO replication.
 func (d *Driver) Positions(ctx context.Context, side driver.Side, ps []int) []driver.Positions {
 	out := make([]driver.Positions, len(ps))
-	each(ps, func(i, p int) {
+	driver.Each(ps, func(i, p int) {
 		out[i] = driver.Positions{Partition: p}
 		info, err := d.info(ctx, side.Endpoint(p))
 		if err != nil {
@@ -178,11 +179,9 @@ func (d *Driver) FlushSend(ctx context.Context, primary, replica driver.Side, ps
 			if r.received >= target {
 				return target, nil
 			}
-			select {
-			case <-ctx.Done():
+			if !clock.Sleep(ctx, d.opts.Poll) {
 				return 0, fmt.Errorf("flush-send %s: its replica %s received offset %d of %d (link %s): %w",
 					addr, raddr, r.received, target, r.linkStatus, ctx.Err())
-			case <-time.After(d.opts.Poll):
 			}
 		}
 	})
@@ -210,11 +209,9 @@ func (d *Driver) FlushReplay(ctx context.Context, replica driver.Side, targets m
 				}
 				return info.replayed, nil
 			}
-			select {
-			case <-ctx.Done():
+			if !clock.Sleep(ctx, d.opts.Poll) {
 				return 0, fmt.Errorf("flush-replay %s: replayed offset %d of %d (link %s): %w",
 					addr, info.replayed, targets[p], info.linkStatus, ctx.Err())
-			case <-time.After(d.opts.Poll):
 			}
 		}
 	})
@@ -259,10 +256,8 @@ func (d *Driver) Rejoin(ctx context.Context, old, primary driver.Side, ps []int)
 			if info.linkStatus == "up" {
 				return info.replayed, nil
 			}
-			select {
-			case <-ctx.Done():
+			if !clock.Sleep(ctx, d.opts.Poll) {
 				return 0, fmt.Errorf("rejoin %s: replication link to %s is %s: %w", addr, newAddr, info.linkStatus, ctx.Err())
-			case <-time.After(d.opts.Poll):
 			}
 		}
 	})
@@ -273,21 +268,12 @@ func (d *Driver) Rejoin(ctx context.Context, old, primary driver.Side, ps []int)
 func (d *Driver) onEach(ctx context.Context, side driver.Side, ps []int,
 	call func(ctx context.Context, c *redis.Client, addr string, p int) (uint64, error)) []driver.Result {
 	out := make([]driver.Result, len(ps))
-	each(ps, func(i, p int) {
+	driver.Each(ps, func(i, p int) {
 		addr := side.Endpoint(p)
 		pos, err := call(ctx, d.client(addr), addr, p)
 		out[i] = driver.Result{Partition: p, Position: pos, Err: err}
 	})
 	return out
-}
-
-// each calls f for every partition, concurrently, and waits.
-func each(ps []int, f func(i, p int)) {
-	var wg sync.WaitGroup
-	for i, p := range ps {
-		wg.Go(func() { f(i, p) })
-	}
-	wg.Wait()
 }
 
 // replication is a server's INFO replication, the fields Baton reads.

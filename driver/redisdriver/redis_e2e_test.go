@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -20,18 +19,6 @@ import (
 	"github.com/batonhq/baton/testsuite"
 	"github.com/batonhq/baton/traffic"
 )
-
-// redisBinary skips without redis-server on a developer machine and fails
-// in CI (CI=true), where .ci/run installs it.
-func redisBinary(t *testing.T) {
-	t.Helper()
-	if _, err := testsuite.RedisBinary(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v: .ci/run installs it", err)
-		}
-		t.Skipf("skipped: %v; with CI=true this fails", err)
-	}
-}
 
 // account is a Redis account of shards: site a's primaries, site b's
 // replicas, over TLS with a password.
@@ -130,7 +117,7 @@ func audit(ctx context.Context, t *testing.T, w *traffic.ShardWriter, rc traffic
 // is refused (READONLY), never applied; then it fails back the same way,
 // again losing nothing.
 func TestRedisFailoverAndFailBack(t *testing.T) {
-	redisBinary(t)
+	testsuite.RequireStore(t, location.KindRedis)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const shards = 8
@@ -202,7 +189,7 @@ func waitOnline(ctx context.Context, t *testing.T, d *redisdriver.Driver, side d
 // TestRedisFinalAnswers: a fence of a replica, and calls with a wrong
 // password, are final (no retry changes them) and change nothing.
 func TestRedisFinalAnswers(t *testing.T) {
-	redisBinary(t)
+	testsuite.RequireStore(t, location.KindRedis)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	acct := startAccount(ctx, t, 1)
