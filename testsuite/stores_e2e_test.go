@@ -73,6 +73,9 @@ func TestStoreAccountsFailOverWithBaton(t *testing.T) {
 				// Redis rejoined in the failover; PostgreSQL waits for the operator.
 				require.Equal(t, tc.kind == location.KindPostgres, acct.Unprotected)
 				t.Logf("failover %d to %s: %d acknowledged writes, 0 lost", i+1, to, rep.Acks)
+				out, err = baton(ctx, t, c, "status", account)
+				require.NoError(t, err, out)
+				require.Contains(t, out, "readiness is not checked yet", out)
 				rejoinAndReprotect(ctx, t, c, sa)
 			}
 		})

@@ -5,6 +5,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -19,7 +20,13 @@ import (
 // once. A read that fails is recorded in the Input (it is a reason not to be
 // ready), never returned. hc nil is http.DefaultClient's settings.
 func Read(ctx context.Context, a location.Account, hc *http.Client) readiness.Input {
-	in := readiness.Input{Account: a}
+	in := readiness.Input{Account: a, Now: time.Now()}
+	if a.Kind != "" {
+		// Not asked: the stamps' statuses are what readiness decides on.
+		err := fmt.Errorf("%s account: its shards' readiness is not checked yet (docs/STORES.md)", a.Kind)
+		in.PrimaryErr, in.SecondaryHealthErr, in.SecondaryErr = err, err, err
+		return in
+	}
 	primary, secondary := stamp.NewClient(a.PrimaryURL, hc), stamp.NewClient(a.SecondaryURL, hc)
 	var wg sync.WaitGroup
 	wg.Go(func() { in.Primary, in.PrimaryErr = primary.Status(ctx, a.Account, nil) })
