@@ -41,6 +41,7 @@ type storeSide struct {
 // serves it).
 func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss storeSide, ok bool, err error) {
 	scheme, site, ok := strings.Cut(siteURL, "://")
+	scheme = strings.ToLower(scheme)
 	if !ok || scheme == "http" || scheme == "https" {
 		return ss, false, nil
 	}
@@ -54,6 +55,10 @@ func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss 
 	})
 	if err != nil {
 		return ss, true, fmt.Errorf("look up %s: %w", account, err)
+	}
+	if acct.Kind != scheme {
+		return ss, true, driver.Finalf("account %s is of kind %q but its site %s is registered as %s: "+
+			"re-register the site with a %s:// URL", account, acct.Kind, site, siteURL, acct.Kind)
 	}
 	ss = storeSide{st: st, acct: acct}
 	primary := driver.Side{Account: account, Endpoints: acct.PrimaryEndpoints}
@@ -179,15 +184,22 @@ func (a *Activities) flushReplayStore(ctx context.Context, ss storeSide, in Flus
 	return res, nil
 }
 
-// promoteStore is Promote through the account's driver: the replicas
-// become primaries, the location service points the account at them, and
-// the old primaries rejoin as their replicas, which ends their fence (the
-// writes it held are refused). Rejoined, the account is protected again;
-// an old primary that cannot rejoin (down) leaves it unprotected.
+// promoteStore is Promote through the account's driver: the old
+// primaries are confirmed fenced (refence), the replicas become primaries,
+// the location service points the account at them, and the old primaries
+// rejoin as their replicas, which ends their fence (the writes it held are
+// refused). Rejoined, the account is protected again. A driver that cannot
+// rejoin (PostgreSQL: by hand) leaves it unprotected and its old primaries
+// fenced; an old primary that does not answer the rejoin fails the
+// activity, to be retried (every step is idempotent), rather than leave a
+// fence to lapse on a server that is still a primary.
 func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteInput) (PromoteResult, error) {
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
 	what := fmt.Sprintf("promote %s at epoch %d", in.Account, in.Epoch)
 	until := budget(ctx, time.Time{})
+	if err := refence(ctx, ss, AllPartitions(in.Partitions)); err != nil {
+		return res, classify(what, err)
+	}
 	done, failed, final := untilDone(ctx, until, AllPartitions(in.Partitions),
 		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Promote(ctx, ss.side, ps) })
 	if final != nil {
@@ -209,15 +221,45 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 	res.Timing = timing(ctx)
 	_, failed, final = untilDone(ctx, until, AllPartitions(in.Partitions),
 		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Rejoin(ctx, ss.other, ss.side, ps) })
-	if final != nil || len(failed) > 0 {
-		activity.GetLogger(ctx).Warn("old primaries did not rejoin: the account stays unprotected",
-			"account", in.Account, "final", fmt.Sprint(final), "failed", fmt.Sprint(failed))
+	switch {
+	case final != nil:
+		activity.GetLogger(ctx).Warn("old primaries not rejoined: the account stays unprotected, its old primaries fenced, "+
+			"until they rejoin by hand and baton reprotect", "account", in.Account, "why", final.Error())
 		return res, nil
+	case len(failed) > 0:
+		return res, stillFailing(fmt.Sprintf("rejoin the old primaries of %s", in.Account), failed)
 	}
 	if loc, err := a.Location.Protect(ctx, in.Account, in.Epoch); err == nil {
 		res.Location = loc
 	}
 	return res, nil
+}
+
+// refence confirms, before a promote, that the old primaries take no
+// writes: those still primaries are fenced again (which renews a Redis
+// fence's lease), those already replicas (a promote that rejoined them) are
+// safe. One that does not answer holds the promote: it may have come back
+// without its fence.
+func refence(ctx context.Context, ss storeSide, ps []int) error {
+	var still []int
+	for _, p := range ss.st.Positions(ctx, ss.other, ps) {
+		if p.Err != nil {
+			return fmt.Errorf("the old primary of shard %d (%s) does not answer, so its fence is not confirmed: %w",
+				p.Partition, ss.other.Endpoint(p.Partition), p.Err)
+		}
+		if p.Primary {
+			still = append(still, p.Partition)
+		}
+	}
+	if len(still) == 0 {
+		return nil
+	}
+	for _, r := range ss.st.Fence(ctx, ss.other, still, redisFenceLease) {
+		if r.Err != nil {
+			return &Refusal{Partition: r.Partition, Err: r.Err}
+		}
+	}
+	return nil
 }
 
 // storeLag sums, over ps, what each primary wrote that its replica has not

@@ -318,6 +318,7 @@ func (p *pgShard) get(ctx context.Context, keys []string) (map[string]string, er
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	out := make(map[string]string, len(keys))
 	for rows.Next() {
 		var k, v string

@@ -8,8 +8,9 @@
 //     can commit after it (a session cannot undo it: it is gone, and a
 //     new one is refused). A fence has no lease in PostgreSQL: it holds
 //     until unfenced (LOGIN again) or the account moves.
-//   - flush-send: the standby's pg_last_wal_receive_lsn() reaching the
-//     primary's flushed WAL position (pg_current_wal_flush_lsn());
+//   - flush-send: the standby (a copy of this primary: the same system
+//     identifier) having received the primary's WAL up to its insert
+//     position (pg_last_wal_receive_lsn() >= pg_current_wal_insert_lsn());
 //   - flush-replay: its pg_last_wal_replay_lsn() reaching it;
 //   - promote: pg_promote(), then LOGIN again for the application's role
 //     (the fence's NOLOGIN was replicated);
@@ -162,21 +163,27 @@ func (d *Driver) Fence(ctx context.Context, primary driver.Side, ps []int, _ tim
 		if _, err := db.Exec(ctx, "ALTER ROLE "+pgx.Identifier{d.opts.AppRole}.Sanitize()+" NOLOGIN"); err != nil {
 			return 0, classify("fence "+addr, err)
 		}
-		for {
+		// Terminate the application's sessions until two looks a poll
+		// apart find none: a session that passed the login check just
+		// before NOLOGIN committed shows up (its user name still unset
+		// while it starts) a moment later. Sessions still starting are
+		// terminated too, whoever they are.
+		for quiet := 0; quiet < 2; {
 			var left int
 			err := db.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-				WHERE usename = $1 AND pid <> pg_backend_pid()`, d.opts.AppRole).Scan(&left)
+				WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+				  AND (usename = $1 OR usename IS NULL)`, d.opts.AppRole).Scan(&left)
 			if err != nil {
 				return 0, classify("fence "+addr, err)
 			}
-			if left == 0 {
-				break
+			if quiet = quiet + 1; left > 0 {
+				quiet = 0
 			}
 			if !clock.Sleep(ctx, d.opts.Poll) {
 				return 0, fmt.Errorf("fence %s: %d sessions of %s still there: %w", addr, left, d.opts.AppRole, ctx.Err())
 			}
 		}
-		return d.lsn(ctx, db, addr, "pg_current_wal_flush_lsn()")
+		return d.lsn(ctx, db, addr, "pg_current_wal_insert_lsn()")
 	})
 }
 
@@ -195,11 +202,16 @@ func (d *Driver) FlushSend(ctx context.Context, primary, replica driver.Side, ps
 		if err := d.mustBe(ctx, db, addr, true, "flush-send"); err != nil {
 			return 0, err
 		}
-		target, err := d.lsn(ctx, db, addr, "pg_current_wal_flush_lsn()")
+		// The insert position: a commit acknowledged before its WAL was
+		// flushed (synchronous_commit off) is below it.
+		target, err := d.lsn(ctx, db, addr, "pg_current_wal_insert_lsn()")
 		if err != nil {
 			return 0, err
 		}
 		raddr := replica.Endpoint(p)
+		if err := d.sameCluster(ctx, db, addr, raddr); err != nil {
+			return 0, err
+		}
 		_, err = d.waitFor(ctx, raddr, "pg_last_wal_receive_lsn()", target, "flush-send "+addr+": its standby "+raddr+" received")
 		return target, err
 	})
@@ -258,6 +270,28 @@ func (d *Driver) Rejoin(_ context.Context, old, primary driver.Side, ps []int) [
 			"on its host, by hand (docs/STORES.md)", old.Endpoint(p), primary.Endpoint(p))}
 	}
 	return out
+}
+
+// sameCluster refuses (final) a standby that is not a copy of the primary
+// at addr (another cluster's system identifier): its LSNs would say
+// nothing about this primary's writes.
+func (d *Driver) sameCluster(ctx context.Context, primary *pgxpool.Pool, addr, raddr string) error {
+	standby, err := d.pool(raddr)
+	if err != nil {
+		return err
+	}
+	var a, b int64
+	if err := primary.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&a); err != nil {
+		return classify("system identifier of "+addr, err)
+	}
+	if err := standby.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&b); err != nil {
+		return classify("system identifier of "+raddr, err)
+	}
+	if a != b {
+		return driver.Finalf("flush-send %s: %s is another cluster's server (system identifier %d, not %d): "+
+			"check the account's endpoints", addr, raddr, b, a)
+	}
+	return nil
 }
 
 // state is a server's role and WAL positions.

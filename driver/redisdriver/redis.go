@@ -172,11 +172,15 @@ func (d *Driver) FlushSend(ctx context.Context, primary, replica driver.Side, ps
 			if err != nil {
 				return 0, err
 			}
-			if r.primary() || r.masterAddr() != addr {
-				return 0, driver.Finalf("flush-send %s: %s does not replicate from it (role %s, primary %s)",
-					addr, raddr, r.role, r.masterAddr())
-			}
-			if r.received >= target {
+			// Linked, the same replication ID: it follows this primary,
+			// whatever address it knows it by. Not linked yet (a sync in
+			// progress), its offsets say nothing: wait.
+			linked := r.linkStatus == "up"
+			switch {
+			case r.primary() || (linked && r.replid != info.replid):
+				return 0, driver.Finalf("flush-send %s: %s does not replicate from it (role %s, primary %s, "+
+					"replication ID %s, not %s)", addr, raddr, r.role, r.masterAddr(), r.replid, info.replid)
+			case linked && r.received >= target:
 				return target, nil
 			}
 			if !clock.Sleep(ctx, d.opts.Poll) {
@@ -283,6 +287,7 @@ type replication struct {
 	linkStatus             string
 	masterOffset, replayed uint64
 	received               uint64 // a replica's offset read from its primary
+	replid                 string // the replication history it is on
 	replicaAck             uint64 // the first replica's acknowledged offset (primary)
 	replicaState           string
 }
@@ -316,6 +321,8 @@ func parseReplication(s string) replication {
 			r.masterHost = v
 		case "master_port":
 			r.masterPort = v
+		case "master_replid":
+			r.replid = v
 		case "slave_read_repl_offset":
 			r.received = parseOffset(v)
 		case "master_link_status":

@@ -12,8 +12,9 @@ import (
 const EnvInsecure = "BATON_INSECURE"
 
 // InsecureWarning is what every client logs at start with --insecure.
-const InsecureWarning = "INSECURE: calling the location service and the stamps in plaintext without a certificate: " +
-	"anyone on the path can read and change what is sent; use --certs-dir outside tests"
+const InsecureWarning = "INSECURE: calling the location service, the stamps and the stores' servers in plaintext " +
+	"without a certificate: anyone on the path can read and change what is sent, passwords included; " +
+	"use --certs-dir outside tests"
 
 // ClientSecurity is how a tool (baton, the worker, load, stampd's admin
 // commands) calls the location service and the stamps: presenting the
@@ -53,10 +54,11 @@ func (c *ClientSecurity) Flags(fs flagSet, defaultName, roles string) {
 // certificate, or nil with Insecure, which it tells warn first. Without
 // either it is an error saying what to pass.
 func (c ClientSecurity) Config(base string, warn func(string)) (*tls.Config, error) {
+	scheme, _, _ := strings.Cut(strings.ToLower(base), "://")
 	switch {
 	case c.Insecure && c.Dir != "":
 		return nil, fmt.Errorf("--insecure calls in plaintext without a certificate: drop --certs-dir (%s), or --insecure", EnvCertsDir)
-	case c.Insecure && strings.HasPrefix(base, "https://"):
+	case c.Insecure && scheme == "https":
 		return nil, fmt.Errorf("--insecure with %s: a service started with --insecure is http://; "+
 			"for https:// pass --certs-dir instead of --insecure", base)
 	case c.Insecure:
@@ -65,7 +67,7 @@ func (c ClientSecurity) Config(base string, warn func(string)) (*tls.Config, err
 	case c.Dir == "":
 		return nil, fmt.Errorf("no client certificate: pass --certs-dir DIR (env %s; stampd certs create-client %s --dir DIR makes one), "+
 			"or --insecure (env %s=true) for services started with --insecure", EnvCertsDir, c.Name, EnvInsecure)
-	case strings.HasPrefix(base, "http://"):
+	case scheme == "http":
 		return nil, fmt.Errorf("%s is plaintext but a client certificate is given: use https://, "+
 			"or --insecure instead of --certs-dir for a service started with --insecure", base)
 	}

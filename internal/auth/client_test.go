@@ -31,6 +31,8 @@ func TestClientSecurityHasNoSilentPlaintext(t *testing.T) {
 			errParts: []string{"https://h:1", "pass --certs-dir"}},
 		{name: "certificate to http", sec: ClientSecurity{Dir: c.dir, Name: "control"}, base: "http://h:1",
 			errParts: []string{"http://h:1 is plaintext", "use https://"}},
+		{name: "certificate to HTTP", sec: ClientSecurity{Dir: c.dir, Name: "control"}, base: "HTTP://h:1",
+			errParts: []string{"HTTP://h:1 is plaintext"}},
 		{name: "missing certificate", sec: ClientSecurity{Dir: c.dir, Name: "nobody"}, base: "https://h:1",
 			errParts: []string{`client certificate "nobody"`, "create-client nobody"}},
 	} {
