@@ -157,8 +157,8 @@ Flags:
 	fs.StringVar(&cfg.pgPasswordFile, "pg-password-file", os.Getenv("BATON_PG_PASSWORD_FILE"),
 		"`file` holding the password of --pg-user on the PostgreSQL servers of accounts of kind postgres (mode 0600; "+
 			"env BATON_PG_PASSWORD_FILE); empty: such accounts are refused")
-	fs.StringVar(&cfg.pgUser, "pg-user", "baton", "PostgreSQL `role` the worker connects as (superuser, or granted "+
-		"pg_signal_backend, pg_promote and CREATEROLE)")
+	fs.StringVar(&cfg.pgUser, "pg-user", "baton", "PostgreSQL `role` the worker connects as: a superuser (or a role with "+
+		"pg_signal_backend, EXECUTE on pg_promote and the right to ALTER the application's role)")
 	fs.StringVar(&cfg.pgAppRole, "pg-app-role", "app", "PostgreSQL `role` of the application, which a fence shuts out")
 	fs.StringVar(&cfg.taskQueue, "task-queue", workflows.TaskQueue, "task queue to poll")
 	fs.IntVar(&cfg.maxActivities, "max-concurrent-activities", 200, "activities run at once")

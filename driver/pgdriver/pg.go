@@ -46,8 +46,9 @@ type Options struct {
 	// TLS is the client side (nil: sslmode=disable, for servers started so
 	// in a test that proves it still works).
 	TLS *tls.Config
-	// User and Password of Baton's role on every server (a superuser, or
-	// one granted pg_signal_backend, pg_promote and CREATEROLE).
+	// User and Password of Baton's role on every server: a superuser (or
+	// a role with pg_signal_backend, EXECUTE on pg_promote and the right to
+	// ALTER the application's role).
 	User, Password string
 	// AppRole is the application's role, which a fence shuts out
 	// (default "app").
