@@ -38,26 +38,27 @@ func classify(what string, err error) error {
 		if se.Code == stamp.CodeStaleEpoch {
 			typ = ErrTypeStaleEpoch
 		}
-		var details []any
-		var rf *Refusal
-		if errors.As(err, &rf) {
-			details = append(details, PartitionFailure{Partition: rf.Partition, Error: rf.Err.Error()})
-		}
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), typ, err, details...)
+		return refused(what, typ, err)
 	}
 	if driver.IsFinal(err) {
-		var details []any
-		var rf *Refusal
-		if errors.As(err, &rf) {
-			details = append(details, PartitionFailure{Partition: rf.Partition, Error: rf.Err.Error()})
-		}
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), ErrTypeRefused, err, details...)
+		return refused(what, ErrTypeRefused, err)
 	}
 	var le *location.APIError
 	if errors.As(err, &le) && le.Status/100 == 4 {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), ErrTypeLocation, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// refused is a final refusal of type typ, naming the partition refused
+// (a *Refusal in err's chain) in its details.
+func refused(what, typ string, err error) error {
+	var details []any
+	var rf *Refusal
+	if errors.As(err, &rf) {
+		details = append(details, PartitionFailure{Partition: rf.Partition, Error: rf.Err.Error()})
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), typ, err, details...)
 }
 
 // precheckFailed is a non-retryable refusal that touched nothing.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -20,16 +21,15 @@ import (
 // stamps, through that store's driver (package driver): the workflows do
 // not know the difference.
 
-// redisFenceLease bounds a Redis fence nobody lifts (the orchestrator lost
-// for good): the pause ends by itself then. A failover's promote, which
-// rejoins the old primaries, ends it long before; the flush deadline
-// (2 minutes by default) bounds the steps in between.
-const redisFenceLease = 10 * time.Minute
+// fenceLease bounds a fence nobody lifts (the orchestrator lost for good)
+// in a store whose fence has a lease (Redis: the pause ends by itself). A
+// failover's promote renews it and its rejoin ends it long before; the
+// flush deadline (2 minutes by default) bounds the steps in between.
+const fenceLease = 10 * time.Minute
 
 // storeSide is one site of an account served by a driver.
 type storeSide struct {
 	st   driver.Store
-	acct location.Account
 	side driver.Side
 	// other is the other site: the replicas of a primary side, the
 	// primaries of a replica side.
@@ -60,7 +60,7 @@ func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss 
 		return ss, true, driver.Finalf("account %s is of kind %q but its site %s is registered as %s: "+
 			"re-register the site with a %s:// URL", account, acct.Kind, site, siteURL, acct.Kind)
 	}
-	ss = storeSide{st: st, acct: acct}
+	ss = storeSide{st: st}
 	primary := driver.Side{Account: account, Endpoints: acct.PrimaryEndpoints}
 	secondary := driver.Side{Account: account, Endpoints: acct.SecondaryEndpoints}
 	switch site {
@@ -111,7 +111,7 @@ func (a *Activities) fenceStore(ctx context.Context, ss storeSide, in FenceInput
 	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
 	what := fmt.Sprintf("fence %s", in.Account)
 	done, failed, final := untilDone(ctx, budget(ctx, in.Until), ps, func(ctx context.Context, ps []int) []driver.Result {
-		return ss.st.Fence(ctx, ss.side, ps, redisFenceLease)
+		return ss.st.Fence(ctx, ss.side, ps, fenceLease)
 	})
 	if final != nil {
 		return res, classify(what, final)
@@ -164,9 +164,10 @@ func (a *Activities) flushReplayStore(ctx context.Context, ss storeSide, in Flus
 		targets[t.Partition] = t.LSN
 	}
 	var res FlushReplayResult
+	var replayed atomic.Int64 // progress is told from each shard's goroutine
 	progress := func(int) {
-		if activity.IsActivity(ctx) {
-			activity.RecordHeartbeat(ctx, len(targets))
+		if n := replayed.Add(1); activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, n)
 		}
 	}
 	for _, r := range ss.st.FlushReplay(ctx, ss.side, targets, progress) {
@@ -254,7 +255,7 @@ func refence(ctx context.Context, ss storeSide, ps []int) error {
 	if len(still) == 0 {
 		return nil
 	}
-	for _, r := range ss.st.Fence(ctx, ss.other, still, redisFenceLease) {
+	for _, r := range ss.st.Fence(ctx, ss.other, still, fenceLease) {
 		if r.Err != nil {
 			return &Refusal{Partition: r.Partition, Err: r.Err}
 		}
@@ -282,7 +283,7 @@ func storeLag(ctx context.Context, ss storeSide, ps []int) (uint64, error) {
 	return lag, nil
 }
 
-// precheckStore checks a driven account: a Redis driver is there, the
+// precheckStore checks a driven account: the kind's driver is there, the
 // failover is planned (an unplanned one is for stamps only so far), every
 // shard of the source is a primary and every shard of the destination its
 // replica (or, resuming, already promoted), and it measures the lag.

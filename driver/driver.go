@@ -93,6 +93,8 @@ type Store interface {
 	// Rejoin makes the old primaries replicas of the new ones (reprotect)
 	// and lifts their fence: a write held by it is refused, not applied.
 	Rejoin(ctx context.Context, old, primary Side, ps []int) []Result
+	// Close closes the driver's connections.
+	Close() error
 }
 
 // FinalError is an answer no retry can change.

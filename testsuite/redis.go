@@ -2,7 +2,6 @@ package testsuite
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -127,9 +126,4 @@ func redisConfig(o RedisOptions, dir string, port int) string {
 		lines = append(lines, "replicaof "+host+" "+port)
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-// RedisTLS is the client TLS of node certificate name in certsDir.
-func RedisTLS(certsDir, name string) (*tls.Config, error) {
-	return auth.ClientTLS(auth.NodeFiles(certsDir, name))
 }

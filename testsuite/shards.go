@@ -173,18 +173,12 @@ func (sa *ShardAccount) Driver(c *Cluster) driver.Store {
 // has its replica online, as an operator checks before a failover.
 func (sa *ShardAccount) WaitOnline(ctx context.Context, c *Cluster) error {
 	d := sa.Driver(c)
-	defer closeStore(d)
+	defer d.Close()
 	a, err := c.Loc.Lookup(ctx, sa.Name)
 	if err != nil {
 		return err
 	}
 	return WaitReplicasOnline(ctx, d, driver.Side{Account: sa.Name, Endpoints: a.PrimaryEndpoints})
-}
-
-func closeStore(d driver.Store) {
-	if c, ok := d.(interface{ Close() error }); ok {
-		_ = c.Close()
-	}
 }
 
 // NewPassword makes a random password for the servers of a cluster's

@@ -68,7 +68,6 @@ type ShardWriter struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	acked   atomic.Int64
-	errs    atomic.Int64
 }
 
 // NewShards returns a writer; nothing runs until Start.
@@ -114,7 +113,6 @@ func (w *ShardWriter) write(shard int, rt ShardRoute) {
 			w.acked.Add(1)
 			continue
 		}
-		w.errs.Add(1)
 		// A fenced or demoted primary answers at once: a short pause keeps
 		// the writer from hammering it and the location service.
 		select {

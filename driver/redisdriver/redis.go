@@ -289,7 +289,6 @@ type replication struct {
 	received               uint64 // a replica's offset read from its primary
 	replid                 string // the replication history it is on
 	replicaAck             uint64 // the first replica's acknowledged offset (primary)
-	replicaState           string
 }
 
 func (r replication) primary() bool { return r.role == "master" }
@@ -333,18 +332,11 @@ func parseReplication(s string) replication {
 			r.replayed = parseOffset(v)
 		case "slave0": // ip=...,port=...,state=online,offset=N,lag=0
 			for _, f := range strings.Split(v, ",") {
-				fk, fv, _ := strings.Cut(f, "=")
-				switch fk {
-				case "offset":
+				if fv, ok := strings.CutPrefix(f, "offset="); ok {
 					r.replicaAck = parseOffset(fv)
-				case "state":
-					r.replicaState = fv
 				}
 			}
 		}
-	}
-	if r.replicaState == "" {
-		r.replicaState = "absent"
 	}
 	return r
 }

@@ -54,7 +54,7 @@ func startAccount(ctx context.Context, t *testing.T, shards int) *account {
 
 func (acct *account) driver(t *testing.T) *redisdriver.Driver {
 	t.Helper()
-	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	cfg, err := auth.ClientTLS(auth.NodeFiles(acct.certs, "baton"))
 	require.NoError(t, err)
 	d := redisdriver.New(redisdriver.Options{TLS: cfg, Password: acct.password})
 	t.Cleanup(func() { _ = d.Close() })
@@ -63,7 +63,7 @@ func (acct *account) driver(t *testing.T) *redisdriver.Driver {
 
 func (acct *account) client(t *testing.T, addr string) *redis.Client {
 	t.Helper()
-	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	cfg, err := auth.ClientTLS(auth.NodeFiles(acct.certs, "baton"))
 	require.NoError(t, err)
 	// Long reads: a write held by a fence waits for its answer.
 	c := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: cfg, Password: acct.password,
@@ -93,7 +93,7 @@ func (r *route) resolve(context.Context) (traffic.ShardRoute, error) {
 // writeTo starts live writes to the account through rt.
 func writeTo(ctx context.Context, t *testing.T, acct *account, rt *route) (*traffic.ShardWriter, traffic.ShardConfig) {
 	t.Helper()
-	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	cfg, err := auth.ClientTLS(auth.NodeFiles(acct.certs, "baton"))
 	require.NoError(t, err)
 	rc := traffic.ShardConfig{Kind: location.KindRedis, Account: "cache", Resolve: rt.resolve, TLS: cfg, Password: acct.password}
 	w := traffic.NewShards(rc)
@@ -198,7 +198,7 @@ func TestRedisFinalAnswers(t *testing.T) {
 	require.True(t, driver.IsFinal(rs[0].Err), "%v", rs[0].Err)
 	require.Contains(t, rs[0].Err.Error(), "replica")
 
-	cfg, err := testsuite.RedisTLS(acct.certs, "baton")
+	cfg, err := auth.ClientTLS(auth.NodeFiles(acct.certs, "baton"))
 	require.NoError(t, err)
 	bad := redisdriver.New(redisdriver.Options{TLS: cfg, Password: "wrong"})
 	defer bad.Close()
