@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -44,6 +46,30 @@ func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error)
 	if err != nil {
 		return nil, err
 	}
+	// The ports are picked free and then bound by the server, as are its
+	// internal services' (history, matching): another process may take
+	// one in between. A start that died of it is tried again on new ports.
+	for attempt := 1; ; attempt++ {
+		ds, err := startDevServer(ctx, o, bin)
+		switch {
+		case err == nil:
+			return ds, nil
+		case attempt == 3 || ds == nil || ds.Process == nil || !ds.lostAPort():
+			return nil, err
+		}
+	}
+}
+
+// lostAPort reports whether the server's log says a port it was to bind
+// was taken.
+func (d *DevServer) lostAPort() bool {
+	b, err := os.ReadFile(d.Log)
+	return err == nil && strings.Contains(string(b), "address already in use")
+}
+
+// startDevServer is one attempt of StartDevServer.
+func startDevServer(ctx context.Context, o DevServerOptions, bin string) (*DevServer, error) {
+	var err error
 	port := o.Port
 	if port == 0 {
 		if port, err = FreePort(); err != nil {
@@ -86,12 +112,13 @@ func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error)
 		args = append(args, "--headless")
 	}
 	ds.Process = &Process{Name: "temporal", Path: bin, Args: args, Log: logPath(o.Dir, "temporal")}
+	_ = os.Remove(ds.Log) // a retry's log says only what it saw
 	if err := ds.Start(); err != nil {
-		return nil, err
+		return ds, err
 	}
 	if err := ds.WaitReady(ctx); err != nil {
 		ds.Kill()
-		return nil, err
+		return ds, err
 	}
 	return ds, nil
 }
