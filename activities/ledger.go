@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/batonhq/baton/driver"
 )
 
 // LossLedgerInput asks the destination what it knows was written on the
@@ -37,6 +39,14 @@ type LossEntry struct {
 	// acknowledged after the last contact.
 	SourceWriteRate   float64
 	UnseenOpsEstimate uint64
+	// A store's account (Unit set: its positions' unit, PostgreSQL's WAL
+	// bytes) counts no ops: FromLSN is where its replica's replay stopped
+	// (From, as the store writes it), ToLSN what it received; what the old
+	// primary wrote past that is in its own log only, and Pending says
+	// where to read it.
+	Unit    string `json:",omitempty"`
+	From    string `json:",omitempty"`
+	Pending string `json:",omitempty"`
 }
 
 // LossLedger reads the destination's view (replayed LSN, and the source's
@@ -45,6 +55,12 @@ type LossEntry struct {
 func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]LossEntry, error) {
 	if len(in.Partitions) == 0 {
 		return nil, nil
+	}
+	if ss, ok, err := a.storeFor(ctx, in.Account, in.ToURL); ok || err != nil {
+		if err != nil {
+			return nil, classify("loss ledger of "+in.Account, err)
+		}
+		return lossLedgerStore(ctx, ss, in)
 	}
 	st, err := a.stamp(in.ToURL).Status(ctx, in.Account, in.Partitions)
 	if err != nil {
@@ -68,6 +84,24 @@ func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]Loss
 			e.ToLSN = p.LastReplayed
 		}
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// lossLedgerStore is the ledger of a store's account, read on its
+// replicas (driver.LossReader).
+func lossLedgerStore(ctx context.Context, ss storeSide, in LossLedgerInput) ([]LossEntry, error) {
+	lr, ok := ss.st.(driver.LossReader)
+	if !ok {
+		return nil, classify("loss ledger of "+in.Account, driver.Finalf("the %s driver reads no data-loss ledger", ss.st.Kind()))
+	}
+	var out []LossEntry
+	for _, l := range lr.Losses(ctx, ss.side, in.Partitions) {
+		if l.Err != nil {
+			return nil, classify(fmt.Sprintf("loss ledger of %s", in.Account), &Refusal{Partition: l.Partition, Err: l.Err})
+		}
+		out = append(out, LossEntry{Partition: l.Partition, FromLSN: l.Replayed, ToLSN: l.Received, KnownAsOf: l.LastHeard,
+			Unit: l.Unit, From: l.FromText, Pending: l.Pending})
 	}
 	return out, nil
 }

@@ -22,6 +22,9 @@ type PromoteInput struct {
 	// Operation names the failover (its run) in the location service's
 	// record of the move.
 	Operation string
+	// GivenUp (unplanned) are the partitions whose source was given up on:
+	// a store's promote does not wait for their old primaries.
+	GivenUp []int `json:",omitempty"`
 }
 
 // PromoteResult gives the LSN each new primary partition continues from and

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -198,7 +199,7 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
 	what := fmt.Sprintf("promote %s at epoch %d", in.Account, in.Epoch)
 	until := budget(ctx, time.Time{})
-	if err := refence(ctx, ss, AllPartitions(in.Partitions)); err != nil {
+	if err := refence(ctx, ss, without(AllPartitions(in.Partitions), in.GivenUp)); err != nil {
 		return res, classify(what, err)
 	}
 	done, failed, final := untilDone(ctx, until, AllPartitions(in.Partitions),
@@ -220,6 +221,11 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 		return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)
 	}
 	res.Timing = timing(ctx)
+	if len(in.GivenUp) > 0 {
+		activity.GetLogger(ctx).Warn("old primaries given up on are not rejoined: the account stays unprotected until "+
+			"they rejoin by hand and baton reprotect", "account", in.Account, "shards", in.GivenUp)
+		return res, nil
+	}
 	_, failed, final = untilDone(ctx, until, AllPartitions(in.Partitions),
 		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Rejoin(ctx, ss.other, ss.side, ps) })
 	switch {
@@ -234,6 +240,17 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 		res.Location = loc
 	}
 	return res, nil
+}
+
+// without is ps less those in drop.
+func without(ps, drop []int) []int {
+	out := make([]int, 0, len(ps))
+	for _, p := range ps {
+		if !slices.Contains(drop, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // refence confirms, before a promote, that the old primaries take no
@@ -283,54 +300,86 @@ func storeLag(ctx context.Context, ss storeSide, ps []int) (uint64, error) {
 	return lag, nil
 }
 
-// precheckStore checks a driven account: the kind's driver is there, the
-// failover is planned (an unplanned one is for stamps only so far), every
-// shard of the source is a primary and every shard of the destination its
-// replica (or, resuming, already promoted), and it measures the lag.
+// precheckStore checks a driven account: the kind's driver is there,
+// every shard of the destination is its source's replica (or, resuming,
+// already promoted), and every shard of the source a primary, whose lag it
+// measures. Unplanned (a store whose driver reads losses), a source that
+// does not answer within a few seconds is expected: its shards are given up
+// on by the fence, and the ledger says what they lost.
 func (pc *precheck) precheckStore(ctx context.Context) error {
 	in, res := pc.in, &pc.res
 	ss, _, err := pc.a.storeFor(ctx, in.Account, res.FromURL)
 	if err != nil {
 		return precheckFailed("precheck of %s: %v", in.Account, err)
 	}
-	if in.Unplanned {
-		return precheckFailed("account %s is a %s account: unplanned failover is for stamp accounts only so far; "+
-			"fail it over planned", in.Account, pc.acct.Kind)
+	if _, ok := ss.st.(driver.LossReader); in.Unplanned && !ok {
+		return precheckFailed("account %s is a %s account, whose driver cannot fail over unplanned (it reads no data-loss "+
+			"ledger): fail it over planned", in.Account, pc.acct.Kind)
 	}
 	ps := AllPartitions(res.Partitions)
-	var src, dst []driver.Positions
-	err = retryUntil(ctx, pc.until, func(ctx context.Context) error {
-		src, dst = ss.st.Positions(ctx, ss.side, ps), ss.st.Positions(ctx, ss.other, ps)
-		for i := range ps {
-			for _, p := range []driver.Positions{src[i], dst[i]} {
-				if p.Err != nil {
-					return p.Err
-				}
+	dst, err := storePositions(ctx, ss.st, ss.other, ps, pc.until)
+	if err != nil {
+		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.To), err)
+	}
+	until := pc.until
+	if probe := time.Now().Add(unplannedSourceProbe); in.Unplanned && probe.Before(until) {
+		until = probe
+	}
+	src, err := storePositions(ctx, ss.st, ss.side, ps, until)
+	switch {
+	case err != nil && !in.Unplanned:
+		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.From), err)
+	case err != nil:
+		res.SourceError = err.Error()
+		src = nil
+	}
+	for i, p := range ps {
+		if err := pc.checkShard(ss, p, dst[i], src); err != nil {
+			return err
+		}
+	}
+	res.SourceReachable, res.DestinationHealthy = src != nil, true
+	res.EstimatedLossOps, res.KnownAsOf = res.SendLagOps, time.Now().UTC()
+	return nil
+}
+
+// storePositions reads the positions of ps on side until every shard
+// answers or until passes.
+func storePositions(ctx context.Context, st driver.Store, side driver.Side, ps []int, until time.Time) ([]driver.Positions, error) {
+	var out []driver.Positions
+	err := retryUntil(ctx, until, func(ctx context.Context) error {
+		out = st.Positions(ctx, side, ps)
+		for _, p := range out {
+			if p.Err != nil {
+				return fmt.Errorf("shard %d (%s): %w", p.Partition, side.Endpoint(p.Partition), p.Err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return pc.spent(fmt.Sprintf("the shards of %s", in.Account), err)
+	return out, err
+}
+
+// checkShard checks shard p: its replica dst, and its primary among src
+// (nil: the source does not answer, unplanned).
+func (pc *precheck) checkShard(ss storeSide, p int, dst driver.Positions, src []driver.Positions) error {
+	in, res := pc.in, &pc.res
+	switch {
+	case src == nil && dst.Primary:
+		res.PromotedAhead++ // a promote that began, its old primary gone
+	case src == nil:
+	case dst.Primary && !src[p].Primary:
+		res.PromotedAhead++ // a promote that began: the old primary rejoined already
+		res.AlreadyFenced++
+	case !src[p].Primary:
+		return precheckFailed("account %s shard %d on %s (%s) is not a primary", in.Account, p, res.From, ss.side.Endpoint(p))
+	case dst.Primary:
+		return precheckFailed("account %s shard %d on %s (%s) is a primary, expected a replica of %s", in.Account, p,
+			res.To, ss.other.Endpoint(p), ss.side.Endpoint(p))
+	default:
+		lag := src[p].Written - min(src[p].Written, dst.Replayed)
+		res.SendLagOps += lag
+		res.LagOps[p] = lag
 	}
-	for i, p := range ps {
-		switch {
-		case dst[i].Primary && !src[i].Primary:
-			res.PromotedAhead++ // a promote that began: the old primary rejoined already
-			res.AlreadyFenced++
-		case !src[i].Primary:
-			return precheckFailed("account %s shard %d on %s (%s) is not a primary", in.Account, p, res.From, ss.side.Endpoint(p))
-		case dst[i].Primary:
-			return precheckFailed("account %s shard %d on %s (%s) is a primary, expected a replica of %s", in.Account, p,
-				res.To, ss.other.Endpoint(p), ss.side.Endpoint(p))
-		default:
-			lag := src[i].Written - min(src[i].Written, dst[i].Replayed)
-			res.SendLagOps += lag
-			res.LagOps[p] = lag
-		}
-	}
-	res.SourceReachable, res.DestinationHealthy = true, true
-	res.EstimatedLossOps, res.KnownAsOf = res.SendLagOps, time.Now().UTC()
 	return nil
 }
 

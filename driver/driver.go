@@ -86,7 +86,9 @@ type Store interface {
 	// confirmed position.
 	FlushSend(ctx context.Context, primary, replica Side, ps []int) []Result
 	// FlushReplay waits until each replica applied targets[p] (a
-	// flush-send's position), telling progress each partition that did.
+	// flush-send's position), telling progress each partition that did. A
+	// target of 0 is everything the replica received (an unplanned
+	// failover's partitions whose primary was given up on).
 	FlushReplay(ctx context.Context, replica Side, targets map[int]uint64, progress func(p int)) []Result
 	// Promote makes the replicas primaries. Position: their position.
 	Promote(ctx context.Context, replica Side, ps []int) []Result
@@ -95,6 +97,31 @@ type Store interface {
 	Rejoin(ctx context.Context, old, primary Side, ps []int) []Result
 	// Close closes the driver's connections.
 	Close() error
+}
+
+// LossReader is a store that fails over unplanned: its primaries may be
+// gone, and what they wrote that their replicas never received is lost.
+// Losses reads, on the replica side, what each replica knows of that: it
+// is called after a flush-replay to 0 and before the promote.
+type LossReader interface {
+	Losses(ctx context.Context, replica Side, ps []int) []Loss
+}
+
+// Loss is what a replica knows of its lost primary. Everything the primary
+// wrote from Replayed on is lost; Received-Replayed of it reached the
+// replica but cannot be applied (a record the primary's end cut short).
+// Past Received only the old primary's own log knows: Pending says where
+// to read it.
+type Loss struct {
+	Partition          int
+	Replayed, Received uint64
+	// LastHeard is when the replica last heard from its primary (zero:
+	// not known).
+	LastHeard time.Time
+	// Unit names the positions' unit; FromText is Replayed as the store
+	// writes it (a WAL LSN's X/Y).
+	Unit, FromText, Pending string
+	Err                     error
 }
 
 // FinalError is an answer no retry can change.

@@ -147,12 +147,8 @@ func (s *PGServer) chown(path string) error {
 
 // run runs a PostgreSQL program as the server's user, with env.
 func (s *PGServer) run(ctx context.Context, env []string, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, name), args...)
-	cmd.Dir = pgBase(s.cred)
-	// HOME: libpq must not look in the caller's ~/.postgresql, which the
-	// server's user may not read.
-	cmd.Env = append(append(os.Environ(), "HOME="+pgBase(s.cred)), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd := s.command(ctx, name, args...)
+	cmd.Env = append(cmd.Env, env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w\n%s", name, err, out)
 	}
@@ -253,23 +249,31 @@ func (s *PGServer) baseBackup(ctx context.Context, primary *PGServer, o PGShardO
 }
 
 // RejoinAsStandbyOf is what an operator does on the old primary's host
-// after a failover: stop it, rewind it (pg_rewind) against the new
-// primary, and start it as that one's standby (pg_rewind -R).
-func (s *PGServer) RejoinAsStandbyOf(ctx context.Context, primary *PGServer, password string) error {
-	// A checkpoint first: until the promoted server writes one, its
-	// control file still names the old timeline, and pg_rewind would
-	// answer that no rewind is needed.
-	if err := primary.run(ctx, nil, "psql", "-X", "-q", "-h", primary.sockDir(), "-p", strconv.Itoa(primary.Port), "-U", PGBatonRole,
-		"-d", "postgres", "-c", "CHECKPOINT"); err != nil {
-		return err
-	}
+// after a failover: stop it (if a crash did not), report the WAL it has
+// that the new primary does not and rewind it (pgdriver.Rewind: pg_waldump,
+// then pg_rewind -R), and start it as the new primary's standby. The
+// report counts the rows the lost transactions inserted into PGTable.
+func (s *PGServer) RejoinAsStandbyOf(ctx context.Context, primary *PGServer, password string, tlsCfg *tls.Config) (pgdriver.Diverged, error) {
 	s.Process.Stop(30 * time.Second)
-	err := s.run(ctx, []string{"PGPASSWORD=" + password, "PGSSLMODE=require"}, "pg_rewind", "-D", s.DataDir, "-R",
-		"--source-server=host=127.0.0.1 port="+strconv.Itoa(primary.Port)+" user="+PGBatonRole+" dbname=postgres")
+	d, err := pgdriver.Rewind(ctx, pgdriver.RewindOptions{
+		BinDir: s.BinDir, DataDir: s.DataDir, Source: primary.Addr, User: PGBatonRole, Password: password, TLS: tlsCfg,
+		Tables: []string{PGTable}, Command: s.command,
+	})
 	if err != nil {
-		return err
+		return d, err
 	}
-	return s.restart(ctx)
+	return d, s.restart(ctx)
+}
+
+// command is one of PostgreSQL's programs run as the server's user.
+func (s *PGServer) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, name), args...)
+	cmd.Dir = pgBase(s.cred)
+	// HOME: libpq must not look in the caller's ~/.postgresql, which the
+	// server's user may not read.
+	cmd.Env = append(os.Environ(), "HOME="+pgBase(s.cred))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	return cmd
 }
 
 // createApp creates the application's role and table on the primary.

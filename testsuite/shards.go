@@ -214,7 +214,7 @@ func (sa *ShardAccount) Rejoin(ctx context.Context, c *Cluster) error {
 	if sa.Kind != location.KindPostgres {
 		return nil
 	}
-	if err := sa.RejoinOnly(ctx, c); err != nil {
+	if _, err := sa.RejoinOnly(ctx, c); err != nil {
 		return err
 	}
 	a, err := c.Loc.Lookup(ctx, sa.Name)
@@ -227,22 +227,24 @@ func (sa *ShardAccount) Rejoin(ctx context.Context, c *Cluster) error {
 
 // RejoinOnly rewinds each old primary of a PostgreSQL account and
 // restarts it as the new primary's standby (the operator's steps on its
-// host; the driver cannot over SQL), and waits until they stream.
-func (sa *ShardAccount) RejoinOnly(ctx context.Context, c *Cluster) error {
+// host; the driver cannot over SQL), and waits until they stream. It
+// answers each shard's diverged WAL (empty after a planned failover).
+func (sa *ShardAccount) RejoinOnly(ctx context.Context, c *Cluster) ([]pgdriver.Diverged, error) {
 	a, err := c.Loc.Lookup(ctx, sa.Name)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	diverged := make([]pgdriver.Diverged, len(sa.PG))
 	for s, sh := range sa.PG {
 		old, primary := sh.Primary, sh.Standby
 		if sh.Primary.Addr == a.PrimaryEndpoints[s] {
 			old, primary = sh.Standby, sh.Primary
 		}
-		if err := old.RejoinAsStandbyOf(ctx, primary, sa.Password); err != nil {
-			return fmt.Errorf("rejoin shard %d of %s: %w", s, sa.Name, err)
+		if diverged[s], err = old.RejoinAsStandbyOf(ctx, primary, sa.Password, c.TLS); err != nil {
+			return diverged, fmt.Errorf("rejoin shard %d of %s: %w", s, sa.Name, err)
 		}
 	}
-	return sa.WaitOnline(ctx, c)
+	return diverged, sa.WaitOnline(ctx, c)
 }
 
 // RequireStore skips without the store's server (redis-server,

@@ -2,7 +2,10 @@ package testsuite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -182,11 +185,144 @@ func rejoinAndReprotect(ctx context.Context, t *testing.T, c *Cluster, sa *Shard
 		require.Error(t, err, out)
 		require.Contains(t, out, "does not replicate the new one", out)
 		require.Contains(t, out, "pg_rewind", out)
-		require.NoError(t, sa.RejoinOnly(ctx, c))
+		diverged, err := sa.RejoinOnly(ctx, c)
+		require.NoError(t, err)
+		for s, d := range diverged {
+			require.Zero(t, d.InsertedInto(PGTable), "shard %d: a planned failover leaves no committed write behind: %s", s, d)
+		}
 	}
 	out, err := baton(ctx, t, c, "reprotect", sa.Name, "--wait")
 	require.NoError(t, err, out)
 	acct, err := c.Loc.Lookup(ctx, sa.Name)
 	require.NoError(t, err)
 	require.False(t, acct.Unprotected, out)
+}
+
+// TestPGUnplannedFailover is issue 16's unplanned failover of a PostgreSQL
+// account. Under live writes the standbys are cut off their primaries
+// (which refuse replication from then on), the primaries go on
+// acknowledging commits only they have, and then they are SIGKILLed. `baton failover --mode
+// unplanned` gives them up, replays what the standbys received, writes the
+// data-loss ledger (where each standby's replay stopped) and promotes.
+// The old primaries' rejoin reads their diverged WAL before pg_rewind
+// throws it away: it forks where the ledger says, and the rows its
+// committed transactions inserted are exactly the acknowledged writes the
+// audit finds lost. The account is reprotected and fails back with
+// nothing lost.
+func TestPGUnplannedFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const account = "crash-postgres"
+	c, sa := storeCluster(ctx, t, location.KindPostgres, account, 2)
+	require.NoError(t, sa.WaitOnline(ctx, c))
+	siteA, siteB := Sites(location.KindPostgres)
+	cfg := sa.Config(c)
+	w := traffic.NewShards(cfg)
+	require.NoError(t, w.Start(ctx))
+	acked := func(n int64) {
+		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) { return w.AckCount() >= n, nil }))
+	}
+	acked(500)
+	cutReplication(ctx, t, c, sa)
+	committedOnPrimaries(ctx, t, c, sa, 100) // acknowledged by the primaries alone
+	for _, sh := range sa.PG {
+		sh.Primary.Kill()
+	}
+
+	out, err := baton(ctx, t, c, "failover", account, "--to", siteB, "--mode", "unplanned", "--approve",
+		"--reason", "primaries crashed", "--wait", "-o", "json")
+	require.NoError(t, err, out)
+	var res workflows.FailoverResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.Equal(t, workflows.OutcomeCompleted, res.Outcome, out)
+	require.ElementsMatch(t, []int{0, 1}, res.GivenUp, out)
+	require.Len(t, res.Ledger, 2, out)
+	text, err := baton(ctx, t, c, "result", account)
+	require.NoError(t, err, text)
+	require.Contains(t, text, "DATA LOSS on 2 shards", text)
+
+	acks := w.Stop()
+	diverged, err := sa.RejoinOnly(ctx, c)
+	require.NoError(t, err)
+	total := 0
+	for _, e := range res.Ledger {
+		d := diverged[e.Partition]
+		t.Logf("shard %d: ledger from %s; rejoin: %s", e.Partition, e.From, d)
+		require.Equal(t, e.FromLSN, d.From, "shard %d: the ledger and the new primary's history fork at the same WAL position", e.Partition)
+		rep, err := traffic.AuditShards(ctx, cfg, onShard(acks, e.Partition))
+		require.NoError(t, err)
+		require.Positive(t, rep.Lost, "shard %d: the writes acknowledged while the standby received nothing", e.Partition)
+		require.Equal(t, rep.Lost, d.InsertedInto(PGTable), "shard %d: the diverged WAL's committed inserts are the audit's lost writes", e.Partition)
+		require.Zero(t, rep.Mismatched)
+		total += rep.Lost
+	}
+	t.Logf("unplanned: %d acknowledged writes, %d lost, all of them in the ledger's diverged WAL", len(acks), total)
+
+	out, err = baton(ctx, t, c, "reprotect", account, "--wait")
+	require.NoError(t, err, out)
+	require.NoError(t, sa.WaitOnline(ctx, c))
+	w = traffic.NewShards(cfg)
+	require.NoError(t, w.Start(ctx))
+	acked(500)
+	out, err = baton(ctx, t, c, "failover", account, "--to", siteA, "--wait", "--reason", "failback")
+	require.NoError(t, err, out)
+	rep, err := traffic.AuditShards(ctx, cfg, w.Stop())
+	require.NoError(t, err)
+	require.NoError(t, rep.Err(), "the failback")
+}
+
+// cutReplication cuts every standby off its primary: the primary's
+// pg_hba.conf rejects replication connections from now on (reloaded) and
+// its WAL senders are terminated. The primaries go on acknowledging
+// commits that only they have.
+func cutReplication(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount) {
+	t.Helper()
+	for _, sh := range sa.PG {
+		hba := filepath.Join(sh.Primary.DataDir, "pg_hba.conf")
+		old, err := os.ReadFile(hba)
+		require.NoError(t, err)
+		require.NoError(t, sh.Primary.writeFile(hba, "hostssl replication all all reject\n"+string(old)))
+		db, err := PGPool(ctx, sh.Primary.Addr, PGBatonRole, sa.Password, c.TLS)
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "SELECT pg_reload_conf()")
+		require.NoError(t, err)
+		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+			var senders int
+			err := db.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication").Scan(&senders)
+			return senders == 0, err
+		}))
+		db.Close()
+	}
+}
+
+// committedOnPrimaries waits until every shard's primary has n more rows
+// in PGTable than when it is called.
+func committedOnPrimaries(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount, n int) {
+	t.Helper()
+	for _, sh := range sa.PG {
+		db, err := PGPool(ctx, sh.Primary.Addr, PGBatonRole, sa.Password, c.TLS)
+		require.NoError(t, err)
+		rows := func() (int, error) {
+			var k int
+			return k, db.QueryRow(ctx, "SELECT count(*) FROM "+PGTable).Scan(&k)
+		}
+		start, err := rows()
+		require.NoError(t, err)
+		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+			k, err := rows()
+			return k >= start+n, err
+		}))
+		db.Close()
+	}
+}
+
+// onShard is the acknowledged writes of one shard.
+func onShard(acks []traffic.Ack, shard int) []traffic.Ack {
+	var out []traffic.Ack
+	for _, a := range acks {
+		if a.Partition == shard {
+			out = append(out, a)
+		}
+	}
+	return out
 }

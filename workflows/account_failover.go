@@ -739,6 +739,7 @@ func (f *failover) promote(ctx workflow.Context) error {
 			OldEpoch:   pre.Epoch,
 			Epoch:      res.NewEpoch,
 			Operation:  f.operation(ctx),
+			GivenUp:    res.GivenUp,
 		},
 	).Get(ctx, &pr)
 	if err != nil {
@@ -814,6 +815,10 @@ func (f *failover) completed(ctx workflow.Context) error {
 func lossSummary(res FailoverResult) string {
 	if len(res.GivenUp) == 0 {
 		return "no partition given up, nothing lost"
+	}
+	if len(res.Ledger) > 0 && res.Ledger[0].Unit != "" {
+		return fmt.Sprintf("%d given-up shards lost what their old primaries wrote after their replicas' replay stopped; "+
+			"only the old primaries' own logs know how much (their rejoin reports it)", len(res.GivenUp))
 	}
 	return fmt.Sprintf(
 		"%d ops known lost on %d given-up partitions up to their last contact, and an estimated %d more the source may have acknowledged after it",

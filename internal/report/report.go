@@ -131,6 +131,10 @@ func decisions(w io.Writer, res workflows.FailoverResult) {
 // may have acknowledged after its last contact (an estimate), then what is
 // known lost up to that contact, per partition.
 func dataLoss(w io.Writer, res workflows.FailoverResult) {
+	if len(res.Ledger) > 0 && res.Ledger[0].Unit != "" {
+		storeLoss(w, res)
+		return
+	}
 	lastContact := time.Time{}
 	for _, e := range res.Ledger {
 		if e.KnownAsOf.After(lastContact) {
@@ -147,6 +151,18 @@ func dataLoss(w io.Writer, res workflows.FailoverResult) {
 		}
 		fmt.Fprintf(w, "    partition %d: last contact %s; known lost: %s; after it: ~%d ops (at %.0f ops/s)\n",
 			e.Partition, stamp(e.KnownAsOf), lost, e.UnseenOpsEstimate, e.SourceWriteRate)
+	}
+}
+
+// storeLoss is the data loss of a store's account: where each replica's
+// replay stopped, and where the rest is known.
+func storeLoss(w io.Writer, res workflows.FailoverResult) {
+	fmt.Fprintf(w, "  DATA LOSS on %s whose old primary was given up on: everything it wrote after its replica's replay stopped\n",
+		plural(len(res.GivenUp), "shard"))
+	for _, e := range res.Ledger {
+		fmt.Fprintf(w, "    shard %d: replayed up to %s; last heard from its primary %s; %d %s received but never replayable\n",
+			e.Partition, e.From, stamp(e.KnownAsOf), e.ToLSN-min(e.ToLSN, e.FromLSN), e.Unit)
+		fmt.Fprintf(w, "      %s\n", e.Pending)
 	}
 }
 

@@ -1,0 +1,315 @@
+package pgdriver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// After an unplanned failover the old primary holds WAL its standby never
+// received: from the point where the new primary's timeline forked off
+// (the end of what the standby replayed) to the end of the old primary's
+// WAL. Every transaction that committed in it was acknowledged to its
+// client and is lost: pg_rewind throws it away. Rewind reads it first
+// (pg_waldump, on the stopped old primary's data directory) and reports
+// it, then rewinds the old primary into a standby of the new one.
+
+// RewindOptions rejoin an old primary, on its host, as a standby of the
+// new primary.
+type RewindOptions struct {
+	// BinDir holds PostgreSQL's programs (pg_rewind, pg_waldump,
+	// pg_controldata); DataDir is the old primary's data directory. The
+	// old primary must be stopped (or dead).
+	BinDir, DataDir string
+	// Source is the new primary (host:port); User and Password Baton's
+	// role there (it reads the timeline history and pg_rewind reads its
+	// files: a superuser, or a role granted pg_read_server_files and
+	// EXECUTE on pg_read_binary_file).
+	Source, User, Password string
+	// TLS is the client side of the SQL connection (nil: plaintext);
+	// SSLRootCert is the CA file pg_rewind's libpq verifies the new
+	// primary with ("": sslmode=require, or disable when TLS is nil).
+	TLS         *tls.Config
+	SSLRootCert string
+	// Tables are resolved on the new primary so the report names them
+	// (the rows the lost transactions inserted into each).
+	Tables []string
+	// Command makes the command that runs one of the programs (default:
+	// BinDir/name, inheriting the environment); a caller running as
+	// another user than the data's owner sets its credentials.
+	Command func(ctx context.Context, name string, args ...string) *exec.Cmd
+}
+
+// Diverged is the WAL only the old primary has: [From, To) on its
+// timeline, and the transactions that committed in it.
+type Diverged struct {
+	Timeline  uint32
+	From, To  uint64
+	Committed []Txn
+	// Aborted counts the transactions that aborted in it.
+	Aborted int
+	// Tables names the relations of RewindOptions.Tables by their file
+	// (tablespace/database/relfilenode, as pg_waldump writes them).
+	Tables map[string]string
+}
+
+// Txn is one transaction that committed in the diverged WAL.
+type Txn struct {
+	Xid       uint64
+	CommitLSN uint64
+	// Committed is the commit's time as pg_waldump writes it.
+	Committed string
+	// Inserted counts the rows it inserted (heap INSERT records) into each
+	// relation (by file).
+	Inserted map[string]int
+}
+
+// Bytes is the diverged WAL's length.
+func (d Diverged) Bytes() uint64 { return d.To - min(d.To, d.From) }
+
+// InsertedInto counts the rows the committed transactions inserted into
+// table (one of RewindOptions.Tables).
+func (d Diverged) InsertedInto(table string) int {
+	n := 0
+	for file, name := range d.Tables {
+		if name != table {
+			continue
+		}
+		for _, t := range d.Committed {
+			n += t.Inserted[file]
+		}
+	}
+	return n
+}
+
+// String is the report's one line.
+func (d Diverged) String() string {
+	var rows []string
+	for _, name := range sortedValues(d.Tables) {
+		rows = append(rows, fmt.Sprintf("%d rows inserted into %s", d.InsertedInto(name), name))
+	}
+	s := fmt.Sprintf("diverged WAL %s..%s on timeline %d (%d bytes): %d transactions committed, %d aborted",
+		LSN(d.From), LSN(d.To), d.Timeline, d.Bytes(), len(d.Committed), d.Aborted)
+	if len(rows) > 0 {
+		s += "; " + strings.Join(rows, ", ")
+	}
+	return s
+}
+
+// Rewind reports the old primary's diverged WAL, then rewinds it against
+// the new primary (pg_rewind -R: it restarts as the new primary's
+// standby; the caller starts it). A checkpoint on the new primary first:
+// until one, its control file still names the old timeline and pg_rewind
+// would find nothing to do.
+func Rewind(ctx context.Context, o RewindOptions) (Diverged, error) {
+	if o.Command == nil {
+		o.Command = func(ctx context.Context, name string, args ...string) *exec.Cmd {
+			return exec.CommandContext(ctx, filepath.Join(o.BinDir, name), args...)
+		}
+	}
+	cfg, err := PoolConfig(o.Source, o.User, o.Password, o.TLS)
+	if err != nil {
+		return Diverged{}, err
+	}
+	db, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return Diverged{}, fmt.Errorf("connect to the new primary %s: %w", o.Source, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(ctx, "CHECKPOINT"); err != nil {
+		return Diverged{}, fmt.Errorf("checkpoint on the new primary %s: %w", o.Source, err)
+	}
+	d, err := divergedWAL(ctx, o, db)
+	if err != nil {
+		return d, err
+	}
+	if _, err := run(ctx, o, "pg_rewind", "-D", o.DataDir, "-R", "--source-server="+o.conninfo()); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// divergedWAL finds the fork in the new primary's timeline history and
+// reads the old primary's WAL from there.
+func divergedWAL(ctx context.Context, o RewindOptions, db *pgxpool.Pool) (Diverged, error) {
+	var d Diverged
+	out, err := run(ctx, o, "pg_controldata", "-D", o.DataDir)
+	if err != nil {
+		return d, err
+	}
+	m := regexp.MustCompile(`(?m)^Latest checkpoint's TimeLineID:\s+(\d+)`).FindSubmatch(out)
+	if m == nil {
+		return d, fmt.Errorf("pg_controldata %s: no timeline in its answer", o.DataDir)
+	}
+	tli, _ := strconv.ParseUint(string(m[1]), 10, 32)
+	d.Timeline = uint32(tli)
+	if d.From, err = forkPoint(ctx, db, d.Timeline); err != nil {
+		return d, fmt.Errorf("the new primary %s: %w", o.Source, err)
+	}
+	if d.Tables, err = tableFiles(ctx, db, o.Tables); err != nil {
+		return d, fmt.Errorf("the new primary %s: %w", o.Source, err)
+	}
+	// pg_waldump reads to the end of the valid WAL and then says why it
+	// stopped, with a non-zero status: the end is expected, not a failure.
+	cmd := o.Command(ctx, "pg_waldump", "-p", filepath.Join(o.DataDir, "pg_wal"), "-t", strconv.Itoa(int(d.Timeline)),
+		"-s", LSN(d.From))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	switch {
+	case err != nil && strings.Contains(stderr.String(), "could not find a valid record after"):
+		d.To = d.From // its WAL ends where the new timeline forked: nothing diverged
+		return d, nil
+	case err != nil && stdout.Len() == 0:
+		return d, fmt.Errorf("pg_waldump from %s: %w: %s", LSN(d.From), err, strings.TrimSpace(stderr.String()))
+	}
+	return d, d.read(&stdout, stderr.String())
+}
+
+// forkPoint is where timeline tli ended in the new primary's history: the
+// first position of the old timeline the new one does not have.
+func forkPoint(ctx context.Context, db *pgxpool.Pool, tli uint32) (uint64, error) {
+	var history string
+	err := db.QueryRow(ctx, `SELECT pg_read_file('pg_wal/' ||
+		substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || '.history')`).Scan(&history)
+	if err != nil {
+		return 0, fmt.Errorf("read its timeline history: %w", err)
+	}
+	for _, line := range strings.Split(history, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == strconv.Itoa(int(tli)) {
+			return ParseLSN(f[1])
+		}
+	}
+	return 0, fmt.Errorf("its timeline history does not fork from timeline %d (the old primary's): is it a copy of "+
+		"another cluster?\n%s", tli, history)
+}
+
+// tableFiles resolves tables to their files as pg_waldump names them.
+func tableFiles(ctx context.Context, db *pgxpool.Pool, tables []string) (map[string]string, error) {
+	files := map[string]string{}
+	for _, t := range tables {
+		var file string
+		err := db.QueryRow(ctx, `SELECT coalesce(nullif(c.reltablespace, 0), d.dattablespace) || '/' || d.oid || '/' ||
+			pg_relation_filenode(c.oid)
+			FROM pg_class c, pg_database d WHERE c.oid = $1::regclass AND d.datname = current_database()`, t).Scan(&file)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t, err)
+		}
+		files[file] = t
+	}
+	return files, nil
+}
+
+// walRecord is one line of pg_waldump.
+var walRecord = regexp.MustCompile(`^rmgr: (\w+)\s+len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+), lsn: ([0-9A-F]+/[0-9A-F]+), ` +
+	`prev [0-9A-F]+/[0-9A-F]+, desc: (\S+)\s*(.*)$`)
+
+var (
+	blockRel = regexp.MustCompile(`blkref #0: rel (\d+/\d+/\d+)`)
+	walEnd   = regexp.MustCompile(`at ([0-9A-F]+/[0-9A-F]+)[^:]*: (?:invalid|wanted|could not|record)`)
+)
+
+// read reads pg_waldump's records: heap inserts by transaction, and
+// commits and aborts; To is where pg_waldump found the WAL end (why it
+// stopped), or the end of the last record.
+func (d *Diverged) read(out *bytes.Buffer, why string) error {
+	inserts := map[uint64]map[string]int{}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	d.To = d.From
+	for sc.Scan() {
+		m := walRecord.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		tot, _ := strconv.ParseUint(m[2], 10, 64)
+		xid, _ := strconv.ParseUint(m[3], 10, 64)
+		at, err := ParseLSN(m[4])
+		if err != nil {
+			return err
+		}
+		d.To = max(d.To, at+tot)
+		switch rmgr, id := m[1], m[5]; {
+		case rmgr == "Heap" && strings.HasPrefix(id, "INSERT"):
+			if rel := blockRel.FindStringSubmatch(m[6]); rel != nil {
+				if inserts[xid] == nil {
+					inserts[xid] = map[string]int{}
+				}
+				inserts[xid][rel[1]]++
+			}
+		case rmgr == "Transaction" && strings.HasPrefix(id, "COMMIT"):
+			d.Committed = append(d.Committed, Txn{Xid: xid, CommitLSN: at, Committed: commitTime(m[6]), Inserted: inserts[xid]})
+		case rmgr == "Transaction" && strings.HasPrefix(id, "ABORT"):
+			d.Aborted++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read pg_waldump: %w", err)
+	}
+	if m := walEnd.FindStringSubmatch(why); m != nil {
+		if end, err := ParseLSN(m[1]); err == nil && end >= d.From {
+			d.To = end
+		}
+	}
+	return nil
+}
+
+// commitTime is the time at the head of a commit's description.
+func commitTime(desc string) string {
+	if i := strings.IndexByte(desc, ';'); i >= 0 {
+		desc = desc[:i]
+	}
+	return strings.TrimSpace(desc)
+}
+
+// conninfo is libpq's connection string to the new primary (the password
+// travels in PGPASSWORD, see run).
+func (o RewindOptions) conninfo() string {
+	host, port, _ := strings.Cut(o.Source, ":")
+	mode := "disable"
+	switch {
+	case o.SSLRootCert != "":
+		mode = "verify-full sslrootcert=" + o.SSLRootCert
+	case o.TLS != nil:
+		mode = "require"
+	}
+	return fmt.Sprintf("host=%s port=%s user=%s dbname=postgres sslmode=%s", host, port, o.User, mode)
+}
+
+// run runs one of PostgreSQL's programs with the password in its
+// environment (never on its command line) and answers its output.
+func run(ctx context.Context, o RewindOptions, name string, args ...string) ([]byte, error) {
+	cmd := o.Command(ctx, name, args...)
+	if cmd.Env == nil {
+		cmd.Env = cmd.Environ()
+	}
+	cmd.Env = append(cmd.Env, "PGPASSWORD="+o.Password)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// sortedValues is m's values, sorted.
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
+}
