@@ -15,8 +15,9 @@ import (
 	"github.com/batonhq/baton/testsuite"
 )
 
-// buildDemo builds this command once per test; the Go build cache makes a
-// rebuild cheap.
+// buildDemo builds this command once per test (the Go build cache makes a
+// rebuild cheap), and the Temporal dev server it starts (built on a
+// machine's first run, a few minutes, not counted in the demo's own time).
 func buildDemo(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -24,6 +25,9 @@ func buildDemo(t *testing.T) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	if _, err := testsuite.TemporalBinary(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	bin, err := testsuite.BuildCommand(ctx, "./cmd/demo", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
