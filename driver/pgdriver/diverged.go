@@ -217,12 +217,12 @@ var walRecord = regexp.MustCompile(`^rmgr: (\w+)\s+len \(rec/tot\):\s*\d+/\s*(\d
 
 var (
 	blockRel = regexp.MustCompile(`blkref #0: rel (\d+/\d+/\d+)`)
-	walEnd   = regexp.MustCompile(`at ([0-9A-F]+/[0-9A-F]+)[^:]*: (?:invalid|wanted|could not|record)`)
+	walAt    = regexp.MustCompile(`at ([0-9A-F]+/[0-9A-F]+)`)
 )
 
 // read reads pg_waldump's records: heap inserts by transaction, and
 // commits and aborts; To is where pg_waldump found the WAL end (why it
-// stopped), or the end of the last record.
+// stopped), and at least the end of the last record.
 func (d *Diverged) read(out *bytes.Buffer, why string) error {
 	inserts := map[uint64]map[string]int{}
 	sc := bufio.NewScanner(out)
@@ -257,8 +257,10 @@ func (d *Diverged) read(out *bytes.Buffer, why string) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read pg_waldump: %w", err)
 	}
-	if m := walEnd.FindStringSubmatch(why); m != nil {
-		if end, err := ParseLSN(m[1]); err == nil && end >= d.From {
+	// The last position pg_waldump names is where it found no valid
+	// record ("invalid record length at X/Y").
+	if m := walAt.FindAllStringSubmatch(why, -1); m != nil {
+		if end, err := ParseLSN(m[len(m)-1][1]); err == nil && end >= d.To {
 			d.To = end
 		}
 	}

@@ -107,7 +107,9 @@ func TestPostgresFailoverAndFailBack(t *testing.T) {
 			if i == 1 {
 				old, primary = sh.Standby, sh.Primary
 			}
-			require.NoError(t, old.RejoinAsStandbyOf(ctx, primary, acct.password), "shard %d", s)
+			dv, err := old.RejoinAsStandbyOf(ctx, primary, acct.password, acct.tls)
+			require.NoError(t, err, "shard %d", s)
+			require.Zero(t, dv.InsertedInto(testsuite.PGTable), "shard %d: a planned failover leaves no committed write behind: %s", s, dv)
 		}
 		require.NoError(t, testsuite.WaitReplicasOnline(ctx, d, move.to))
 	}
