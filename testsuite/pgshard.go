@@ -276,6 +276,34 @@ func (s *PGServer) command(ctx context.Context, name string, args ...string) *ex
 	return cmd
 }
 
+// CutReplication cuts the standby off its primary: the primary's
+// pg_hba.conf rejects replication connections from now on (reloaded) and
+// its WAL senders are terminated. The primary goes on acknowledging
+// commits that only it has.
+func (sh *PGShard) CutReplication(ctx context.Context, password string, tlsCfg *tls.Config) error {
+	hba := filepath.Join(sh.Primary.DataDir, "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		return err
+	}
+	if err := sh.Primary.writeFile(hba, "hostssl replication all all reject\n"+string(old)); err != nil {
+		return err
+	}
+	db, err := PGPool(ctx, sh.Primary.Addr, PGBatonRole, password, tlsCfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("reload %s: %w", sh.Primary.Addr, err)
+	}
+	return Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		var senders int
+		err := db.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication").Scan(&senders)
+		return senders == 0, err
+	})
+}
+
 // createApp creates the application's role and table on the primary.
 func createApp(ctx context.Context, primary *PGServer, o PGShardOptions) error {
 	tlsCfg, err := auth.ClientTLS(auth.Files{CA: auth.NodeFiles(o.CertsDir, o.Name).CA})

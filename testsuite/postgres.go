@@ -8,54 +8,26 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/batonhq/baton/driver/pgdriver"
 )
 
 // ErrNoPostgres: the PostgreSQL server binaries (initdb, postgres,
 // pg_isready) are not installed. On Debian: apt-get install postgresql.
 var ErrNoPostgres = errors.New("PostgreSQL server binaries (initdb, postgres, pg_isready) not found: apt-get install postgresql, or set BATON_PG_BIN to their directory")
 
-// PostgresBinDir finds the directory of PostgreSQL's server binaries:
-// $BATON_PG_BIN, else the newest /usr/lib/postgresql/*/bin (Debian's
-// layout), else the directory initdb resolves to on the PATH.
+// PostgresBinDir finds the directory of PostgreSQL's server binaries
+// (pgdriver.FindBinDir).
 func PostgresBinDir() (string, error) {
-	has := func(dir string) bool {
-		for _, b := range []string{"initdb", "postgres", "pg_isready"} {
-			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-				return false
-			}
-		}
-		return true
+	d, err := pgdriver.FindBinDir("initdb", "postgres", "pg_isready")
+	if err != nil {
+		return "", fmt.Errorf("%w (%v)", ErrNoPostgres, err)
 	}
-	if d := os.Getenv("BATON_PG_BIN"); d != "" {
-		if !has(d) {
-			return "", fmt.Errorf("BATON_PG_BIN=%s: %w", d, ErrNoPostgres)
-		}
-		return d, nil
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
-	for _, d := range dirs {
-		if has(d) {
-			return d, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if r, err := filepath.EvalSymlinks(p); err == nil && has(filepath.Dir(r)) {
-			return filepath.Dir(r), nil
-		}
-	}
-	return "", ErrNoPostgres
-}
-
-// pgMajor is the major version in /usr/lib/postgresql/<major>/bin.
-func pgMajor(binDir string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
-	return n
+	return d, nil
 }
 
 // PostgresOptions configure a throwaway PostgreSQL server.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -271,27 +269,12 @@ func TestPGUnplannedFailover(t *testing.T) {
 	require.NoError(t, rep.Err(), "the failback")
 }
 
-// cutReplication cuts every standby off its primary: the primary's
-// pg_hba.conf rejects replication connections from now on (reloaded) and
-// its WAL senders are terminated. The primaries go on acknowledging
-// commits that only they have.
+// cutReplication cuts every standby of sa off its primary
+// (PGShard.CutReplication).
 func cutReplication(ctx context.Context, t *testing.T, c *Cluster, sa *ShardAccount) {
 	t.Helper()
 	for _, sh := range sa.PG {
-		hba := filepath.Join(sh.Primary.DataDir, "pg_hba.conf")
-		old, err := os.ReadFile(hba)
-		require.NoError(t, err)
-		require.NoError(t, sh.Primary.writeFile(hba, "hostssl replication all all reject\n"+string(old)))
-		db, err := PGPool(ctx, sh.Primary.Addr, PGBatonRole, sa.Password, c.TLS)
-		require.NoError(t, err)
-		_, err = db.Exec(ctx, "SELECT pg_reload_conf()")
-		require.NoError(t, err)
-		require.NoError(t, Poll(ctx, 10*time.Millisecond, func() (bool, error) {
-			var senders int
-			err := db.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication").Scan(&senders)
-			return senders == 0, err
-		}))
-		db.Close()
+		require.NoError(t, sh.CutReplication(ctx, sa.Password, c.TLS))
 	}
 }
 

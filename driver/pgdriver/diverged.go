@@ -44,6 +44,9 @@ type RewindOptions struct {
 	// Tables are resolved on the new primary so the report names them
 	// (the rows the lost transactions inserted into each).
 	Tables []string
+	// ReportOnly reports the diverged WAL and leaves the old primary as it
+	// is (no rewind).
+	ReportOnly bool
 	// Command makes the command that runs one of the programs (default:
 	// BinDir/name, inheriting the environment); a caller running as
 	// another user than the data's owner sets its credentials.
@@ -130,7 +133,7 @@ func Rewind(ctx context.Context, o RewindOptions) (Diverged, error) {
 		return Diverged{}, fmt.Errorf("checkpoint on the new primary %s: %w", o.Source, err)
 	}
 	d, err := divergedWAL(ctx, o, db)
-	if err != nil {
+	if err != nil || o.ReportOnly {
 		return d, err
 	}
 	if _, err := run(ctx, o, "pg_rewind", "-D", o.DataDir, "-R", "--source-server="+o.conninfo()); err != nil {
