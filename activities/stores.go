@@ -430,7 +430,8 @@ func (a *Activities) reprotectStore(ctx context.Context, acct location.Account, 
 // rejoinHint says how an old primary of kind rejoins by hand.
 func rejoinHint(kind string) string {
 	if kind == location.KindPostgres {
-		return "on its host, stop it, pg_rewind -R --source-server against the new primary, and start it"
+		return "on its host, stop it, rewind it against the new primary (pgrejoin --pgdata DIR --new-primary HOST:PORT: " +
+			"the diverged WAL reported, then pg_rewind -R), and start it"
 	}
 	return "REPLICAOF the new primary on it"
 }
