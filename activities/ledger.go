@@ -93,7 +93,7 @@ func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]Loss
 func lossLedgerStore(ctx context.Context, ss storeSide, in LossLedgerInput) ([]LossEntry, error) {
 	lr, ok := ss.st.(driver.LossReader)
 	if !ok {
-		return nil, classify("loss ledger of "+in.Account, driver.Finalf("the %s driver reads no data-loss ledger", ss.st.Kind()))
+		return nil, classify("loss ledger of "+in.Account, driver.Finalf("the %s driver reads no losses", ss.st.Kind()))
 	}
 	var out []LossEntry
 	for _, l := range lr.Losses(ctx, ss.side, in.Partitions) {

@@ -22,9 +22,11 @@ type PromoteInput struct {
 	// Operation names the failover (its run) in the location service's
 	// record of the move.
 	Operation string
-	// GivenUp (unplanned) are the partitions whose source was given up on:
-	// a store's promote does not wait for their old primaries.
-	GivenUp []int `json:",omitempty"`
+	// Unplanned: a store's promote does not wait for old primaries that do
+	// not answer; GivenUp are the partitions whose source was given up on
+	// (not rejoined: they may have lost writes).
+	Unplanned bool  `json:",omitempty"`
+	GivenUp   []int `json:",omitempty"`
 }
 
 // PromoteResult gives the LSN each new primary partition continues from and

@@ -199,10 +199,12 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
 	what := fmt.Sprintf("promote %s at epoch %d", in.Account, in.Epoch)
 	until := budget(ctx, time.Time{})
-	if err := refence(ctx, ss, without(AllPartitions(in.Partitions), in.GivenUp)); err != nil {
+	all := AllPartitions(in.Partitions)
+	gone, err := refence(ctx, ss, all, in.Unplanned)
+	if err != nil {
 		return res, classify(what, err)
 	}
-	done, failed, final := untilDone(ctx, until, AllPartitions(in.Partitions),
+	done, failed, final := untilDone(ctx, until, all,
 		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Promote(ctx, ss.side, ps) })
 	if final != nil {
 		return res, classify(what, final)
@@ -213,7 +215,6 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 	for _, r := range done {
 		res.StartLSN[r.Partition] = r.Position
 	}
-	var err error
 	res.Location, err = a.Location.Move(ctx, in.Account, location.MoveRequest{
 		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch, Operation: in.Operation,
 	})
@@ -221,25 +222,34 @@ func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteI
 		return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)
 	}
 	res.Timing = timing(ctx)
-	if len(in.GivenUp) > 0 {
-		activity.GetLogger(ctx).Warn("old primaries given up on are not rejoined: the account stays unprotected until "+
-			"they rejoin by hand and baton reprotect", "account", in.Account, "shards", in.GivenUp)
-		return res, nil
-	}
-	_, failed, final = untilDone(ctx, until, AllPartitions(in.Partitions),
+	return res, a.rejoinOld(ctx, ss, in, without(without(all, in.GivenUp), gone), until)
+}
+
+// rejoinOld rejoins the old primaries of ps as replicas of the new ones
+// and, when that is every shard, records the account protected. A driver
+// that cannot rejoin (PostgreSQL: by hand), or old primaries given up on or
+// gone, leave it unprotected, their fences held, until an operator rejoins
+// them and runs baton reprotect.
+func (a *Activities) rejoinOld(ctx context.Context, ss storeSide, in PromoteInput, ps []int, until time.Time) error {
+	_, failed, final := untilDone(ctx, until, ps,
 		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Rejoin(ctx, ss.other, ss.side, ps) })
 	switch {
 	case final != nil:
 		activity.GetLogger(ctx).Warn("old primaries not rejoined: the account stays unprotected, its old primaries fenced, "+
 			"until they rejoin by hand and baton reprotect", "account", in.Account, "why", final.Error())
-		return res, nil
+		return nil
 	case len(failed) > 0:
-		return res, stillFailing(fmt.Sprintf("rejoin the old primaries of %s", in.Account), failed)
+		return stillFailing(fmt.Sprintf("rejoin the old primaries of %s", in.Account), failed)
+	case len(ps) < in.Partitions:
+		activity.GetLogger(ctx).Warn("old primaries given up on or gone are not rejoined: the account stays unprotected "+
+			"until they rejoin by hand and baton reprotect", "account", in.Account, "rejoined", ps)
+		return nil
 	}
-	if loc, err := a.Location.Protect(ctx, in.Account, in.Epoch); err == nil {
-		res.Location = loc
+	if _, err := a.Location.Protect(ctx, in.Account, in.Epoch); err != nil {
+		activity.GetLogger(ctx).Warn("rejoined, but not recorded protected: baton reprotect records it",
+			"account", in.Account, "error", err)
 	}
-	return res, nil
+	return nil
 }
 
 // without is ps less those in drop.
@@ -256,28 +266,29 @@ func without(ps, drop []int) []int {
 // refence confirms, before a promote, that the old primaries take no
 // writes: those still primaries are fenced again (which renews a Redis
 // fence's lease), those already replicas (a promote that rejoined them) are
-// safe. One that does not answer holds the promote: it may have come back
-// without its fence.
-func refence(ctx context.Context, ss storeSide, ps []int) error {
+// safe. One that does not answer holds a planned promote: it may have come
+// back without its fence. Unplanned, it is gone (given up on, or down
+// since): it is answered in gone, and the promote goes on; one that came
+// back is fenced like the others.
+func refence(ctx context.Context, ss storeSide, ps []int, unplanned bool) (gone []int, err error) {
 	var still []int
 	for _, p := range ss.st.Positions(ctx, ss.other, ps) {
-		if p.Err != nil {
-			return fmt.Errorf("the old primary of shard %d (%s) does not answer, so its fence is not confirmed: %w",
+		switch {
+		case p.Err != nil && unplanned:
+			gone = append(gone, p.Partition)
+		case p.Err != nil:
+			return nil, fmt.Errorf("the old primary of shard %d (%s) does not answer, so its fence is not confirmed: %w",
 				p.Partition, ss.other.Endpoint(p.Partition), p.Err)
-		}
-		if p.Primary {
+		case p.Primary:
 			still = append(still, p.Partition)
 		}
 	}
-	if len(still) == 0 {
-		return nil
-	}
 	for _, r := range ss.st.Fence(ctx, ss.other, still, fenceLease) {
 		if r.Err != nil {
-			return &Refusal{Partition: r.Partition, Err: r.Err}
+			return nil, &Refusal{Partition: r.Partition, Err: r.Err}
 		}
 	}
-	return nil
+	return gone, nil
 }
 
 // storeLag sums, over ps, what each primary wrote that its replica has not
@@ -331,27 +342,27 @@ func (pc *precheck) precheckStore(ctx context.Context) error {
 		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.From), err)
 	case err != nil:
 		res.SourceError = err.Error()
-		src = nil
 	}
 	for i, p := range ps {
-		if err := pc.checkShard(ss, p, dst[i], src); err != nil {
+		if err := pc.checkShard(ss, p, dst[i], src[i]); err != nil {
 			return err
 		}
 	}
-	res.SourceReachable, res.DestinationHealthy = src != nil, true
+	res.SourceReachable, res.DestinationHealthy = err == nil, true
 	res.EstimatedLossOps, res.KnownAsOf = res.SendLagOps, time.Now().UTC()
 	return nil
 }
 
 // storePositions reads the positions of ps on side until every shard
-// answers or until passes.
+// answers or until passes: then the last answers (Err set on the shards
+// that did not answer) and the first shard's error.
 func storePositions(ctx context.Context, st driver.Store, side driver.Side, ps []int, until time.Time) ([]driver.Positions, error) {
 	var out []driver.Positions
 	err := retryUntil(ctx, until, func(ctx context.Context) error {
 		out = st.Positions(ctx, side, ps)
 		for _, p := range out {
 			if p.Err != nil {
-				return fmt.Errorf("shard %d (%s): %w", p.Partition, side.Endpoint(p.Partition), p.Err)
+				return fmt.Errorf("shard %d: %w", p.Partition, p.Err)
 			}
 		}
 		return nil
@@ -359,24 +370,24 @@ func storePositions(ctx context.Context, st driver.Store, side driver.Side, ps [
 	return out, err
 }
 
-// checkShard checks shard p: its replica dst, and its primary among src
-// (nil: the source does not answer, unplanned).
-func (pc *precheck) checkShard(ss storeSide, p int, dst driver.Positions, src []driver.Positions) error {
+// checkShard checks shard p: its replica dst, and its primary src (Err
+// set: it does not answer, unplanned).
+func (pc *precheck) checkShard(ss storeSide, p int, dst, src driver.Positions) error {
 	in, res := pc.in, &pc.res
 	switch {
-	case src == nil && dst.Primary:
+	case src.Err != nil && dst.Primary:
 		res.PromotedAhead++ // a promote that began, its old primary gone
-	case src == nil:
-	case dst.Primary && !src[p].Primary:
+	case src.Err != nil:
+	case dst.Primary && !src.Primary:
 		res.PromotedAhead++ // a promote that began: the old primary rejoined already
 		res.AlreadyFenced++
-	case !src[p].Primary:
+	case !src.Primary:
 		return precheckFailed("account %s shard %d on %s (%s) is not a primary", in.Account, p, res.From, ss.side.Endpoint(p))
 	case dst.Primary:
 		return precheckFailed("account %s shard %d on %s (%s) is a primary, expected a replica of %s", in.Account, p,
 			res.To, ss.other.Endpoint(p), ss.side.Endpoint(p))
 	default:
-		lag := src[p].Written - min(src[p].Written, dst.Replayed)
+		lag := src.Written - min(src.Written, dst.Replayed)
 		res.SendLagOps += lag
 		res.LagOps[p] = lag
 	}

@@ -134,6 +134,10 @@ func newPGServer(bin string, cred *syscall.Credential) (*PGServer, error) {
 	return s, errors.Join(s.chown(data), s.chown(s.sockDir()))
 }
 
+// passFile holds the password a rewound standby connects to its primary
+// with (outside its data directory, like sockDir).
+func (s *PGServer) passFile() string { return s.DataDir + ".pgpass" }
+
 // sockDir holds the server's Unix socket: not in its data directory,
 // which pg_rewind copies.
 func (s *PGServer) sockDir() string { return s.DataDir + ".sock" }
@@ -237,6 +241,8 @@ func (s *PGServer) stop() {
 	}
 	_ = os.RemoveAll(s.DataDir)
 	_ = os.RemoveAll(s.sockDir())
+	_ = os.Remove(s.passFile())
+	untrackDir(s.passFile())
 	untrackDir(s.DataDir)
 	untrackDir(s.sockDir())
 }
@@ -255,9 +261,15 @@ func (s *PGServer) baseBackup(ctx context.Context, primary *PGServer, o PGShardO
 // report counts the rows the lost transactions inserted into PGTable.
 func (s *PGServer) RejoinAsStandbyOf(ctx context.Context, primary *PGServer, password string, tlsCfg *tls.Config) (pgdriver.Diverged, error) {
 	s.Process.Stop(30 * time.Second)
+	if !trackDir(s.passFile()) { // removed by a signal's cleanup too
+		return pgdriver.Diverged{}, ErrCleanedUp
+	}
+	if err := s.writeFile(s.passFile(), "*:*:*:"+PGBatonRole+":"+password+"\n"); err != nil {
+		return pgdriver.Diverged{}, err
+	}
 	d, err := pgdriver.Rewind(ctx, pgdriver.RewindOptions{
 		BinDir: s.BinDir, DataDir: s.DataDir, Source: primary.Addr, User: PGBatonRole, Password: password, TLS: tlsCfg,
-		Tables: []string{PGTable}, Command: s.command,
+		Tables: []string{PGTable}, PassFile: s.passFile(), Command: s.command,
 	})
 	if err != nil {
 		return d, err

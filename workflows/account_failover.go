@@ -739,6 +739,7 @@ func (f *failover) promote(ctx workflow.Context) error {
 			OldEpoch:   pre.Epoch,
 			Epoch:      res.NewEpoch,
 			Operation:  f.operation(ctx),
+			Unplanned:  f.req.Mode == ModeUnplanned,
 			GivenUp:    res.GivenUp,
 		},
 	).Get(ctx, &pr)

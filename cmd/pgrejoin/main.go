@@ -60,15 +60,18 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.o.DataDir, "pgdata", "", "the old primary's data directory (it must be stopped) (required)")
 	fs.StringVar(&c.o.Source, "new-primary", "", "the new primary, host:port (required)")
-	fs.StringVar(&c.o.User, "user", "baton", "Baton's role on the new primary (a superuser, or one granted "+
-		"pg_read_server_files and EXECUTE on pg_read_binary_file)")
+	fs.StringVar(&c.o.User, "user", "baton", "Baton's role on the new primary (a superuser, or one with REPLICATION, "+
+		"pg_checkpoint and EXECUTE on pg_ls_dir, pg_stat_file, pg_read_file and pg_read_binary_file)")
 	fs.StringVar(&c.passwordFile, "password-file", "", "file (mode 0600) holding the role's password (required)")
 	fs.StringVar(&c.ca, "ca", "", "the cluster's CA certificate: the new primary's is verified against it "+
 		"(required, unless --insecure)")
 	fs.BoolVar(&c.insecure, "insecure", false, "connect to the new primary in plaintext (a test server without TLS)")
 	fs.StringVar(&c.o.BinDir, "bindir", "", "directory of pg_rewind, pg_waldump and pg_controldata "+
-		"(default: $BATON_PG_BIN, else the newest /usr/lib/postgresql/*/bin)")
+		"(default: $BATON_PG_BIN, else /usr/lib/postgresql/VERSION/bin of the data directory's version)")
 	fs.Var(&c.tables, "table", "a table whose rows the lost transactions inserted are counted (repeatable)")
+	fs.StringVar(&c.o.DBName, "dbname", "postgres", "the database of the --table tables")
+	fs.StringVar(&c.o.PassFile, "passfile", "", "the password file the rewound standby connects with, named in its "+
+		"primary_conninfo (default: none, the server user's ~/.pgpass); the password itself is never written there")
 	fs.BoolVar(&c.o.ReportOnly, "report-only", false, "report the diverged WAL and rewind nothing")
 	fs.StringVar(&c.output, "o", "text", "output: text (one line) or json (the whole report)")
 	if err := cli.Parse(fs, args); err != nil {
@@ -112,24 +115,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.o.SSLRootCert = c.ca
 	}
 	if c.o.BinDir == "" {
-		if c.o.BinDir, err = pgdriver.FindBinDir("pg_rewind", "pg_waldump", "pg_controldata"); err != nil {
+		if c.o.BinDir, err = pgdriver.BinDirFor(c.o.DataDir, "pg_rewind", "pg_waldump", "pg_controldata"); err != nil {
 			return err
 		}
 	}
 	c.o.Tables = c.tables
 	d, err := pgdriver.Rewind(ctx, c.o)
-	if err != nil {
+	if d.To == 0 { // no report: nothing was rewound
 		return err
 	}
-	if c.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+	// The report first, even if the rewind failed: pg_rewind may have
+	// removed the WAL it was read from.
+	if perr := report(stdout, d, c.output); perr != nil || err != nil {
+		return errors.Join(err, perr)
 	}
-	fmt.Fprintln(stdout, d)
-	if !c.o.ReportOnly {
+	if !c.o.ReportOnly && c.output == "text" {
 		fmt.Fprintf(stdout, "rewound %s: start it (it follows %s as a standby), then baton reprotect ACCOUNT\n",
 			c.o.DataDir, c.o.Source)
 	}
 	return nil
+}
+
+// report writes the diverged WAL's report: one line, or the whole of it
+// in JSON.
+func report(w io.Writer, d pgdriver.Diverged, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	_, err := fmt.Fprintln(w, d)
+	return err
 }

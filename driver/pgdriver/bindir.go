@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // FindBinDir finds the directory of PostgreSQL's programs that holds every
@@ -47,4 +48,17 @@ func FindBinDir(programs ...string) (string, error) {
 func major(binDir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return n
+}
+
+// BinDirFor finds the programs of the data directory's major version
+// (its PG_VERSION): Debian's /usr/lib/postgresql/<version>/bin, else
+// FindBinDir's answer (Rewind checks its version).
+func BinDirFor(dataDir string, programs ...string) (string, error) {
+	if v, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+		d := filepath.Join("/usr/lib/postgresql", strings.TrimSpace(string(v)), "bin")
+		if _, err := os.Stat(filepath.Join(d, programs[0])); err == nil && os.Getenv("BATON_PG_BIN") == "" {
+			return d, nil
+		}
+	}
+	return FindBinDir(programs...)
 }

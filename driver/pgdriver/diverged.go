@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -32,18 +34,26 @@ type RewindOptions struct {
 	// old primary must be stopped (or dead).
 	BinDir, DataDir string
 	// Source is the new primary (host:port); User and Password Baton's
-	// role there (it reads the timeline history and pg_rewind reads its
-	// files: a superuser, or a role granted pg_read_server_files and
-	// EXECUTE on pg_read_binary_file).
+	// role there (it checkpoints, reads the timeline history, and
+	// pg_rewind reads its files and writes it into the standby's
+	// primary_conninfo: a superuser, or a role with REPLICATION,
+	// pg_checkpoint and EXECUTE on pg_ls_dir, pg_stat_file, pg_read_file
+	// and pg_read_binary_file).
 	Source, User, Password string
 	// TLS is the client side of the SQL connection (nil: plaintext);
 	// SSLRootCert is the CA file pg_rewind's libpq verifies the new
 	// primary with ("": sslmode=require, or disable when TLS is nil).
 	TLS         *tls.Config
 	SSLRootCert string
-	// Tables are resolved on the new primary so the report names them
-	// (the rows the lost transactions inserted into each).
+	// Tables are resolved on the new primary, in database DBName (default
+	// postgres), so the report names them (the rows the lost transactions
+	// inserted into each).
 	Tables []string
+	DBName string
+	// PassFile is the password file the rewound standby's primary_conninfo
+	// names; pg_rewind -R would write the password itself there, which this
+	// takes out ("": none, libpq's default, ~/.pgpass of the server's user).
+	PassFile string
 	// ReportOnly reports the diverged WAL and leaves the old primary as it
 	// is (no rewind).
 	ReportOnly bool
@@ -120,9 +130,15 @@ func Rewind(ctx context.Context, o RewindOptions) (Diverged, error) {
 			return exec.CommandContext(ctx, filepath.Join(o.BinDir, name), args...)
 		}
 	}
+	if err := sameMajor(ctx, o); err != nil {
+		return Diverged{}, err
+	}
 	cfg, err := PoolConfig(o.Source, o.User, o.Password, o.TLS)
 	if err != nil {
 		return Diverged{}, err
+	}
+	if o.DBName != "" {
+		cfg.ConnConfig.Database = o.DBName
 	}
 	db, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -139,7 +155,58 @@ func Rewind(ctx context.Context, o RewindOptions) (Diverged, error) {
 	if _, err := run(ctx, o, "pg_rewind", "-D", o.DataDir, "-R", "--source-server="+o.conninfo()); err != nil {
 		return d, err
 	}
-	return d, nil
+	return d, o.dropPassword()
+}
+
+// sameMajor refuses programs of another major version than the data
+// directory's: pg_waldump would find no valid record in its WAL, which
+// reads as nothing diverged.
+func sameMajor(ctx context.Context, o RewindOptions) error {
+	v, err := os.ReadFile(filepath.Join(o.DataDir, "PG_VERSION"))
+	if err != nil {
+		return fmt.Errorf("%s is not a PostgreSQL data directory: %w", o.DataDir, err)
+	}
+	out, err := run(ctx, o, "pg_waldump", "--version")
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(`\(PostgreSQL\) (\d+)`).FindSubmatch(out)
+	if m == nil || string(m[1]) != strings.TrimSpace(string(v)) {
+		return fmt.Errorf("%s is PostgreSQL %s's, and %s/pg_waldump is %q: give the programs of its version (--bindir)",
+			o.DataDir, strings.TrimSpace(string(v)), o.BinDir, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// primaryPassword is the password pg_rewind -R wrote into the standby's
+// primary_conninfo (postgresql.auto.conf quotes it: '' for ').
+var primaryPassword = regexp.MustCompile(`password=(?:''(?:\\''|[^'])*''|[^\s']+)\s?`)
+
+// dropPassword takes the password out of the primary_conninfo pg_rewind
+// -R wrote, naming PassFile instead (if given).
+func (o RewindOptions) dropPassword() error {
+	path := filepath.Join(o.DataDir, "postgresql.auto.conf")
+	conf, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("rewound, but its primary_conninfo is not checked: %w", err)
+	}
+	passfile := ""
+	if o.PassFile != "" {
+		passfile = "passfile=" + strings.ReplaceAll(libpqQuote(o.PassFile), "'", "''") + " "
+	}
+	out := primaryPassword.ReplaceAll(conf, []byte(passfile))
+	if bytes.Equal(out, conf) && passfile == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		return fmt.Errorf("rewound, but its primary_conninfo still holds the password: %w", err)
+	}
+	return nil
+}
+
+// libpqQuote quotes a connection string's value.
+func libpqQuote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(v) + "'"
 }
 
 // divergedWAL finds the fork in the new primary's timeline history and
@@ -166,6 +233,10 @@ func divergedWAL(ctx context.Context, o RewindOptions, db *pgxpool.Pool) (Diverg
 	// stopped, with a non-zero status: the end is expected, not a failure.
 	cmd := o.Command(ctx, "pg_waldump", "-p", filepath.Join(o.DataDir, "pg_wal"), "-t", strconv.Itoa(int(d.Timeline)),
 		"-s", LSN(d.From))
+	if cmd.Env == nil {
+		cmd.Env = cmd.Environ()
+	}
+	cmd.Env = append(cmd.Env, "LC_ALL=C")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -252,7 +323,8 @@ func (d *Diverged) read(out *bytes.Buffer, why string) error {
 				inserts[xid][rel[1]]++
 			}
 		case rmgr == "Transaction" && strings.HasPrefix(id, "COMMIT"):
-			d.Committed = append(d.Committed, Txn{Xid: xid, CommitLSN: at, Committed: commitTime(m[6]), Inserted: inserts[xid]})
+			d.Committed = append(d.Committed, Txn{Xid: xid, CommitLSN: at, Committed: commitTime(m[6]),
+				Inserted: withSubxacts(inserts, xid, m[6])})
 		case rmgr == "Transaction" && strings.HasPrefix(id, "ABORT"):
 			d.Aborted++
 		}
@@ -270,6 +342,27 @@ func (d *Diverged) read(out *bytes.Buffer, why string) error {
 	return nil
 }
 
+// subxacts is the list of a commit's subtransactions (savepoints), whose
+// records carry their own IDs.
+var subxacts = regexp.MustCompile(`subxacts:((?: \d+)+)`)
+
+// withSubxacts is what transaction xid and its committed subtransactions
+// (named in its commit's description) inserted.
+func withSubxacts(inserts map[uint64]map[string]int, xid uint64, desc string) map[string]int {
+	m := subxacts.FindStringSubmatch(desc)
+	if m == nil {
+		return inserts[xid]
+	}
+	out := map[string]int{}
+	for _, x := range append([]string{strconv.FormatUint(xid, 10)}, strings.Fields(m[1])...) {
+		id, _ := strconv.ParseUint(x, 10, 64)
+		for rel, n := range inserts[id] {
+			out[rel] += n
+		}
+	}
+	return out
+}
+
 // commitTime is the time at the head of a commit's description.
 func commitTime(desc string) string {
 	if i := strings.IndexByte(desc, ';'); i >= 0 {
@@ -281,15 +374,16 @@ func commitTime(desc string) string {
 // conninfo is libpq's connection string to the new primary (the password
 // travels in PGPASSWORD, see run).
 func (o RewindOptions) conninfo() string {
-	host, port, _ := strings.Cut(o.Source, ":")
+	host, port, _ := net.SplitHostPort(o.Source)
 	mode := "disable"
 	switch {
 	case o.SSLRootCert != "":
-		mode = "verify-full sslrootcert=" + o.SSLRootCert
+		mode = "verify-full sslrootcert=" + libpqQuote(o.SSLRootCert)
 	case o.TLS != nil:
 		mode = "require"
 	}
-	return fmt.Sprintf("host=%s port=%s user=%s dbname=postgres sslmode=%s", host, port, o.User, mode)
+	return fmt.Sprintf("host=%s port=%s user=%s dbname=postgres sslmode=%s", libpqQuote(host), libpqQuote(port),
+		libpqQuote(o.User), mode)
 }
 
 // run runs one of PostgreSQL's programs with the password in its
@@ -299,7 +393,8 @@ func run(ctx context.Context, o RewindOptions, name string, args ...string) ([]b
 	if cmd.Env == nil {
 		cmd.Env = cmd.Environ()
 	}
-	cmd.Env = append(cmd.Env, "PGPASSWORD="+o.Password)
+	// LC_ALL=C: their answers are read, in English.
+	cmd.Env = append(cmd.Env, "PGPASSWORD="+o.Password, "LC_ALL=C")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

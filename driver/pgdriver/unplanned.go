@@ -19,23 +19,23 @@ import (
 
 var _ driver.LossReader = (*Driver)(nil)
 
-// replayQuiet is how long a standby's replay must stand still, short of
-// what it received and with no primary streaming to it, to count as having
-// replayed everything it can: the last record received was cut short by
-// the primary's end and will never be whole.
-const replayQuiet = time.Second
-
 // replayReceived waits until the standby at addr replayed what it had
-// received at the first look, and answers where its replay stands.
+// received at the first look, or replayed all it can: its startup process
+// waits for more WAL (its walreceiver gone with the primary) and its replay
+// is not paused; a last record the primary's end cut short is never whole.
+// It answers where its replay stands.
 func (d *Driver) replayReceived(ctx context.Context, db *pgxpool.Pool, addr string) (uint64, error) {
-	var last, target uint64
-	still := time.Now()
+	var target uint64
 	for look := 0; ; look++ {
 		var replayed, received int64
-		var streaming bool
+		var starved bool
+		var paused string
 		err := db.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() - '0/0', 0)::bigint,
 			coalesce(pg_last_wal_receive_lsn() - '0/0', 0)::bigint,
-			EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')`).Scan(&replayed, &received, &streaming)
+			NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') AND
+			  EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'startup'
+			          AND wait_event IN ('RecoveryWalStream', 'RecoveryRetrieveRetryInterval')),
+			pg_get_wal_replay_pause_state()`).Scan(&replayed, &received, &starved, &paused)
 		if err != nil {
 			return 0, classify("flush-replay "+addr+": what it received", err)
 		}
@@ -43,20 +43,20 @@ func (d *Driver) replayReceived(ctx context.Context, db *pgxpool.Pool, addr stri
 		if look == 0 {
 			target = uint64(received)
 		}
-		if at != last || streaming {
-			last, still = at, time.Now()
-		}
-		if at >= target || time.Since(still) >= replayQuiet {
+		if at >= target || (starved && paused == "not paused") {
 			return at, nil
 		}
 		if !clock.Sleep(ctx, d.opts.Poll) {
-			return 0, fmt.Errorf("flush-replay %s: replayed %s of the %s it received: %w", addr, LSN(at), LSN(target), ctx.Err())
+			return 0, fmt.Errorf("flush-replay %s: replayed %s of the %s it received (replay %s): %w", addr, LSN(at),
+				LSN(target), paused, ctx.Err())
 		}
 	}
 }
 
 // Losses reads, on each standby, where its replay stopped, what it
-// received, and when it last heard from its primary.
+// received, and when it last heard from its primary: its WAL receiver's
+// last message while it still has one, else the commit time (the
+// primary's clock) of the last transaction it replayed.
 func (d *Driver) Losses(ctx context.Context, replica driver.Side, ps []int) []driver.Loss {
 	out := make([]driver.Loss, len(ps))
 	driver.Each(ps, func(i, p int) {
@@ -67,7 +67,7 @@ func (d *Driver) Losses(ctx context.Context, replica driver.Side, ps []int) []dr
 			out[i].Err = err
 			return
 		}
-		if err := d.mustBe(ctx, db, addr, false, "data-loss ledger"); err != nil {
+		if err := d.mustBe(ctx, db, addr, false, "losses on"); err != nil {
 			out[i].Err = err
 			return
 		}
@@ -75,9 +75,10 @@ func (d *Driver) Losses(ctx context.Context, replica driver.Side, ps []int) []dr
 		var heard *time.Time
 		err = db.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() - '0/0', 0)::bigint,
 			coalesce(pg_last_wal_receive_lsn() - '0/0', 0)::bigint,
-			(SELECT last_msg_receipt_time FROM pg_stat_wal_receiver)`).Scan(&replayed, &received, &heard)
+			coalesce((SELECT last_msg_receipt_time FROM pg_stat_wal_receiver WHERE pid IS NOT NULL),
+			         pg_last_xact_replay_timestamp())`).Scan(&replayed, &received, &heard)
 		if err != nil {
-			out[i].Err = classify("data-loss ledger on "+addr, err)
+			out[i].Err = classify("losses on "+addr, err)
 			return
 		}
 		l := &out[i]

@@ -160,7 +160,7 @@ func storeLoss(w io.Writer, res workflows.FailoverResult) {
 	fmt.Fprintf(w, "  DATA LOSS on %s whose old primary was given up on: everything it wrote after its replica's replay stopped\n",
 		plural(len(res.GivenUp), "shard"))
 	for _, e := range res.Ledger {
-		fmt.Fprintf(w, "    shard %d: replayed up to %s; last heard from its primary %s; %d %s received but never replayable\n",
+		fmt.Fprintf(w, "    shard %d: replayed up to %s; last heard from its primary (or its last replayed commit) %s; %d %s received but never replayable\n",
 			e.Partition, e.From, stamp(e.KnownAsOf), e.ToLSN-min(e.ToLSN, e.FromLSN), e.Unit)
 		fmt.Fprintf(w, "      %s\n", e.Pending)
 	}
