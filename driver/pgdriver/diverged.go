@@ -179,7 +179,7 @@ func sameMajor(ctx context.Context, o RewindOptions) error {
 }
 
 // primaryPassword is the password pg_rewind -R wrote into the standby's
-// primary_conninfo (postgresql.auto.conf quotes it: ” for ').
+// primary_conninfo (postgresql.auto.conf doubles each quote inside it).
 var primaryPassword = regexp.MustCompile(`password=(?:''(?:\\''|[^'])*''|[^\s']+)\s?`)
 
 // dropPassword takes the password out of the primary_conninfo pg_rewind
