@@ -194,8 +194,14 @@ func (o RewindOptions) dropPassword() error {
 	if o.PassFile != "" {
 		passfile = "passfile=" + strings.ReplaceAll(libpqQuote(o.PassFile), "'", "''") + " "
 	}
-	out := primaryPassword.ReplaceAll(conf, []byte(passfile))
-	if bytes.Equal(out, conf) && passfile == "" {
+	lines := bytes.SplitAfter(conf, []byte("\n"))
+	for i, l := range lines {
+		if bytes.HasPrefix(bytes.TrimSpace(l), []byte("primary_conninfo")) {
+			lines[i] = primaryPassword.ReplaceAll(l, []byte(passfile))
+		}
+	}
+	out := bytes.Join(lines, nil)
+	if bytes.Equal(out, conf) {
 		return nil
 	}
 	if err := os.WriteFile(path, out, 0o600); err != nil {
