@@ -321,6 +321,9 @@ func (e *evacuation) record(ctx workflow.Context, a activities.EvacuationAccount
 	rep.Partitions += a.Partitions
 	rep.LostOps += res.LostOps
 	rep.UnseenOpsEstimate += res.UnseenOpsEstimate
+	if len(res.Ledger) > 0 && res.Ledger[0].Unit != "" {
+		rep.StoreShardsLost += len(res.GivenUp)
+	}
 	rep.MaxUnavailableMillis = max(rep.MaxUnavailableMillis, res.UnavailableMillis)
 	done := outcome == OutcomeCompleted || outcome == OutcomeMoved
 	tc := rep.tier(a.Tier)

@@ -284,9 +284,12 @@ type EvacuationResult struct {
 	ByOutcome  []OutcomeCount
 	Tiers      []TierCount
 	Partitions int
-	// Unplanned: the accounts' data-loss ledgers, summed.
+	// Unplanned: the accounts' data-loss ledgers, summed; StoreShardsLost
+	// counts the given-up shards of store accounts (PostgreSQL), whose
+	// ledgers count no ops: their loss is counted when they rejoin.
 	LostOps           uint64
 	UnseenOpsEstimate uint64
+	StoreShardsLost   int `json:",omitempty"`
 	// MaxUnavailableMillis is the longest write-unavailability window of an
 	// account.
 	MaxUnavailableMillis int64

@@ -50,6 +50,10 @@ func Evacuation(w io.Writer, res workflows.EvacuationResult, maxRows int) {
 	if res.Mode == workflows.ModeUnplanned && t.Len() > 0 {
 		fmt.Fprintf(w, "  data loss, summed over the accounts' ledgers: %s known lost + ~%d estimated after the last contact\n",
 			plural(int(res.LostOps), "op"), res.UnseenOpsEstimate)
+		if res.StoreShardsLost > 0 {
+			fmt.Fprintf(w, "  and %s of PostgreSQL accounts lost what their old primaries acknowledged after the fork: "+
+				"counted when they rejoin (pgrejoin)\n", plural(res.StoreShardsLost, "given-up shard"))
+		}
 	}
 	admission := fmt.Sprintf("at most %d in flight", res.MaxInFlight)
 	if res.PerDestination > 0 {

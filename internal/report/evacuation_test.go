@@ -144,6 +144,7 @@ func TestEvacuationReportCases(t *testing.T) {
 			r.Mode, r.ApprovalRequired, r.ApprovalReason = workflows.ModeUnplanned, true, "an unplanned evacuation may lose data"
 			r.Approval = &workflows.Decision{By: "carol", Reason: "stamp-a is gone", At: at0}
 			r.LostOps, r.UnseenOpsEstimate, r.PerDestination, r.Runs = 42, 7, 5, 1
+			r.StoreShardsLost = 2
 			addRow(&r.Table, "acct-1", 2, 4, "stamp-b", workflows.OutcomeCompleted, 1, 5, 800, 300, 40, "")
 			addRow(&r.Table, "acct-2", activities.NoTier, 4, "stamp-b", workflows.OutcomeCompleted, 1, 6, 700, 250, 2, "")
 			return r
@@ -151,6 +152,8 @@ func TestEvacuationReportCases(t *testing.T) {
 			"unplanned evacuation of stamp-a: completed: 2 of 2 accounts moved, 0 left on stamp-a\n",
 			"  approval (an unplanned evacuation may lose data): approved by carol at 2026-12-02T10:00:00Z: stamp-a is gone\n",
 			"  data loss, summed over the accounts' ledgers: 42 ops known lost + ~7 estimated after the last contact\n",
+			"  and 2 given-up shards of PostgreSQL accounts lost what their old primaries acknowledged after the fork: " +
+				"counted when they rejoin (pgrejoin)\n",
 			"  admission: at most 20 in flight, 5 per destination, 3 attempts per account\n",
 			"attached  error", "lost ops",
 			"    acct-1   2     4           stamp-b  completed  1         5ms            800ms  300ms        40\n",

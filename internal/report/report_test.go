@@ -50,6 +50,23 @@ func TestUnplannedReportLeadsWithTheEstimate(t *testing.T) {
 	require.NotContains(t, out, "95..94")
 }
 
+// TestUnplannedStoreReportSaysWhereTheRestIs: a store account's ledger
+// names each shard's fork and where its loss is counted, not ops.
+func TestUnplannedStoreReportSaysWhereTheRestIs(t *testing.T) {
+	heard := time.Date(2026, 12, 2, 8, 42, 12, 0, time.UTC)
+	res := workflows.FailoverResult{Account: "db", Mode: workflows.ModeUnplanned, Outcome: workflows.OutcomeCompleted,
+		From: "pg-a", To: "pg-b", Partitions: 3, Groups: 1, GivenUp: []int{0},
+		Ledger: []activities.LossEntry{{Partition: 0, FromLSN: 0x3015AE8, ToLSN: 0x3015B00, KnownAsOf: heard,
+			Unit: "WAL bytes", From: "0/3015AE8", Pending: "its rejoin reports it"}}}
+	var b strings.Builder
+	Failover(&b, res, 10)
+	out := b.String()
+	require.Contains(t, out, "DATA LOSS on 1 shard whose old primary was given up on")
+	require.Contains(t, out, "shard 0: replayed up to 0/3015AE8; last heard from its primary (or its last replayed commit) "+
+		"08:42:12.000Z; 24 WAL bytes received but never replayable\n      its rejoin reports it\n")
+	require.NotContains(t, out, "ops known lost")
+}
+
 func TestRolledBackReportNamesWhatHeldItUp(t *testing.T) {
 	res := workflows.FailoverResult{Account: "acct-x", Mode: workflows.ModePlanned, Outcome: workflows.OutcomeRolledBack,
 		From: "stamp-a", To: "stamp-b", OldEpoch: 1, NewEpoch: 2, Partitions: 64, Groups: 1,
