@@ -58,6 +58,19 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("pgrejoin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: pgrejoin --pgdata DIR --new-primary HOST:PORT --password-file FILE (--ca FILE | --insecure)
+                [--table T]... [--report-only] [-o text|json]
+
+Run on a PostgreSQL old primary's host, as its data directory's owner, the
+server stopped: reports the WAL it has that the new primary does not (the
+commits it acknowledged that were lost), then rewinds it (pg_rewind -R) into
+a standby of the new primary. Start it, then baton reprotect ACCOUNT.
+
+Options:
+`)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&c.o.DataDir, "pgdata", "", "the old primary's data directory (it must be stopped) (required)")
 	fs.StringVar(&c.o.Source, "new-primary", "", "the new primary, host:port (required)")
 	fs.StringVar(&c.o.User, "user", "baton", "Baton's role on the new primary (a superuser, or one with REPLICATION, "+
