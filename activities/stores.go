@@ -336,19 +336,19 @@ func (pc *precheck) precheckStore(ctx context.Context) error {
 	if probe := time.Now().Add(unplannedSourceProbe); in.Unplanned && probe.Before(until) {
 		until = probe
 	}
-	src, err := storePositions(ctx, ss.st, ss.side, ps, until)
+	src, srcErr := storePositions(ctx, ss.st, ss.side, ps, until)
 	switch {
-	case err != nil && !in.Unplanned:
-		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.From), err)
-	case err != nil:
-		res.SourceError = err.Error()
+	case srcErr != nil && !in.Unplanned:
+		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.From), srcErr)
+	case srcErr != nil:
+		res.SourceError = srcErr.Error()
 	}
 	for i, p := range ps {
 		if err := pc.checkShard(ss, p, dst[i], src[i]); err != nil {
 			return err
 		}
 	}
-	res.SourceReachable, res.DestinationHealthy = err == nil, true
+	res.SourceReachable, res.DestinationHealthy = srcErr == nil, true
 	res.EstimatedLossOps, res.KnownAsOf = res.SendLagOps, time.Now().UTC()
 	return nil
 }

@@ -228,7 +228,8 @@ func (sa *ShardAccount) Rejoin(ctx context.Context, c *Cluster) error {
 // RejoinOnly rewinds each old primary of a PostgreSQL account and
 // restarts it as the new primary's standby (the operator's steps on its
 // host; the driver cannot over SQL), and waits until they stream. It
-// answers each shard's diverged WAL (empty after a planned failover).
+// answers each shard's diverged WAL (no inserted row after a planned
+// failover).
 func (sa *ShardAccount) RejoinOnly(ctx context.Context, c *Cluster) ([]pgdriver.Diverged, error) {
 	a, err := c.Loc.Lookup(ctx, sa.Name)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -108,7 +109,7 @@ func (d Diverged) InsertedInto(table string) int {
 // String is the report's one line.
 func (d Diverged) String() string {
 	var rows []string
-	for _, name := range sortedValues(d.Tables) {
+	for _, name := range slices.Sorted(maps.Values(d.Tables)) {
 		rows = append(rows, fmt.Sprintf("%d rows inserted into %s", d.InsertedInto(name), name))
 	}
 	s := fmt.Sprintf("diverged WAL %s..%s on timeline %d (%d bytes): %d transactions committed, %d aborted",
@@ -125,11 +126,6 @@ func (d Diverged) String() string {
 // until one, its control file still names the old timeline and pg_rewind
 // would find nothing to do.
 func Rewind(ctx context.Context, o RewindOptions) (Diverged, error) {
-	if o.Command == nil {
-		o.Command = func(ctx context.Context, name string, args ...string) *exec.Cmd {
-			return exec.CommandContext(ctx, filepath.Join(o.BinDir, name), args...)
-		}
-	}
 	if err := sameMajor(ctx, o); err != nil {
 		return Diverged{}, err
 	}
@@ -237,12 +233,8 @@ func divergedWAL(ctx context.Context, o RewindOptions, db *pgxpool.Pool) (Diverg
 	}
 	// pg_waldump reads to the end of the valid WAL and then says why it
 	// stopped, with a non-zero status: the end is expected, not a failure.
-	cmd := o.Command(ctx, "pg_waldump", "-p", filepath.Join(o.DataDir, "pg_wal"), "-t", strconv.Itoa(int(d.Timeline)),
+	cmd := o.command(ctx, "pg_waldump", "-p", filepath.Join(o.DataDir, "pg_wal"), "-t", strconv.Itoa(int(d.Timeline)),
 		"-s", LSN(d.From))
-	if cmd.Env == nil {
-		cmd.Env = cmd.Environ()
-	}
-	cmd.Env = append(cmd.Env, "LC_ALL=C")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -392,15 +384,26 @@ func (o RewindOptions) conninfo() string {
 		libpqQuote(o.User), mode)
 }
 
-// run runs one of PostgreSQL's programs with the password in its
-// environment (never on its command line) and answers its output.
-func run(ctx context.Context, o RewindOptions, name string, args ...string) ([]byte, error) {
-	cmd := o.Command(ctx, name, args...)
+// command is one of PostgreSQL's programs (o.Command, by default
+// BinDir/name) with the password in its environment (never on its command
+// line) and the C locale (their answers are read, in English).
+func (o RewindOptions) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if o.Command != nil {
+		cmd = o.Command(ctx, name, args...)
+	} else {
+		cmd = exec.CommandContext(ctx, filepath.Join(o.BinDir, name), args...)
+	}
 	if cmd.Env == nil {
 		cmd.Env = cmd.Environ()
 	}
-	// LC_ALL=C: their answers are read, in English.
 	cmd.Env = append(cmd.Env, "PGPASSWORD="+o.Password, "LC_ALL=C")
+	return cmd
+}
+
+// run runs one of PostgreSQL's programs (command) and answers its output.
+func run(ctx context.Context, o RewindOptions, name string, args ...string) ([]byte, error) {
+	cmd := o.command(ctx, name, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -408,14 +411,4 @@ func run(ctx context.Context, o RewindOptions, name string, args ...string) ([]b
 		return out, fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
-}
-
-// sortedValues is m's values, sorted.
-func sortedValues(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out
 }
