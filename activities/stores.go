@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -328,16 +329,21 @@ func (pc *precheck) precheckStore(ctx context.Context) error {
 			"ledger): fail it over planned", in.Account, pc.acct.Kind)
 	}
 	ps := AllPartitions(res.Partitions)
-	dst, err := storePositions(ctx, ss.st, ss.other, ps, pc.until)
-	if err != nil {
-		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.To), err)
+	// Both sides at once, each with its own bound: neither waits for the
+	// other's retries (unplanned, the source gets a few seconds).
+	srcUntil := pc.until
+	if probe := time.Now().Add(unplannedSourceProbe); in.Unplanned && probe.Before(srcUntil) {
+		srcUntil = probe
 	}
-	until := pc.until
-	if probe := time.Now().Add(unplannedSourceProbe); in.Unplanned && probe.Before(until) {
-		until = probe
-	}
-	src, srcErr := storePositions(ctx, ss.st, ss.side, ps, until)
+	var dst, src []driver.Positions
+	var dstErr, srcErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { dst, dstErr = storePositions(ctx, ss.st, ss.other, ps, pc.until) })
+	wg.Go(func() { src, srcErr = storePositions(ctx, ss.st, ss.side, ps, srcUntil) })
+	wg.Wait()
 	switch {
+	case dstErr != nil:
+		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.To), dstErr)
 	case srcErr != nil && !in.Unplanned:
 		return pc.spent(fmt.Sprintf("the shards of %s on %s", in.Account, res.From), srcErr)
 	case srcErr != nil:
