@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/stampdriver"
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
 )
@@ -56,6 +57,9 @@ type Activities struct {
 
 	mu     sync.Mutex
 	stamps map[string]*stamp.Client
+	// stampd is the reference stamp's driver over those clients.
+	stampOnce sync.Once
+	stampd    *stampdriver.Driver
 }
 
 // New returns the activities for the location service at locationURL,
@@ -83,40 +87,6 @@ func (a *Activities) stamp(base string) *stamp.Client {
 		a.stamps[base] = c
 	}
 	return c
-}
-
-// chunkSize bounds the partitions carried by one HTTP control call, so a
-// 10,000-partition account is a handful of calls, each a modest body.
-const chunkSize = 1000
-
-// parallelChunks is how many chunked calls run at once against one stamp.
-const parallelChunks = 4
-
-// forChunks calls fn for consecutive chunks of ps (at most parallelChunks at
-// once) and returns the first error.
-func forChunks(ctx context.Context, ps []int, fn func(ctx context.Context, chunk []int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, parallelChunks)
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	for lo := 0; lo < len(ps); lo += chunkSize {
-		hi := min(lo+chunkSize, len(ps))
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(chunk []int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, chunk); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		}(ps[lo:hi])
-	}
-	wg.Wait()
-	return first
 }
 
 // keepAlive heartbeats every second until stop is called, so that the

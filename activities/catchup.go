@@ -3,13 +3,11 @@ package activities
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 
 	"github.com/batonhq/baton/internal/clock"
-	"github.com/batonhq/baton/stamp"
 )
 
 // CatchUpInput lets replication drain while writes still flow, so that the
@@ -40,7 +38,7 @@ type CatchUpResult struct {
 	LastError string
 }
 
-// CatchUp polls both stamps until the lag is at most MaxLagOps or Timeout
+// CatchUp polls both sides until the lag is at most MaxLagOps or Timeout
 // passes. A poll that fails with an answer that may go away is polled
 // through; a final refusal fails it. It changes nothing, so it is trivially
 // idempotent.
@@ -50,17 +48,16 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
-	measure := func(ctx context.Context) (uint64, uint64, error) {
-		return lag(ctx, a.stamp(in.FromURL), a.stamp(in.ToURL), in.Account)
+	src, err := a.storeFor(ctx, in.Account, in.FromURL)
+	if err != nil {
+		return CatchUpResult{}, classify("catch up "+in.Account, err)
 	}
-	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
-		if err != nil {
-			return CatchUpResult{}, classify("catch up "+in.Account, err)
-		}
-		measure = func(ctx context.Context) (uint64, uint64, error) {
-			send, err := storeLag(ctx, ss, AllPartitions(in.Partitions))
-			return send, 0, err
-		}
+	dst, err := a.storeFor(ctx, in.Account, in.ToURL)
+	if err != nil {
+		return CatchUpResult{}, classify("catch up "+in.Account, err)
+	}
+	measure := func(ctx context.Context) (uint64, uint64, error) {
+		return storeLag(ctx, src.st, src.side, dst.side, in.Partitions)
 	}
 	deadline := budget(ctx, time.Now().Add(in.Timeout))
 	var res CatchUpResult
@@ -114,24 +111,4 @@ func (s *settling) done(lag, partitions uint64) bool {
 	}
 	s.flat++
 	return s.flat >= settlePolls
-}
-
-// lag sums the send lag on src and the replay lag on dst.
-func lag(ctx context.Context, src, dst *stamp.Client, account string) (send, replay uint64, err error) {
-	var (
-		wg         sync.WaitGroup
-		ss, ds     stamp.AccountStatus
-		serr, derr error
-	)
-	wg.Add(2)
-	go func() { defer wg.Done(); ss, serr = src.Status(ctx, account, nil) }()
-	go func() { defer wg.Done(); ds, derr = dst.Status(ctx, account, nil) }()
-	wg.Wait()
-	if serr != nil {
-		return 0, 0, fmt.Errorf("status on source: %w", serr)
-	}
-	if derr != nil {
-		return 0, 0, fmt.Errorf("status on destination: %w", derr)
-	}
-	return ss.SendLag(), ds.ReplayLag(), nil
 }

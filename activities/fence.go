@@ -2,13 +2,11 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
-	"github.com/batonhq/baton/internal/clock"
+	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/stampdriver"
 	"github.com/batonhq/baton/stamp"
 )
 
@@ -19,68 +17,26 @@ type PartitionFailure struct {
 	Error     string
 }
 
-// controlAll calls a control op on ps in chunks of chunkSize (at most
-// parallelChunks at once). Partitions refused with an answer that may go
-// away (the stamp's per-partition refusal, or every partition of a chunk
-// whose call failed on the way) are retried on their own, backing off,
-// until until. It returns the result of every partition done and the
-// partitions still refused when until came, each with its last error. A
-// final refusal of any partition stops it at once with that error.
+// controlAll calls a stamp's control op on ps in chunks
+// (stampdriver.Control), retrying on their own the partitions refused with
+// an answer that may go away, until until; a final refusal of any
+// partition stops it at once with that error. It is for the stamp's own
+// reprotect steps (demote, seed, protect), which read more of an answer
+// than the driver contract carries.
 func controlAll(
 	ctx context.Context,
 	until time.Time,
 	ps []int,
 	call func(ctx context.Context, chunk []int) (stamp.ControlResponse, error),
 ) ([]stamp.ControlResult, []PartitionFailure, error) {
-	var (
-		mu   sync.Mutex
-		done []stamp.ControlResult
-	)
-	wait := firstBackoff
-	for {
-		var failed []PartitionFailure
-		err := forChunks(ctx, ps, func(ctx context.Context, chunk []int) error {
-			r, err := call(ctx, chunk)
-			var pe *stamp.PartitionErrors
-			if err != nil && !errors.As(err, &pe) {
-				if !retryable(err) {
-					return err
-				}
-				mu.Lock()
-				for _, p := range chunk {
-					failed = append(failed, PartitionFailure{Partition: p, Error: err.Error()})
-				}
-				mu.Unlock()
-				return nil
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, res := range r.Results {
-				perr := res.Err()
-				switch {
-				case perr == nil:
-					done = append(done, res)
-				case !retryable(perr):
-					return &Refusal{Partition: res.Partition, Err: perr}
-				default:
-					failed = append(failed, PartitionFailure{Partition: res.Partition, Error: perr.Error()})
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return done, nil, err
-		}
-		slices.SortFunc(failed, func(x, y PartitionFailure) int { return x.Partition - y.Partition })
-		if len(failed) == 0 || !time.Now().Add(wait).Before(until) || !clock.Sleep(ctx, wait) {
-			return done, failed, nil
-		}
-		wait = min(2*wait, maxBackoff)
-		ps = ps[:0:0]
-		for _, f := range failed {
-			ps = append(ps, f.Partition)
-		}
+	answers, failed, err := untilDone(ctx, until, ps,
+		func(ctx context.Context, ps []int) []stampdriver.Answer { return stampdriver.Control(ctx, ps, call) },
+		func(a stampdriver.Answer) (int, error) { return a.Partition, a.Err })
+	done := make([]stamp.ControlResult, len(answers))
+	for i, a := range answers {
+		done[i] = a.ControlResult
 	}
+	return done, failed, err
 }
 
 // stillFailing is the error of a control op that could not do every
@@ -144,32 +100,25 @@ type FenceResult struct {
 func (a *Activities) Fence(ctx context.Context, in FenceInput) (res FenceResult, err error) {
 	defer keepAlive(ctx)()
 	defer res.Timing.record(ctx)
+	what := fmt.Sprintf("fence %s", in.Account)
+	ss, err := a.storeFor(ctx, in.Account, in.FromURL)
+	if err != nil {
+		return res, classify(what, err)
+	}
 	ps := in.Only
 	if ps == nil {
 		ps = AllPartitions(in.Partitions)
 	}
-	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
-		if err != nil {
-			return res, classify("fence "+in.Account, err)
-		}
-		return a.fenceStore(ctx, ss, in, ps)
-	}
-	src := a.stamp(in.FromURL)
+	ss.side.Epoch = in.Epoch
 	res = FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
-	done, failed, err := controlAll(
-		ctx,
-		budget(ctx, in.Until),
-		ps,
-		func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
-			return src.Fence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
-		},
-	)
-	what := fmt.Sprintf("fence %s", in.Account)
-	if err != nil {
-		return res, classify(what, err)
+	done, failed, final := untilAll(ctx, budget(ctx, in.Until), ps, func(ctx context.Context, ps []int) []driver.Result {
+		return ss.st.Fence(ctx, ss.side, ps, fenceLease)
+	})
+	if final != nil {
+		return res, classify(what, final)
 	}
 	for _, r := range done {
-		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.LSN, true
+		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.Position, true
 	}
 	return res, res.unreachable(what, in.BestEffort, failed)
 }
@@ -201,24 +150,16 @@ type UnfenceInput struct {
 // the activity's deadline; then it fails (retryably) naming them.
 func (a *Activities) Unfence(ctx context.Context, in UnfenceInput) error {
 	defer keepAlive(ctx)()
-	if ss, ok, err := a.storeFor(ctx, in.Account, in.FromURL); ok || err != nil {
-		if err != nil {
-			return classify("unfence "+in.Account, err)
-		}
-		return a.unfenceStore(ctx, ss, in)
-	}
-	src := a.stamp(in.FromURL)
-	_, failed, err := controlAll(
-		ctx,
-		budget(ctx, time.Time{}),
-		AllPartitions(in.Partitions),
-		func(ctx context.Context, chunk []int) (stamp.ControlResponse, error) {
-			return src.Unfence(ctx, in.Account, stamp.ControlRequest{Partitions: chunk, Epoch: in.Epoch})
-		},
-	)
 	what := fmt.Sprintf("unfence %s", in.Account)
+	ss, err := a.storeFor(ctx, in.Account, in.FromURL)
 	if err != nil {
 		return classify(what, err)
+	}
+	ss.side.Epoch = in.Epoch
+	_, failed, final := untilAll(ctx, budget(ctx, time.Time{}), AllPartitions(in.Partitions),
+		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Unfence(ctx, ss.side, ps) })
+	if final != nil {
+		return classify(what, final)
 	}
 	if len(failed) > 0 {
 		return stillFailing(what, failed)

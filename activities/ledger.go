@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"time"
 
@@ -56,52 +55,45 @@ func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]Loss
 	if len(in.Partitions) == 0 {
 		return nil, nil
 	}
-	if ss, ok, err := a.storeFor(ctx, in.Account, in.ToURL); ok || err != nil {
-		if err != nil {
-			return nil, classify("loss ledger of "+in.Account, err)
-		}
-		return lossLedgerStore(ctx, ss, in)
-	}
-	st, err := a.stamp(in.ToURL).Status(ctx, in.Account, in.Partitions)
+	what := "loss ledger of " + in.Account
+	ss, err := a.storeFor(ctx, in.Account, in.ToURL)
 	if err != nil {
-		return nil, classify(fmt.Sprintf("loss ledger of %s: status on destination", in.Account), err)
+		return nil, classify(what, err)
 	}
-	out := make([]LossEntry, 0, len(st.Partitions))
-	for _, p := range st.Partitions {
-		e := LossEntry{
-			Partition:       p.Partition,
-			FromLSN:         p.LastReplayed + 1,
-			ToLSN:           p.SourceWritten,
-			KnownAsOf:       p.SourceSeenAt,
-			SourceWriteRate: p.SourceWriteRate,
+	lr, ok := ss.st.(driver.LossReader)
+	if !ok {
+		return nil, classify(what, driver.Finalf("the %s driver reads no losses", ss.st.Kind()))
+	}
+	out := make([]LossEntry, 0, len(in.Partitions))
+	for _, l := range lr.Losses(ctx, ss.side, in.Partitions) {
+		if l.Err != nil {
+			return nil, classify(what, &Refusal{Partition: l.Partition, Err: l.Err})
 		}
-		if gap := in.GivenUpAt.Sub(p.SourceSeenAt); !in.GivenUpAt.IsZero() && !p.SourceSeenAt.IsZero() && gap > 0 {
-			e.UnseenOpsEstimate = uint64(math.Round(p.SourceWriteRate * gap.Seconds()))
-		}
-		if p.SourceWritten > p.LastReplayed {
-			e.Ops = p.SourceWritten - p.LastReplayed
-		} else {
-			e.ToLSN = p.LastReplayed
-		}
-		out = append(out, e)
+		out = append(out, lossEntry(l, in.GivenUpAt))
 	}
 	return out, nil
 }
 
-// lossLedgerStore is the ledger of a store's account, read on its
-// replicas (driver.LossReader).
-func lossLedgerStore(ctx context.Context, ss storeSide, in LossLedgerInput) ([]LossEntry, error) {
-	lr, ok := ss.st.(driver.LossReader)
-	if !ok {
-		return nil, classify("loss ledger of "+in.Account, driver.Finalf("the %s driver reads no losses", ss.st.Kind()))
+// lossEntry is one partition's ledger entry. A store whose positions
+// count writes (the stamp) counts the writes its replica knows it missed,
+// (Replayed, Written], and estimates those it never heard of from the
+// source's write rate over (LastHeard, givenUpAt]. Another's (PostgreSQL's
+// WAL bytes) is where its replica's replay stopped and what it received:
+// what the old primary wrote past that is in its own log only (Pending).
+func lossEntry(l driver.Loss, givenUpAt time.Time) LossEntry {
+	if l.Unit != driver.UnitOps {
+		return LossEntry{Partition: l.Partition, FromLSN: l.Replayed, ToLSN: l.Received, KnownAsOf: l.LastHeard,
+			Unit: l.Unit, From: l.FromText, Pending: l.Pending}
 	}
-	var out []LossEntry
-	for _, l := range lr.Losses(ctx, ss.side, in.Partitions) {
-		if l.Err != nil {
-			return nil, classify(fmt.Sprintf("loss ledger of %s", in.Account), &Refusal{Partition: l.Partition, Err: l.Err})
-		}
-		out = append(out, LossEntry{Partition: l.Partition, FromLSN: l.Replayed, ToLSN: l.Received, KnownAsOf: l.LastHeard,
-			Unit: l.Unit, From: l.FromText, Pending: l.Pending})
+	e := LossEntry{Partition: l.Partition, FromLSN: l.Replayed + 1, ToLSN: l.Written, KnownAsOf: l.LastHeard,
+		SourceWriteRate: l.WriteRate}
+	if gap := givenUpAt.Sub(l.LastHeard); !givenUpAt.IsZero() && !l.LastHeard.IsZero() && gap > 0 {
+		e.UnseenOpsEstimate = uint64(math.Round(l.WriteRate * gap.Seconds()))
 	}
-	return out, nil
+	if l.Written > l.Replayed {
+		e.Ops = l.Written - l.Replayed
+	} else {
+		e.ToLSN = l.Replayed
+	}
+	return e
 }

@@ -3,25 +3,22 @@ package activities
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/batonhq/baton/driver"
+	"github.com/batonhq/baton/driver/stampdriver"
 	"github.com/batonhq/baton/internal/clock"
 	"github.com/batonhq/baton/location"
 )
 
-// An account of another store than the reference stamps (location.Account
-// Kind) has its sites registered with a URL naming the store and the site,
-// redis://site-a; its shards' servers are the account's endpoints. The
-// activities below take the same inputs and give the same results as for
-// stamps, through that store's driver (package driver): the workflows do
-// not know the difference.
+// Every account is served through its store's driver (package driver):
+// the reference stamp's (stampdriver) for a site registered with an
+// http(s) URL, else the driver of the store the URL names, redis://site-a,
+// whose shards' servers are the account's endpoints. The activities take
+// the same inputs and give the same results whatever the store: the
+// workflows do not know the difference.
 
 // fenceLease bounds a fence nobody lifts (the orchestrator lost for good)
 // in a store whose fence has a lease (Redis: the pause ends by itself). A
@@ -34,32 +31,33 @@ type storeSide struct {
 	st   driver.Store
 	side driver.Side
 	// other is the other site: the replicas of a primary side, the
-	// primaries of a replica side.
+	// primaries of a replica side. A stamp's is not known (its partitions
+	// know their peers): no call of the stamp's needs it.
 	other driver.Side
 }
 
-// storeFor answers the driver and the side of siteURL when the account
-// lives in a driven store; ok is false for a stamp's URL (the stamp client
-// serves it).
-func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss storeSide, ok bool, err error) {
+// storeFor answers the driver and the side of siteURL: a stamp's URL is
+// the stamp; another's names the store and the site, whose endpoints the
+// location service holds.
+func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss storeSide, err error) {
 	scheme, site, ok := strings.Cut(siteURL, "://")
 	scheme = strings.ToLower(scheme)
 	if !ok || scheme == "http" || scheme == "https" {
-		return ss, false, nil
+		return storeSide{st: a.stampStore(), side: driver.Side{Account: account, Endpoints: []string{siteURL}}}, nil
 	}
 	st := a.Stores[driver.Kind(scheme)]
 	if st == nil {
-		return ss, true, driver.Finalf("account %s lives in %s (site %s) and this worker has no %s driver: "+
+		return ss, driver.Finalf("account %s lives in %s (site %s) and this worker has no %s driver: "+
 			"start it with %s", account, scheme, site, scheme, PasswordFlag(driver.Kind(scheme)))
 	}
 	acct, err := retryFor(ctx, budget(ctx, time.Time{}), func(ctx context.Context) (location.Account, error) {
 		return a.Location.Lookup(ctx, account)
 	})
 	if err != nil {
-		return ss, true, fmt.Errorf("look up %s: %w", account, err)
+		return ss, fmt.Errorf("look up %s: %w", account, err)
 	}
 	if acct.Kind != scheme {
-		return ss, true, driver.Finalf("account %s is of kind %q but its site %s is registered as %s: "+
+		return ss, driver.Finalf("account %s is of kind %q but its site %s is registered as %s: "+
 			"re-register the site with a %s:// URL", account, acct.Kind, site, siteURL, acct.Kind)
 	}
 	ss = storeSide{st: st}
@@ -71,34 +69,41 @@ func (a *Activities) storeFor(ctx context.Context, account, siteURL string) (ss 
 	case acct.Secondary:
 		ss.side, ss.other = secondary, primary
 	default:
-		return ss, true, driver.Finalf("account %s is on %s and %s, not on site %s", account, acct.Primary, acct.Secondary, site)
+		return ss, driver.Finalf("account %s is on %s and %s, not on site %s", account, acct.Primary, acct.Secondary, site)
 	}
 	if len(ss.side.Endpoints) != acct.Partitions || len(ss.other.Endpoints) != acct.Partitions {
-		return ss, true, driver.Finalf("account %s of kind %q has no endpoints for its %d shards on %s", account,
+		return ss, driver.Finalf("account %s of kind %q has no endpoints for its %d shards on %s", account,
 			acct.Kind, acct.Partitions, site)
 	}
-	return ss, true, nil
+	return ss, nil
+}
+
+// stampStore is the reference stamp's driver, over the cached clients.
+func (a *Activities) stampStore() *stampdriver.Driver {
+	a.stampOnce.Do(func() { a.stampd = stampdriver.New(a.stamp) })
+	return a.stampd
 }
 
 // untilDone calls step on the partitions still failing until none is or
 // until passes, so that a partition that blips does not fail the whole
-// call; a final answer ends it at once. It returns the results that
-// succeeded and the last failure of each partition that never did.
-func untilDone(ctx context.Context, until time.Time, ps []int,
-	step func(ctx context.Context, ps []int) []driver.Result) (done []driver.Result, failed []PartitionFailure, final error) {
+// call; a final answer ends it at once. answer reads a result's partition
+// and error. It returns the results that succeeded and the last failure
+// of each partition that never did.
+func untilDone[R any](ctx context.Context, until time.Time, ps []int, step func(ctx context.Context, ps []int) []R,
+	answer func(R) (int, error)) (done []R, failed []PartitionFailure, final error) {
 	todo := ps
 	for backoff := firstBackoff; ; backoff = min(2*backoff, maxBackoff) {
 		var again []int
 		failed = failed[:0]
 		for _, r := range step(ctx, todo) {
-			switch {
-			case r.Err == nil:
+			switch p, err := answer(r); {
+			case err == nil:
 				done = append(done, r)
-			case driver.IsFinal(r.Err):
-				return done, nil, &Refusal{Partition: r.Partition, Err: r.Err}
+			case driver.IsFinal(err):
+				return done, nil, &Refusal{Partition: p, Err: err}
 			default:
-				again = append(again, r.Partition)
-				failed = append(failed, PartitionFailure{Partition: r.Partition, Error: r.Err.Error()})
+				again = append(again, p)
+				failed = append(failed, PartitionFailure{Partition: p, Error: err.Error()})
 			}
 		}
 		if len(again) == 0 || !time.Now().Add(backoff).Before(until) || !clock.Sleep(ctx, backoff) {
@@ -108,208 +113,33 @@ func untilDone(ctx context.Context, until time.Time, ps []int,
 	}
 }
 
-// fenceStore is Fence through the account's driver.
-func (a *Activities) fenceStore(ctx context.Context, ss storeSide, in FenceInput, ps []int) (FenceResult, error) {
-	res := FenceResult{FinalLSN: make([]uint64, in.Partitions), Fenced: make([]bool, in.Partitions)}
-	what := fmt.Sprintf("fence %s", in.Account)
-	done, failed, final := untilDone(ctx, budget(ctx, in.Until), ps, func(ctx context.Context, ps []int) []driver.Result {
-		return ss.st.Fence(ctx, ss.side, ps, fenceLease)
-	})
-	if final != nil {
-		return res, classify(what, final)
-	}
-	for _, r := range done {
-		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.Position, true
-	}
-	return res, res.unreachable(what, in.BestEffort, failed)
+// untilAll is untilDone for a driver's results.
+func untilAll(ctx context.Context, until time.Time, ps []int,
+	step func(ctx context.Context, ps []int) []driver.Result) ([]driver.Result, []PartitionFailure, error) {
+	return untilDone(ctx, until, ps, step, func(r driver.Result) (int, error) { return r.Partition, r.Err })
 }
 
-// unfenceStore is Unfence through the account's driver.
-func (a *Activities) unfenceStore(ctx context.Context, ss storeSide, in UnfenceInput) error {
-	what := fmt.Sprintf("unfence %s", in.Account)
-	_, failed, final := untilDone(ctx, budget(ctx, time.Time{}), AllPartitions(in.Partitions),
-		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Unfence(ctx, ss.side, ps) })
-	if final != nil {
-		return classify(what, final)
-	}
-	if len(failed) > 0 {
-		return stillFailing(what, failed)
-	}
-	return nil
-}
-
-// flushSendStore is FlushSend through the account's driver: each shard's
-// replica confirms it received its fenced primary's final position.
-func (a *Activities) flushSendStore(ctx context.Context, ss storeSide, in FlushSendInput) (FlushSendResult, error) {
-	var res FlushSendResult
-	for _, r := range ss.st.FlushSend(ctx, ss.side, ss.other, in.Partitions) {
-		switch {
-		case r.Err == nil:
-			res.Sent = append(res.Sent, PartitionLSN{Partition: r.Partition, LSN: r.Position})
-		case driver.IsFinal(r.Err):
-			return FlushSendResult{}, classify(fmt.Sprintf("flush-send %s", in.Account), &Refusal{Partition: r.Partition, Err: r.Err})
-		default:
-			res.fail(r.Partition, r.Err)
-		}
-	}
-	if len(res.Sent) == 0 {
-		return res, fmt.Errorf("flush-send %s: nothing sent: %s", in.Account, res.LastError)
-	}
-	return res, nil
-}
-
-// flushReplayStore is FlushReplay through the account's driver, a
-// heartbeat for each shard replayed.
-func (a *Activities) flushReplayStore(ctx context.Context, ss storeSide, in FlushReplayInput) (FlushReplayResult, error) {
-	targets := make(map[int]uint64, len(in.Targets))
-	for _, t := range in.Targets {
-		targets[t.Partition] = t.LSN
-	}
-	var res FlushReplayResult
-	var replayed atomic.Int64 // progress is told from each shard's goroutine
-	progress := func(int) {
-		if n := replayed.Add(1); activity.IsActivity(ctx) {
-			activity.RecordHeartbeat(ctx, n)
-		}
-	}
-	for _, r := range ss.st.FlushReplay(ctx, ss.side, targets, progress) {
-		switch {
-		case r.Err == nil:
-			res.Replayed = append(res.Replayed, PartitionLSN{Partition: r.Partition, LSN: r.Position})
-		case driver.IsFinal(r.Err) || !in.ReportFailed:
-			return FlushReplayResult{}, classify(fmt.Sprintf("flush-replay %s", in.Account), &Refusal{Partition: r.Partition, Err: r.Err})
-		default:
-			res.Failed = append(res.Failed, r.Partition)
-			res.Errors = append(res.Errors, r.Err.Error())
-		}
-	}
-	res.Timing = timing(ctx)
-	return res, nil
-}
-
-// promoteStore is Promote through the account's driver: the old
-// primaries are confirmed fenced (refence), the replicas become primaries,
-// the location service points the account at them, and the old primaries
-// rejoin as their replicas, which ends their fence (the writes it held are
-// refused). Rejoined, the account is protected again. A driver that cannot
-// rejoin (PostgreSQL: by hand) leaves it unprotected and its old primaries
-// fenced; an old primary that does not answer the rejoin fails the
-// activity, to be retried (every step is idempotent), rather than leave a
-// fence to lapse on a server that is still a primary.
-func (a *Activities) promoteStore(ctx context.Context, ss storeSide, in PromoteInput) (PromoteResult, error) {
-	res := PromoteResult{StartLSN: make([]uint64, in.Partitions)}
-	what := fmt.Sprintf("promote %s at epoch %d", in.Account, in.Epoch)
-	until := budget(ctx, time.Time{})
-	all := AllPartitions(in.Partitions)
-	gone, err := refence(ctx, ss, all, in.Unplanned)
-	if err != nil {
-		return res, classify(what, err)
-	}
-	done, failed, final := untilDone(ctx, until, all,
-		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Promote(ctx, ss.side, ps) })
-	if final != nil {
-		return res, classify(what, final)
-	}
-	if len(failed) > 0 {
-		return res, stillFailing(what, failed)
-	}
-	for _, r := range done {
-		res.StartLSN[r.Partition] = r.Position
-	}
-	res.Location, err = a.Location.Move(ctx, in.Account, location.MoveRequest{
-		From: in.From, To: in.To, ExpectedEpoch: in.OldEpoch, Epoch: in.Epoch, Operation: in.Operation,
-	})
-	if err != nil {
-		return res, classify(fmt.Sprintf("repoint %s from %s to %s at epoch %d", in.Account, in.From, in.To, in.Epoch), err)
-	}
-	res.Timing = timing(ctx)
-	return res, a.rejoinOld(ctx, ss, in, without(without(all, in.GivenUp), gone), until)
-}
-
-// rejoinOld rejoins the old primaries of ps as replicas of the new ones
-// and, when that is every shard, records the account protected. A driver
-// that cannot rejoin (PostgreSQL: by hand), or old primaries given up on or
-// gone, leave it unprotected, their fences held, until an operator rejoins
-// them and runs baton reprotect.
-func (a *Activities) rejoinOld(ctx context.Context, ss storeSide, in PromoteInput, ps []int, until time.Time) error {
-	_, failed, final := untilDone(ctx, until, ps,
-		func(ctx context.Context, ps []int) []driver.Result { return ss.st.Rejoin(ctx, ss.other, ss.side, ps) })
-	switch {
-	case final != nil:
-		activity.GetLogger(ctx).Warn("old primaries not rejoined: the account stays unprotected, its old primaries fenced, "+
-			"until they rejoin by hand and baton reprotect", "account", in.Account, "why", final.Error())
-		return nil
-	case len(failed) > 0:
-		return stillFailing(fmt.Sprintf("rejoin the old primaries of %s", in.Account), failed)
-	case len(ps) < in.Partitions:
-		activity.GetLogger(ctx).Warn("old primaries given up on or gone are not rejoined: the account stays unprotected "+
-			"until they rejoin by hand and baton reprotect", "account", in.Account, "rejoined", ps)
-		return nil
-	}
-	if _, err := a.Location.Protect(ctx, in.Account, in.Epoch); err != nil {
-		activity.GetLogger(ctx).Warn("rejoined, but not recorded protected: baton reprotect records it",
-			"account", in.Account, "error", err)
-	}
-	return nil
-}
-
-// without is ps less those in drop.
-func without(ps, drop []int) []int {
-	out := make([]int, 0, len(ps))
-	for _, p := range ps {
-		if !slices.Contains(drop, p) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// refence confirms, before a promote, that the old primaries take no
-// writes: those still primaries are fenced again (which renews a Redis
-// fence's lease), those already replicas (a promote that rejoined them) are
-// safe. One that does not answer holds a planned promote: it may have come
-// back without its fence. Unplanned, it is gone (given up on, or down
-// since): it is answered in gone, and the promote goes on; one that came
-// back is fenced like the others.
-func refence(ctx context.Context, ss storeSide, ps []int, unplanned bool) (gone []int, err error) {
-	var still []int
-	for _, p := range ss.st.Positions(ctx, ss.other, ps) {
-		switch {
-		case p.Err != nil && unplanned:
-			gone = append(gone, p.Partition)
-		case p.Err != nil:
-			return nil, fmt.Errorf("the old primary of shard %d (%s) does not answer, so its fence is not confirmed: %w",
-				p.Partition, ss.other.Endpoint(p.Partition), p.Err)
-		case p.Primary:
-			still = append(still, p.Partition)
-		}
-	}
-	for _, r := range ss.st.Fence(ctx, ss.other, still, fenceLease) {
-		if r.Err != nil {
-			return nil, &Refusal{Partition: r.Partition, Err: r.Err}
-		}
-	}
-	return gone, nil
-}
-
-// storeLag sums, over ps, what each primary wrote that its replica has not
-// replayed.
-func storeLag(ctx context.Context, ss storeSide, ps []int) (uint64, error) {
-	src := ss.st.Positions(ctx, ss.side, ps)
-	dst := ss.st.Positions(ctx, ss.other, ps)
-	var lag uint64
+// storeLag sums, over every partition, what each primary wrote that its
+// replica has not acknowledged (send) and what each replica received but
+// has not replayed (replay); both sides are read at once.
+func storeLag(ctx context.Context, st driver.Store, src, dst driver.Side, partitions int) (send, replay uint64, err error) {
+	ps := AllPartitions(partitions)
+	var sp, dp []driver.Positions
+	var wg sync.WaitGroup
+	wg.Go(func() { sp = st.Positions(ctx, src, ps) })
+	wg.Go(func() { dp = st.Positions(ctx, dst, ps) })
+	wg.Wait()
 	for i := range ps {
-		if err := src[i].Err; err != nil {
-			return 0, err
+		if err := sp[i].Err; err != nil {
+			return 0, 0, fmt.Errorf("source: %w", err)
 		}
-		if err := dst[i].Err; err != nil {
-			return 0, err
+		if err := dp[i].Err; err != nil {
+			return 0, 0, fmt.Errorf("destination: %w", err)
 		}
-		if src[i].Written > dst[i].Replayed {
-			lag += src[i].Written - dst[i].Replayed
-		}
+		send += sp[i].Written - min(sp[i].Acked, sp[i].Written)
+		replay += dp[i].Written - min(dp[i].Replayed, dp[i].Written)
 	}
-	return lag, nil
+	return send, replay, nil
 }
 
 // precheckStore checks a driven account: the kind's driver is there,
@@ -320,7 +150,7 @@ func storeLag(ctx context.Context, ss storeSide, ps []int) (uint64, error) {
 // on by the fence, and the ledger says what they lost.
 func (pc *precheck) precheckStore(ctx context.Context) error {
 	in, res := pc.in, &pc.res
-	ss, _, err := pc.a.storeFor(ctx, in.Account, res.FromURL)
+	ss, err := pc.a.storeFor(ctx, in.Account, res.FromURL)
 	if err != nil {
 		return precheckFailed("precheck of %s: %v", in.Account, err)
 	}
@@ -416,7 +246,7 @@ func PasswordFlag(kind driver.Kind) string {
 // (Protected: the workflow has nothing left to do). A shard whose replica
 // is not there refuses, naming it and what to do.
 func (a *Activities) reprotectStore(ctx context.Context, acct location.Account, res ReprotectPrecheckResult) (ReprotectPrecheckResult, error) {
-	ss, _, err := a.storeFor(ctx, acct.Account, acct.PrimaryURL)
+	ss, err := a.storeFor(ctx, acct.Account, acct.PrimaryURL)
 	if err != nil {
 		return res, precheckFailed("reprotect of %s: %v", acct.Account, err)
 	}

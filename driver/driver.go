@@ -38,6 +38,10 @@ type Side struct {
 	// Endpoints[i] serves partition i (a store's address: a stamp's base
 	// URL, Redis's host:port); a single endpoint serves every partition.
 	Endpoints []string
+	// Epoch is the account's epoch a call carries, for a store that fences
+	// by epoch (EpochFencer): a fence or unfence the current one, a
+	// promote the new one. Other stores do not read it.
+	Epoch uint64
 }
 
 // Endpoint is the server of partition p.
@@ -55,7 +59,10 @@ func (s Side) Endpoint(p int) string {
 type Result struct {
 	Partition int
 	Position  uint64
-	Err       error
+	// Took is how long the step took for the partition on its server (a
+	// flush-send's shipping, a flush-replay's replay); 0: not known.
+	Took time.Duration
+	Err  error
 }
 
 // Positions is where a partition's replication stands.
@@ -118,11 +125,30 @@ type Loss struct {
 	// LastHeard is when the replica last heard from its primary (zero:
 	// not known).
 	LastHeard time.Time
-	// Unit names the positions' unit; FromText is Replayed as the store
-	// writes it (a WAL LSN's X/Y).
+	// Written is the primary's last written position as the replica last
+	// heard it, at LastHeard, and WriteRate how fast it wrote then
+	// (positions/s); 0: not known.
+	Written   uint64
+	WriteRate float64
+	// Unit names the positions' unit (UnitOps: each is one write);
+	// FromText is Replayed as the store writes it (a WAL LSN's X/Y).
 	Unit, FromText, Pending string
 	Err                     error
 }
+
+// EpochFencer is a store whose fence is durable and whose promote moves
+// the partitions to a new epoch that the old primaries refuse (the
+// reference stamp): a promote need not confirm the old fences again, and
+// the old primaries rejoin in a reprotect (Rejoin answers final), not in
+// the promote.
+type EpochFencer interface {
+	Store
+	FencesByEpoch()
+}
+
+// UnitOps is the Unit of a store whose positions count writes (the
+// reference stamp's LSNs): its losses are counts of writes.
+const UnitOps = "ops"
 
 // FinalError is an answer no retry can change.
 type FinalError struct{ Err error }

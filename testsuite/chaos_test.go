@@ -123,7 +123,9 @@ func awaitRunning(ctx context.Context, t *testing.T, c client.Client, root, wid,
 		}
 		d, err := c.DescribeWorkflowExecution(ctx, root, "")
 		if err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			return false, fmt.Errorf("failover %s ended before %s ran in %s: nothing to strike", root, activity, wid)
+			var res workflows.FailoverResult
+			werr := c.GetWorkflow(ctx, root, "").Get(ctx, &res)
+			return false, fmt.Errorf("failover %s ended (%v, outcome %q) before %s ran in %s: nothing to strike", root, werr, res.Outcome, activity, wid)
 		}
 		return false, nil
 	}))
