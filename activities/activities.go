@@ -1,5 +1,7 @@
-// Package activities holds every side effect of a failover: the calls to the
-// stamps and to the location service. Activities are methods on Activities,
+// Package activities holds every side effect of a failover: the calls to
+// each account's store, through its driver (package driver: the reference
+// stamp's, Redis's, PostgreSQL's), and to the location service. Activities
+// are methods on Activities,
 // which holds the clients; the worker builds it once and registers the
 // pointer, and workflows call the methods through a nil *Activities so the
 // names are checked by the compiler.
