@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/batonhq/baton/stamp"
 )
@@ -119,5 +120,70 @@ func TestFenceReportsPartitionsItCouldNotFence(t *testing.T) {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
 		require.False(t, ae.NonRetryable(), "a partition that may come back is retried")
+	}
+}
+
+// TestStepsOutOfTimeReportNoPartition: a step whose own time runs out
+// while its store is slow (a local attempt's budget) fails, to be tried
+// again; it does not report the partitions it stopped waiting for as the
+// store's failures (a best-effort fence answering so would roll the
+// failover back, seen once in TestChaosWorkerKilledInEachPhase).
+func TestStepsOutOfTimeReportNoPartition(t *testing.T) {
+	w := newWorld(t)
+	w.write(t, 50)
+	ctx := context.Background()
+	src, dst := w.src.Base(), w.dst.Base()
+	slow := func(c *stamp.Client, op string) {
+		t.Helper()
+		require.NoError(t, c.ClearFaults(ctx))
+		require.NoError(t, c.AddFault(ctx, stamp.Fault{Scope: "control", Op: op, LatencyMillis: 2000}))
+	}
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+
+	slow(w.src, stamp.CtlFence)
+	_, err := w.acts.Fence(short(), FenceInput{Account: account, FromURL: src, Partitions: partitions, Epoch: 1,
+		BestEffort: true, Until: time.Now().Add(time.Minute)})
+	require.ErrorContains(t, err, "out of time")
+
+	require.NoError(t, w.src.ClearFaults(ctx))
+	_, err = w.acts.Fence(ctx, FenceInput{Account: account, FromURL: src, Partitions: partitions, Epoch: 1})
+	require.NoError(t, err)
+	slow(w.src, stamp.CtlFlushSend)
+	_, err = w.acts.FlushSend(short(), FlushSendInput{Account: account, FromURL: src, Partitions: AllPartitions(partitions)})
+	require.ErrorContains(t, err, "out of time")
+
+	require.NoError(t, w.src.ClearFaults(ctx))
+	sent, err := w.acts.FlushSend(ctx, FlushSendInput{Account: account, FromURL: src, Partitions: AllPartitions(partitions)})
+	require.NoError(t, err)
+	slow(w.dst, stamp.CtlFlushReplay)
+	_, err = w.acts.FlushReplay(short(), FlushReplayInput{Account: account, ToURL: dst, Targets: sent.Sent, ReportFailed: true})
+	require.ErrorContains(t, err, "out of time")
+}
+
+// TestPrecheckLocalAttemptRefusesNothing: the fast path's local attempt
+// has a budget of its own; a store that keeps failing through it fails
+// the attempt, for the precheck to go on as an activity with its whole
+// budget, instead of refusing the failover (seen once as "gave up after
+// 1s" under load).
+func TestPrecheckLocalAttemptRefusesNothing(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(w.acts)
+	env.SetTestTimeout(1500 * time.Millisecond)
+	for _, c := range []*stamp.Client{w.dst, w.src} {
+		require.NoError(t, c.AddFault(ctx, stamp.Fault{Scope: "control", Op: "status", ErrorRate: 1}))
+		_, err := env.ExecuteLocalActivity(w.acts.Precheck, PrecheckInput{Account: account, From: "stamp-a", To: "stamp-b"})
+		require.ErrorContains(t, err, "going on as an activity")
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) {
+			require.False(t, ae.NonRetryable(), "%v refused the failover", err)
+		}
+		require.NoError(t, c.ClearFaults(ctx))
 	}
 }

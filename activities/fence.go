@@ -117,6 +117,9 @@ func (a *Activities) Fence(ctx context.Context, in FenceInput) (res FenceResult,
 	if final != nil {
 		return res, classify(what, final)
 	}
+	if err := outOfTime(ctx, what, len(failed)); err != nil {
+		return res, err
+	}
 	for _, r := range done {
 		res.FinalLSN[r.Partition], res.Fenced[r.Partition] = r.Position, true
 	}

@@ -65,6 +65,9 @@ func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (res Flus
 			res.fail(r.Partition, r.Err)
 		}
 	}
+	if err := outOfTime(ctx, what, len(res.Failed)); err != nil {
+		return FlushSendResult{}, err
+	}
 	if len(res.Sent) == 0 {
 		return FlushSendResult{}, fmt.Errorf("%s: nothing sent: %s", what, res.LastError)
 	}
@@ -136,6 +139,9 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 			res.Failed = append(res.Failed, r.Partition)
 			res.Errors = append(res.Errors, r.Err.Error())
 		}
+	}
+	if err := outOfTime(ctx, what, len(res.Failed)); err != nil {
+		return FlushReplayResult{}, err
 	}
 	res.Timing = timing(ctx)
 	return res, nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
+	"go.temporal.io/sdk/activity"
 )
 
 // PrecheckInput asks whether Account can fail over to To.
@@ -110,7 +111,8 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 			in.Account,
 		)
 	}
-	pc := &precheck{a: a, in: in, start: activityStart(ctx), until: budget(ctx, time.Time{})}
+	pc := &precheck{a: a, in: in, start: activityStart(ctx), until: budget(ctx, time.Time{}),
+		local: activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity}
 	if err := pc.lookUp(ctx); errors.Is(err, errResumed) {
 		return pc.res, nil
 	} else if err != nil {
@@ -164,13 +166,22 @@ type precheck struct {
 	in    PrecheckInput
 	start time.Time
 	until time.Time
+	// local: a local attempt (the fast path's), whose budget is its own,
+	// not the precheck's.
+	local bool
 	acct  location.Account
 	dst   stamp.AccountStatus
 	res   PrecheckResult
 }
 
-// spent refuses once what kept failing has used up the budget.
+// spent refuses once what kept failing has used up the budget. A local
+// attempt's budget is not the precheck's: spent there, it fails to be
+// tried again as an activity with the whole budget, refusing nothing.
 func (pc *precheck) spent(what string, err error) error {
+	if pc.local {
+		return fmt.Errorf("precheck of %s: %s kept failing for the local attempt's %s (last: %v): going on as an activity",
+			pc.in.Account, what, time.Since(pc.start).Round(100*time.Millisecond), err)
+	}
 	return precheckFailed(
 		"precheck of %s gave up after %s: %s kept failing with answers that may go away (last: %v); nothing was touched: retry once it answers",
 		pc.in.Account,
@@ -307,6 +318,8 @@ func (pc *precheck) checkSource(ctx context.Context) error {
 	switch {
 	case err != nil && !in.Unplanned && !retryable(err):
 		return classify(fmt.Sprintf("precheck %s: status on source %s", in.Account, res.From), err)
+	case err != nil && !in.Unplanned && pc.local:
+		return pc.spent(fmt.Sprintf("the source stamp %s at %s", res.From, res.FromURL), err)
 	case err != nil && !in.Unplanned:
 		return classifyUnreachableSource(in.Account, res.From, err)
 	case err != nil:

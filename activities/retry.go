@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -111,4 +112,18 @@ func startedAt(ctx context.Context) time.Time {
 		return time.Time{}
 	}
 	return activity.GetInfo(ctx).StartedTime
+}
+
+// outOfTime is the error of an activity whose own time ran out (its
+// deadline passed, or it was cancelled) while partitions were still
+// failing: they failed because it stopped waiting, not because of their
+// store, and must not be reported as the store's failures. A local
+// attempt answering just after its budget would otherwise roll a fence
+// back, or set partitions aside, on its own timeout. The step is tried
+// again instead.
+func outOfTime(ctx context.Context, what string, failing int) error {
+	if err := ctx.Err(); err != nil && failing > 0 {
+		return fmt.Errorf("%s: out of time with %d partitions still to do: %w", what, failing, err)
+	}
+	return nil
 }
