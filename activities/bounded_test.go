@@ -187,3 +187,31 @@ func TestPrecheckLocalAttemptRefusesNothing(t *testing.T) {
 		require.NoError(t, c.ClearFaults(ctx))
 	}
 }
+
+// TestLocalAttemptsLeaveTheRestToAnActivity: a fence or a catch-up whose
+// local attempt ends with a partition still refused, or replication still
+// behind, fails the attempt (the step goes on as an activity with its
+// whole bounds) instead of answering: a best-effort fence would report
+// the partition unreachable and roll back, a catch-up would fence the lag.
+func TestLocalAttemptsLeaveTheRestToAnActivity(t *testing.T) {
+	w := newWorld(t)
+	w.write(t, 50)
+	ctx := context.Background()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(w.acts)
+	env.SetTestTimeout(time.Second)
+	src, dst := w.src.Base(), w.dst.Base()
+
+	require.NoError(t, w.src.AddFault(ctx, stamp.Fault{Scope: "control", Op: "status", ErrorRate: 1}))
+	_, err := env.ExecuteLocalActivity(w.acts.CatchUp, CatchUpInput{Account: account, FromURL: src, ToURL: dst,
+		Partitions: partitions, Timeout: time.Minute})
+	require.ErrorContains(t, err, "going on as an activity")
+	require.NoError(t, w.src.ClearFaults(ctx))
+
+	bad := 5
+	require.NoError(t, w.src.AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFence, Partition: &bad, Unreachable: true}))
+	_, err = env.ExecuteLocalActivity(w.acts.Fence, FenceInput{Account: account, FromURL: src, Partitions: partitions, Epoch: 1,
+		BestEffort: true, Until: time.Now().Add(time.Minute)})
+	require.ErrorContains(t, err, "going on as an activity")
+}

@@ -59,7 +59,8 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 	measure := func(ctx context.Context) (uint64, uint64, error) {
 		return storeLag(ctx, src.st, src.side, dst.side, in.Partitions)
 	}
-	deadline := budget(ctx, time.Now().Add(in.Timeout))
+	end := time.Now().Add(in.Timeout)
+	deadline := budget(ctx, end)
 	var res CatchUpResult
 	var settle settling
 	for {
@@ -78,7 +79,14 @@ func (a *Activities) CatchUp(ctx context.Context, in CatchUpInput) (CatchUpResul
 			}
 		}
 		activity.RecordHeartbeat(ctx, res)
-		if !time.Now().Before(deadline) {
+		switch {
+		case time.Now().Before(deadline):
+		case deadline.Before(end) && localAttempt(ctx):
+			// The local attempt's budget, not the catch-up's timeout:
+			// fencing now would fence the lag it was to drain.
+			return res, fmt.Errorf("catch up %s: %d ops behind at the end of the local attempt: going on as an activity",
+				in.Account, res.SendLagOps+res.ReplayLagOps)
+		default:
 			return res, nil
 		}
 		if !clock.Sleep(ctx, poll) {

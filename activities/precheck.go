@@ -8,7 +8,6 @@ import (
 
 	"github.com/batonhq/baton/location"
 	"github.com/batonhq/baton/stamp"
-	"go.temporal.io/sdk/activity"
 )
 
 // PrecheckInput asks whether Account can fail over to To.
@@ -112,7 +111,7 @@ func (a *Activities) Precheck(ctx context.Context, in PrecheckInput) (PrecheckRe
 		)
 	}
 	pc := &precheck{a: a, in: in, start: activityStart(ctx), until: budget(ctx, time.Time{}),
-		local: activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity}
+		local: localAttempt(ctx)}
 	if err := pc.lookUp(ctx); errors.Is(err, errResumed) {
 		return pc.res, nil
 	} else if err != nil {

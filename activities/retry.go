@@ -114,16 +114,28 @@ func startedAt(ctx context.Context) time.Time {
 	return activity.GetInfo(ctx).StartedTime
 }
 
-// outOfTime is the error of an activity whose own time ran out (its
-// deadline passed, or it was cancelled) while partitions were still
-// failing: they failed because it stopped waiting, not because of their
-// store, and must not be reported as the store's failures. A local
-// attempt answering just after its budget would otherwise roll a fence
-// back, or set partitions aside, on its own timeout. The step is tried
-// again instead.
+// outOfTime is the error of a step that stops with partitions still
+// failing because its own time ran out, not theirs: its deadline passed or
+// it was cancelled, or it is a local attempt (the fast path's), whose
+// budget of a second is its own, not the step's. What it did not do is for
+// another attempt (a local one goes on as an activity, with the step's
+// whole bounds), not failures of the store to report: a best-effort fence
+// would roll the failover back, a flush would set partitions aside.
 func outOfTime(ctx context.Context, what string, failing int) error {
-	if err := ctx.Err(); err != nil && failing > 0 {
-		return fmt.Errorf("%s: out of time with %d partitions still to do: %w", what, failing, err)
+	switch {
+	case failing == 0:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: out of time with %d partitions still to do: %w", what, failing, ctx.Err())
+	case localAttempt(ctx):
+		return fmt.Errorf("%s: out of time with %d partitions still to do in the local attempt: going on as an activity",
+			what, failing)
 	}
 	return nil
+}
+
+// localAttempt: ctx is a local activity's (the fast path's first attempt
+// of a step).
+func localAttempt(ctx context.Context) bool {
+	return activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity
 }
