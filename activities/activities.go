@@ -1,7 +1,10 @@
 // Package activities holds every side effect of a failover: the calls to
-// each account's store, through its driver (package driver: the reference
-// stamp's, Redis's, PostgreSQL's), and to the location service. Activities
-// are methods on Activities,
+// the location service, and to each account's store. A failover's steps
+// (catch-up, fence, flush-send, flush-replay, promote, unfence, the loss
+// ledger) go through the store's driver (package driver: the reference
+// stamp's, Redis's, PostgreSQL's); the stamp's precheck, reprotect and
+// drills read more of it than the contract carries and call its client.
+// Activities are methods on Activities,
 // which holds the clients; the worker builds it once and registers the
 // pointer, and workflows call the methods through a nil *Activities so the
 // names are checked by the compiler.

@@ -215,3 +215,26 @@ func TestLocalAttemptsLeaveTheRestToAnActivity(t *testing.T) {
 		BestEffort: true, Until: time.Now().Add(time.Minute)})
 	require.ErrorContains(t, err, "going on as an activity")
 }
+
+// TestWholeCallRefusalNamesNoPartition: a stamp refusing a call as a
+// whole (a fence at a stale epoch) fails the step as a stale epoch, naming
+// no partition (it is not any one partition's); one partition refused on
+// its own is named.
+func TestWholeCallRefusalNamesNoPartition(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	_, err := exec[FenceResult](t, w, w.acts.Fence, FenceInput{Account: account, FromURL: w.src.Base(), Partitions: partitions, Epoch: 7})
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, ErrTypeStaleEpoch, ae.Type())
+	_, named := RefusedPartition(err)
+	require.False(t, named, "%v names a partition", err)
+
+	bad := 6
+	require.NoError(t, w.src.AddFault(ctx, stamp.Fault{Scope: "control", Op: stamp.CtlFence, Partition: &bad, ErrorRate: 1,
+		Code: stamp.CodeConflict}))
+	_, err = exec[FenceResult](t, w, w.acts.Fence, FenceInput{Account: account, FromURL: w.src.Base(), Partitions: partitions, Epoch: 1})
+	pf, named := RefusedPartition(err)
+	require.True(t, named, "%v names no partition", err)
+	require.Equal(t, bad, pf.Partition)
+}

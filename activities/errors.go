@@ -72,6 +72,15 @@ type Refusal struct {
 	Err       error
 }
 
+// refusal is partition p's refusal err, unless err is the answer of a
+// whole call (driver.WholeCall): that names no partition.
+func refusal(p int, err error) error {
+	if driver.IsWholeCall(err) {
+		return err
+	}
+	return &Refusal{Partition: p, Err: err}
+}
+
 func (r *Refusal) Error() string { return fmt.Sprintf("partition %d: %v", r.Partition, r.Err) }
 func (r *Refusal) Unwrap() error { return r.Err }
 

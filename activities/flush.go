@@ -46,21 +46,29 @@ func (r *FlushSendResult) fail(p int, err error) {
 // partition refused on its own is reported in Failed while the others are
 // sent (the stamp's driver retries a group call that failed on the way
 // partition by partition, so one bad partition cannot stall the rest). It
-// returns an error only if nothing was sent, or for a final refusal.
+// returns an error only for a call that failed as a whole, or for a final
+// refusal.
 func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (res FlushSendResult, err error) {
 	defer keepAlive(ctx)()
 	defer res.Timing.record(ctx)
+	if len(in.Partitions) == 0 {
+		return res, nil
+	}
 	what := fmt.Sprintf("flush-send %s (%d partitions from %d)", in.Account, len(in.Partitions), in.Partitions[0])
 	ss, err := a.storeFor(ctx, in.Account, in.FromURL)
 	if err != nil {
 		return res, classify(what, err)
 	}
+	whole := 0 // partitions that failed with the whole call
 	for _, r := range ss.st.FlushSend(ctx, ss.side, ss.other, in.Partitions) {
+		if r.Err != nil && driver.IsWholeCall(r.Err) {
+			whole++
+		}
 		switch {
 		case r.Err == nil:
 			res.Sent = append(res.Sent, PartitionLSN{Partition: r.Partition, LSN: r.Position, Millis: r.Took.Milliseconds()})
 		case driver.IsFinal(r.Err):
-			return FlushSendResult{}, classify(what, &Refusal{Partition: r.Partition, Err: r.Err})
+			return FlushSendResult{}, classify(what, refusal(r.Partition, r.Err))
 		default:
 			res.fail(r.Partition, r.Err)
 		}
@@ -68,8 +76,8 @@ func (a *Activities) FlushSend(ctx context.Context, in FlushSendInput) (res Flus
 	if err := outOfTime(ctx, what, len(res.Failed)); err != nil {
 		return FlushSendResult{}, err
 	}
-	if len(res.Sent) == 0 {
-		return FlushSendResult{}, fmt.Errorf("%s: nothing sent: %s", what, res.LastError)
+	if whole == len(in.Partitions) {
+		return FlushSendResult{}, fmt.Errorf("%s: %s", what, res.Errors[0])
 	}
 	return res, nil
 }
@@ -108,6 +116,9 @@ type FlushReplayResult struct {
 func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (FlushReplayResult, error) {
 	// A slow answer must not look like a dead worker.
 	defer keepAlive(ctx)()
+	if len(in.Targets) == 0 {
+		return FlushReplayResult{Timing: timing(ctx)}, nil
+	}
 	what := fmt.Sprintf("flush-replay %s (%d partitions from %d)", in.Account, len(in.Targets), in.Targets[0].Partition)
 	ss, err := a.storeFor(ctx, in.Account, in.ToURL)
 	if err != nil {
@@ -126,7 +137,7 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 	rs := ss.st.FlushReplay(ctx, ss.side, targets, progress)
 	// A final refusal first: it is why the others were not waited for.
 	if i := slices.IndexFunc(rs, func(r driver.Result) bool { return driver.IsFinal(r.Err) }); i >= 0 {
-		return FlushReplayResult{}, classify(what, &Refusal{Partition: rs[i].Partition, Err: rs[i].Err})
+		return FlushReplayResult{}, classify(what, refusal(rs[i].Partition, rs[i].Err))
 	}
 	var res FlushReplayResult
 	for _, r := range rs {
@@ -134,7 +145,7 @@ func (a *Activities) FlushReplay(ctx context.Context, in FlushReplayInput) (Flus
 		case r.Err == nil:
 			res.Replayed = append(res.Replayed, PartitionLSN{Partition: r.Partition, LSN: r.Position, Millis: r.Took.Milliseconds()})
 		case !in.ReportFailed:
-			return FlushReplayResult{}, classify(what, &Refusal{Partition: r.Partition, Err: r.Err})
+			return FlushReplayResult{}, classify(what, refusal(r.Partition, r.Err))
 		default:
 			res.Failed = append(res.Failed, r.Partition)
 			res.Errors = append(res.Errors, r.Err.Error())

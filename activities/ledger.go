@@ -67,7 +67,7 @@ func (a *Activities) LossLedger(ctx context.Context, in LossLedgerInput) ([]Loss
 	out := make([]LossEntry, 0, len(in.Partitions))
 	for _, l := range lr.Losses(ctx, ss.side, in.Partitions) {
 		if l.Err != nil {
-			return nil, classify(what, &Refusal{Partition: l.Partition, Err: l.Err})
+			return nil, classify(what, refusal(l.Partition, l.Err))
 		}
 		out = append(out, lossEntry(l, in.GivenUpAt))
 	}

@@ -155,7 +155,7 @@ func refence(ctx context.Context, ss storeSide, ps []int, unplanned bool) (gone 
 	}
 	for _, r := range ss.st.Fence(ctx, ss.other, still, fenceLease) {
 		if r.Err != nil {
-			return nil, &Refusal{Partition: r.Partition, Err: r.Err}
+			return nil, refusal(r.Partition, r.Err)
 		}
 	}
 	return gone, nil

@@ -100,7 +100,7 @@ func untilDone[R any](ctx context.Context, until time.Time, ps []int, step func(
 			case err == nil:
 				done = append(done, r)
 			case driver.IsFinal(err):
-				return done, nil, &Refusal{Partition: p, Err: err}
+				return done, nil, refusal(p, err)
 			default:
 				again = append(again, p)
 				failed = append(failed, PartitionFailure{Partition: p, Error: err.Error()})
@@ -120,8 +120,10 @@ func untilAll(ctx context.Context, until time.Time, ps []int,
 }
 
 // storeLag sums, over every partition, what each primary wrote that its
-// replica has not acknowledged (send) and what each replica received but
-// has not replayed (replay); both sides are read at once.
+// replica has not received (send) and what each replica received but has
+// not replayed
+// (replay); both sides are read at once. A partition already promoted
+// (its primary on dst, a resumed failover's) has no lag left to drain.
 func storeLag(ctx context.Context, st driver.Store, src, dst driver.Side, partitions int) (send, replay uint64, err error) {
 	ps := AllPartitions(partitions)
 	var sp, dp []driver.Positions
@@ -136,7 +138,10 @@ func storeLag(ctx context.Context, st driver.Store, src, dst driver.Side, partit
 		if err := dp[i].Err; err != nil {
 			return 0, 0, fmt.Errorf("destination: %w", err)
 		}
-		send += sp[i].Written - min(sp[i].Acked, sp[i].Written)
+		if !sp[i].Primary || dp[i].Primary {
+			continue
+		}
+		send += sp[i].Written - min(dp[i].Written, sp[i].Written)
 		replay += dp[i].Written - min(dp[i].Replayed, dp[i].Written)
 	}
 	return send, replay, nil

@@ -206,3 +206,27 @@ func TestLossLedgerStore(t *testing.T) {
 	require.Equal(t, []LossEntry{{Partition: 0, FromLSN: 90, ToLSN: 100, Unit: "WAL bytes", From: "0/1",
 		Pending: "read its WAL"}}, ledger)
 }
+
+// Catch-up measures, per shard, what the replica has not received (send)
+// and what it received but has not replayed (replay); a shard already
+// promoted (a resumed failover's) has nothing left to drain.
+func TestCatchUpStoreLag(t *testing.T) {
+	w := newStoreWorld(t)
+	w.st.servers["b0:1"].written = 95 // received 95 of the primary's 100, replayed 90
+	in := CatchUpInput{Account: "db", FromURL: "postgres://site-a", ToURL: "postgres://site-b", Partitions: 2,
+		Timeout: 300 * time.Millisecond, Poll: 50 * time.Millisecond}
+	var res CatchUpResult
+	v, err := w.env.ExecuteActivity(w.acts.CatchUp, in)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&res))
+	require.False(t, res.CaughtUp)
+	require.Equal(t, uint64(5), res.SendLagOps)
+	require.Equal(t, uint64(5), res.ReplayLagOps)
+
+	w.st.servers["b0:1"].primary = true
+	v, err = w.env.ExecuteActivity(w.acts.CatchUp, in)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&res))
+	require.True(t, res.CaughtUp)
+	require.Zero(t, res.SendLagOps+res.ReplayLagOps)
+}

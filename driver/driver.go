@@ -68,11 +68,12 @@ type Result struct {
 // Positions is where a partition's replication stands.
 type Positions struct {
 	Partition int
-	// Primary is true when the server answering takes writes.
+	// Primary is true when the server answering is its partition's
+	// primary (fenced or not).
 	Primary bool
-	// Written: the primary's last position; Acked: what its replica
-	// confirmed it received; Replayed: what the replica applied (on a
-	// replica's side, its own).
+	// On a primary, Written is its last position and Acked what its
+	// replica confirmed it received; on a replica, Written is what it
+	// received and Replayed what it applied.
 	Written, Acked, Replayed uint64
 	Err                      error
 }
@@ -82,9 +83,11 @@ type Store interface {
 	Kind() Kind
 	// Positions reads each partition's positions on side.
 	Positions(ctx context.Context, side Side, ps []int) []Positions
-	// Fence stops the primaries of ps taking writes for at most lease (a
-	// fence outlives no crashed orchestrator); after it answers, no write
-	// commits there. Position: the final written position.
+	// Fence stops the primaries of ps taking writes; after it answers, no
+	// write commits there. A store whose fence can lapse holds it for at
+	// most lease (it outlives no crashed orchestrator); one fencing by
+	// epoch holds it until an unfence or a promote elsewhere. Position:
+	// the final written position.
 	Fence(ctx context.Context, primary Side, ps []int, lease time.Duration) []Result
 	// Unfence lets the primaries take writes again (a rollback).
 	Unfence(ctx context.Context, primary Side, ps []int) []Result
@@ -115,8 +118,9 @@ type LossReader interface {
 }
 
 // Loss is what a replica knows of its lost primary. Everything the primary
-// wrote from Replayed on is lost; Received-Replayed of it reached the
-// replica but cannot be applied (a record the primary's end cut short).
+// wrote past Replayed is lost (a flush-replay to 0 applied all it could);
+// Received-Replayed of it reached the replica but could not be applied
+// (PostgreSQL: a record the primary's end cut short).
 // Past Received only the old primary's own log knows: Pending says where
 // to read it.
 type Loss struct {
@@ -134,6 +138,28 @@ type Loss struct {
 	// FromText is Replayed as the store writes it (a WAL LSN's X/Y).
 	Unit, FromText, Pending string
 	Err                     error
+}
+
+// CallError is the answer of a whole call, set on each of its partitions:
+// it says nothing of the partition it is on (a request refused as a whole,
+// a call that failed on the way), so a caller names none.
+type CallError struct{ Err error }
+
+func (e *CallError) Error() string { return e.Err.Error() }
+func (e *CallError) Unwrap() error { return e.Err }
+
+// WholeCall marks err as a whole call's answer (nil stays nil).
+func WholeCall(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &CallError{Err: err}
+}
+
+// IsWholeCall reports whether err is a whole call's answer.
+func IsWholeCall(err error) bool {
+	var ce *CallError
+	return errors.As(err, &ce)
 }
 
 // EpochFencer is a store whose fence is durable and whose promote moves

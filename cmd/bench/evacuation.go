@@ -51,6 +51,8 @@ type evacuationScenario struct {
 
 // evacuationOptions are the bench flags the evacuation scenarios follow.
 type evacuationOptions struct {
+	// only names the scenarios to run (1000x16, 10000x1, 200x64).
+	only        []string
 	durable     bool
 	scale       float64
 	timeline    bool
@@ -63,6 +65,12 @@ func evacuationScenarios(ctx context.Context, out io.Writer, dir string, o evacu
 		{name: "evac-1000x16", accounts: 1000, partitions: 16, target: evac1000x16Target, loop: true},
 		{name: "evac-10000x1", accounts: 10000, partitions: 1, target: evac10000x1Target},
 		{name: "evac-200x64", accounts: 200, partitions: 64, loaded: true},
+	}
+	scenarios = slices.DeleteFunc(scenarios, func(s evacuationScenario) bool {
+		return !slices.Contains(o.only, strings.TrimPrefix(s.name, "evac-"))
+	})
+	if len(scenarios) == 0 {
+		return fmt.Errorf("--evacuations %s: no such scenario: name 1000x16, 10000x1 or 200x64", strings.Join(o.only, ","))
 	}
 	k := o.maxInFlight
 	if k == 0 {

@@ -47,6 +47,7 @@ func run(args []string, out io.Writer) error {
 	evacuation := fs.Bool("evacuation", true, "also run the stamp-evacuation scenarios (1,000 x 16, 10,000 x 1, 200 x 64 loaded)")
 	evacK := fs.Int("max-in-flight", 0, "K of the evacuations (0 = the workflow's default)")
 	evacScale := fs.Float64("evacuation-scale", 1, "scale the evacuations' account counts (targets apply at 1 only)")
+	evacOnly := fs.String("evacuations", "1000x16,10000x1,200x64", "the evacuation scenarios to run, of 1000x16, 10000x1 and 200x64 (loaded)")
 	seedKeys := fs.Int("seed-keys", 1_000_000, "keys of the account the seeding scenario copies to a wiped stamp")
 	durable := fs.Bool("durable", true, "stamps fsync to disk (false = memory mode)")
 	dir := fs.String("dir", "", "logs and data, kept (default: a temporary directory, removed at the end unless something fails)")
@@ -111,7 +112,7 @@ func run(args []string, out io.Writer) error {
 		}
 		if *evacuation {
 			return evacuationScenarios(ctx, out, rd.Path, evacuationOptions{durable: *durable, scale: *evacScale,
-				timeline: *timeline, maxInFlight: *evacK}, &t)
+				timeline: *timeline, maxInFlight: *evacK, only: strings.Split(*evacOnly, ",")}, &t)
 		}
 		return nil
 	})

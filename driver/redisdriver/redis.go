@@ -111,7 +111,7 @@ func (d *Driver) Positions(ctx context.Context, side driver.Side, ps []int) []dr
 		if out[i].Primary {
 			out[i].Written, out[i].Acked = info.masterOffset, info.replicaAck
 		} else {
-			out[i].Written, out[i].Replayed = info.masterOffset, info.replayed
+			out[i].Written, out[i].Replayed = info.received, info.replayed
 		}
 	})
 	return out

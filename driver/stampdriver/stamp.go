@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/batonhq/baton/driver"
@@ -145,20 +146,32 @@ type Answer struct {
 
 // Control calls call on consecutive chunks of ps (ParallelChunks at once)
 // and answers each partition of ps, in ps's order: a chunk whose call
-// failed on the way answers that error for each of its partitions; a
-// partition refused on its own, its refusal.
+// failed answers that error for each of its partitions (a
+// driver.WholeCall); a partition refused on its own, its refusal. Once an
+// answer is final no further chunk is called (its partitions answer that
+// they were not), so a stale epoch does not go on to fence or promote the
+// chunks after it.
 func Control(ctx context.Context, ps []int,
 	call func(ctx context.Context, chunk []int) (stamp.ControlResponse, error)) []Answer {
 	out := make([]Answer, len(ps))
 	sem := make(chan struct{}, ParallelChunks)
 	var wg sync.WaitGroup
+	var refused atomic.Bool
 	for lo := 0; lo < len(ps); lo += ChunkSize {
 		hi := min(lo+ChunkSize, len(ps))
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			if refused.Load() {
+				answerChunk(out[lo:hi], ps[lo:hi], stamp.ControlResponse{},
+					errors.New("not called: a partition of an earlier chunk was refused"))
+				return
+			}
 			r, err := call(ctx, ps[lo:hi])
 			answerChunk(out[lo:hi], ps[lo:hi], r, err)
+			if slices.ContainsFunc(out[lo:hi], func(a Answer) bool { return driver.IsFinal(a.Err) }) {
+				refused.Store(true)
+			}
 		})
 	}
 	wg.Wait()
@@ -177,8 +190,8 @@ func answerChunk(out []Answer, chunk []int, r stamp.ControlResponse, err error) 
 	for i, p := range chunk {
 		res, ok := byPartition[p]
 		switch {
-		case !ok && len(byPartition) == 0:
-			out[i] = Answer{ControlResult: stamp.ControlResult{Partition: p}, Err: classify(err)}
+		case !ok && err != nil && len(byPartition) == 0:
+			out[i] = Answer{ControlResult: stamp.ControlResult{Partition: p}, Err: wholeCall(chunk, classify(err))}
 		case !ok:
 			out[i] = Answer{ControlResult: stamp.ControlResult{Partition: p},
 				Err: fmt.Errorf("partition %d is missing from the stamp's answer", p)}
@@ -227,6 +240,15 @@ func perPartition(ps []int, f func(i, p int)) {
 		})
 	}
 	wg.Wait()
+}
+
+// wholeCall marks err, the answer of a call on ps, as the whole call's
+// when the call named more than one partition.
+func wholeCall(ps []int, err error) error {
+	if len(ps) > 1 {
+		return driver.WholeCall(err)
+	}
+	return err
 }
 
 func took(from, to time.Time) time.Duration {
@@ -320,7 +342,7 @@ func (rp *replayPoll) run(ctx context.Context) {
 			err = classify(err)
 			if driver.IsFinal(err) || ctx.Err() != nil || time.Since(failingSince) >= rp.d.ReplayRetryFor ||
 				!clock.Sleep(ctx, backoff) {
-				rp.answerRest(err)
+				rp.answerRest(wholeCall(rp.todo, err))
 				return
 			}
 			backoff = min(2*backoff, 2*time.Second)

@@ -191,3 +191,24 @@ func TestLossesOfAGoneSource(t *testing.T) {
 	}
 	require.Equal(t, uint64(50), replayed)
 }
+
+// TestControlAnswersEveryPartition: an answer that leaves a partition out
+// is not that partition's success, and a call that failed as a whole is
+// each partition's error, marked as the whole call's.
+func TestControlAnswersEveryPartition(t *testing.T) {
+	ctx := context.Background()
+	as := stampdriver.Control(ctx, []int{4, 5}, func(context.Context, []int) (stamp.ControlResponse, error) {
+		return stamp.ControlResponse{Results: []stamp.ControlResult{{Partition: 5, LSN: 9}}}, nil
+	})
+	require.ErrorContains(t, as[0].Err, "missing from the stamp's answer")
+	require.NoError(t, as[1].Err)
+	require.Equal(t, uint64(9), as[1].LSN)
+
+	stale := &stamp.APIError{Status: 409, ErrorBody: stamp.ErrorBody{Code: stamp.CodeStaleEpoch, Message: "epoch 7 is not 1"}}
+	as = stampdriver.Control(ctx, []int{1, 2}, func(context.Context, []int) (stamp.ControlResponse, error) {
+		return stamp.ControlResponse{}, stale
+	})
+	for _, a := range as {
+		require.True(t, driver.IsFinal(a.Err) && driver.IsWholeCall(a.Err), "%v", a.Err)
+	}
+}
