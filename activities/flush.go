@@ -6,8 +6,9 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"github.com/batonhq/baton/driver"
 	"go.temporal.io/sdk/activity"
+
+	"github.com/batonhq/baton/driver"
 )
 
 // PartitionLSN is one partition's LSN and how long the step took for it.

@@ -6,9 +6,10 @@ import (
 	"slices"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/batonhq/baton/driver"
 	"github.com/batonhq/baton/location"
-	"go.temporal.io/sdk/activity"
 )
 
 // PromoteInput promotes every partition on the destination and moves the
