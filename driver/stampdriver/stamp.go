@@ -31,19 +31,25 @@ const ChunkSize = 1000
 // ParallelChunks is how many chunked calls run at once against one stamp.
 const ParallelChunks = 4
 
+// replayWait is each flush-replay call's long poll (each answer a
+// progress report); replayRetryFor bounds the retries of a whole
+// flush-replay call that fails on the way, after which its partitions
+// still to replay answer that error.
+const (
+	replayWait     = time.Second
+	replayRetryFor = 5 * time.Second
+	// The backoff between whole calls that fail on the way.
+	firstBackoff, maxBackoff = 100 * time.Millisecond, 2 * time.Second
+)
+
 // Driver is the reference stamp's driver.
 type Driver struct {
 	client func(base string) *stamp.Client
-	// ReplayWait is each flush-replay call's long poll (each answer a
-	// progress report); ReplayRetryFor bounds the retries of a whole
-	// flush-replay call that fails on the way, after which its partitions
-	// still to replay answer that error.
-	ReplayWait, ReplayRetryFor time.Duration
 }
 
 // New returns the driver calling each stamp through client(base URL).
 func New(client func(base string) *stamp.Client) *Driver {
-	return &Driver{client: client, ReplayWait: time.Second, ReplayRetryFor: 5 * time.Second}
+	return &Driver{client: client}
 }
 
 // Kind is driver.KindStamp.
@@ -295,11 +301,11 @@ func (d *Driver) Losses(ctx context.Context, replica driver.Side, ps []int) []dr
 // A partition refused on its own answers its refusal while the others go
 // on; a final refusal stops the wait, the partitions still replaying
 // answering that they were not waited for. A whole call that keeps
-// failing on the way for ReplayRetryFor answers its error for every
+// failing on the way for replayRetryFor answers its error for every
 // partition still to replay.
 func (d *Driver) FlushReplay(ctx context.Context, replica driver.Side, targets map[int]uint64,
 	progress func(p int)) []driver.Result {
-	rp := replayPoll{d: d, c: d.client(replica.Endpoint(0)), account: replica.Account, targets: targets,
+	rp := replayPoll{c: d.client(replica.Endpoint(0)), account: replica.Account, targets: targets,
 		progress: progress, done: make(map[int]driver.Result, len(targets))}
 	for p := range targets {
 		rp.todo = append(rp.todo, p)
@@ -317,7 +323,6 @@ func (d *Driver) FlushReplay(ctx context.Context, replica driver.Side, targets m
 // replayPoll is one FlushReplay's state: the partitions still to replay
 // and the answers of the others.
 type replayPoll struct {
-	d        *Driver
 	c        *stamp.Client
 	account  string
 	targets  map[int]uint64
@@ -329,10 +334,10 @@ type replayPoll struct {
 // run long-polls until every partition has its answer.
 func (rp *replayPoll) run(ctx context.Context) {
 	var failingSince time.Time
-	backoff := 100 * time.Millisecond
+	backoff := firstBackoff
 	for len(rp.todo) > 0 {
 		r, err := rp.c.FlushReplay(ctx, rp.account, stamp.ControlRequest{
-			Partitions: rp.todo, Targets: rp.targetsOf(rp.todo), WaitMillis: int(rp.d.ReplayWait.Milliseconds()),
+			Partitions: rp.todo, Targets: rp.targetsOf(rp.todo), WaitMillis: int(replayWait.Milliseconds()),
 		})
 		var pe *stamp.PartitionErrors
 		if err != nil && !errors.As(err, &pe) {
@@ -340,15 +345,15 @@ func (rp *replayPoll) run(ctx context.Context) {
 				failingSince = time.Now()
 			}
 			err = classify(err)
-			if driver.IsFinal(err) || ctx.Err() != nil || time.Since(failingSince) >= rp.d.ReplayRetryFor ||
+			if driver.IsFinal(err) || ctx.Err() != nil || time.Since(failingSince) >= replayRetryFor ||
 				!clock.Sleep(ctx, backoff) {
 				rp.answerRest(wholeCall(rp.todo, err))
 				return
 			}
-			backoff = min(2*backoff, 2*time.Second)
+			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		failingSince, backoff = time.Time{}, 100*time.Millisecond
+		failingSince, backoff = time.Time{}, firstBackoff
 		if final := rp.take(r.Results); final != nil {
 			rp.answerRest(fmt.Errorf("not waited for: %v", final))
 			return

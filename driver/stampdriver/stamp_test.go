@@ -49,6 +49,15 @@ func newPair(t *testing.T, account string, partitions int) *pair {
 	}
 }
 
+// write puts n keys on the primary, at epoch 1.
+func (p *pair) write(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		_, err := p.a.Put(context.Background(), p.pa.Account, fmt.Sprintf("k%d", i), "v", 1)
+		require.NoError(t, err)
+	}
+}
+
 func all(n int) []int {
 	ps := make([]int, n)
 	for i := range ps {
@@ -70,10 +79,7 @@ func TestFailoverThroughTheContract(t *testing.T) {
 	const account, n = "acct", 8
 	p := newPair(t, account, n)
 	ctx := context.Background()
-	for i := range 200 {
-		_, err := p.a.Put(ctx, account, fmt.Sprintf("k%d", i), "v", 1)
-		require.NoError(t, err)
-	}
+	p.write(t, 200)
 	pos := p.d.Positions(ctx, p.pa, all(n))
 	for _, x := range pos {
 		require.NoError(t, x.Err)
@@ -172,10 +178,7 @@ func TestLossesOfAGoneSource(t *testing.T) {
 	const account, n = "acct", 2
 	p := newPair(t, account, n)
 	ctx := context.Background()
-	for i := range 50 {
-		_, err := p.a.Put(ctx, account, fmt.Sprintf("k%d", i), "v", 1)
-		require.NoError(t, err)
-	}
+	p.write(t, 50)
 	// Everything written reaches the secondary (a fence, then a
 	// flush-send), and a replay to 0 replays everything received.
 	noErrors(t, p.d.Fence(ctx, p.pa, all(n), time.Minute))
